@@ -1,0 +1,208 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Every error answer has one shape: `{"error": {"code": "...", "message": "...", ...details}}`.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public enum Detail: Encodable, Sendable, Equatable {
+        case string(String)
+        case int(Int)
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .string(let value): try container.encode(value)
+            case .int(let value): try container.encode(value)
+            }
+        }
+    }
+
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+    public var details: [String: Detail] = [:]
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, code: String, message: String, details: [String: Detail] = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body: [String: Detail] = details
+        body["code"] = .string(code)
+        body["message"] = .string(message)
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        let data = try JSONEncoder.sortedKeys.encode(["error": body])
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func badRequest(_ message: String, code: String = "bad_request", details: [String: Detail] = [:]) -> APIError {
+        APIError(.badRequest, code: code, message: message, details: details)
+    }
+
+    static func unprocessable(_ message: String, code: String = "invalid", details: [String: Detail] = [:]) -> APIError {
+        APIError(.unprocessableContent, code: code, message: message, details: details)
+    }
+
+    static func unauthorized(_ message: String = "Authentication required.") -> APIError {
+        var error = APIError(.unauthorized, code: "unauthenticated", message: message)
+        error.headers[.wwwAuthenticate] = "Bearer"
+        return error
+    }
+
+    static func forbidden(_ message: String = "Your role does not allow this.") -> APIError {
+        APIError(.forbidden, code: "forbidden", message: message)
+    }
+
+    static func notFound(_ message: String) -> APIError {
+        APIError(.notFound, code: "not_found", message: message)
+    }
+
+    static func conflict(_ message: String) -> APIError {
+        APIError(.conflict, code: "conflict", message: message)
+    }
+
+    static func tooLarge(_ message: String) -> APIError {
+        APIError(.contentTooLarge, code: "too_large", message: message)
+    }
+
+    static func tooManyRequests(retryAfter seconds: Int, _ message: String) -> APIError {
+        var error = APIError(.tooManyRequests, code: "rate_limited", message: message, details: ["retryAfter": .int(seconds)])
+        error.headers[.retryAfter] = String(seconds)
+        return error
+    }
+
+    static func unavailable(retryAfter seconds: Int, _ message: String) -> APIError {
+        var error = APIError(.serviceUnavailable, code: "unavailable", message: message, details: ["retryAfter": .int(seconds)])
+        error.headers[.retryAfter] = String(seconds)
+        return error
+    }
+}
+
+/// Turns every error that reaches the top of the router into the JSON error shape, so that
+/// Hummingbird's own errors (no route, body too large) and decoding failures look like ours.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as HTTPError {
+            let code =
+                switch error.status {
+                case .notFound: "not_found"
+                case .contentTooLarge: "too_large"
+                case .methodNotAllowed: "method_not_allowed"
+                case .unauthorized: "unauthenticated"
+                default: "http_\(error.status.code)"
+                }
+            var apiError = APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase)
+            apiError.headers = error.headers
+            return try apiError.response(from: request, context: context)
+        } catch let error as DecodingError {
+            return try APIError.badRequest(DecodingProblem(error).message, code: "malformed").response(from: request, context: context)
+        } catch let error as StoreError {
+            switch error {
+            case .conflict(let message):
+                return try APIError.conflict(message).response(from: request, context: context)
+            case .unavailable:
+                return try APIError.unavailable(retryAfter: 2, "The database is unavailable.").response(from: request, context: context)
+            }
+        } catch {
+            context.logger.error("Unhandled error", metadata: ["error": "\(String(reflecting: error))"])
+            return try APIError(.internalServerError, code: "internal", message: "Internal server error.")
+                .response(from: request, context: context)
+        }
+    }
+}
+
+/// A readable description of a JSON decoding failure, with where it happened.
+struct DecodingProblem {
+    /// Position in the top-level array, when the failure is inside one.
+    var index: Int?
+    var field: String?
+    var message: String
+
+    init(_ error: DecodingError) {
+        let path: [any CodingKey]
+        let description: String
+        switch error {
+        case .typeMismatch(let type, let context):
+            path = context.codingPath
+            description = "expected \(Self.name(of: type))"
+        case .valueNotFound(let type, let context):
+            path = context.codingPath
+            description = "expected \(Self.name(of: type)), found null"
+        case .keyNotFound(let key, let context):
+            path = context.codingPath + [key]
+            description = "is required"
+        case .dataCorrupted(let context):
+            path = context.codingPath
+            description = path.isEmpty ? "the body is not valid JSON" : context.debugDescription
+        @unknown default:
+            path = []
+            description = "could not be decoded"
+        }
+        index = path.first?.intValue
+        let names = (index == nil ? path : Array(path.dropFirst())).map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+        field = names.isEmpty ? nil : names.joined(separator: ".")
+        switch (index, field) {
+        case (let index?, let field?): message = "Item \(index): field '\(field)' \(description)."
+        case (nil, let field?): message = "Field '\(field)' \(description)."
+        case (let index?, nil): message = "Item \(index): \(description)."
+        case (nil, nil): message = "Malformed JSON: \(description)."
+        }
+    }
+
+    var details: [String: APIError.Detail] {
+        var details: [String: APIError.Detail] = [:]
+        if let index { details["index"] = .int(index) }
+        if let field { details["field"] = .string(field) }
+        return details
+    }
+
+    private static func name(of type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Double.Type, is Float.Type: "a number"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Bool.Type: "a boolean"
+        case is [String: String].Type: "an object of strings"
+        default:
+            String(describing: type).hasPrefix("Array") ? "an array" : "an object"
+        }
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder of every JSON answer: camelCase keys as declared, sorted for stable output.
+    static let sortedKeys: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamp.format(date))
+        }
+        return encoder
+    }()
+}
+
+extension JSONDecoder {
+    /// The decoder of every JSON body: timestamps as ISO-8601 with or without milliseconds.
+    static let pulseboard: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "is not an ISO-8601 timestamp")
+            }
+            return date
+        }
+        return decoder
+    }()
+}

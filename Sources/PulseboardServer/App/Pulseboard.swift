@@ -1,0 +1,94 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import Mustache
+import ServiceLifecycle
+
+/// The assembled server: storage, writer, hub, collector and routes, built from a configuration
+/// by constructor injection. `application` runs everything under ServiceLifecycle.
+public struct Pulseboard {
+    public let application: Application<RouterResponder<AppRequestContext>>
+    public let store: any Store
+    public let hub: Hub
+    /// The admin password when this start created the admin with a generated one (print it once).
+    public let generatedAdminPassword: String?
+    let routes: [RecordingRouter.Route]
+
+    public static func build(_ config: ServerConfig, logger: Logger) async throws -> Pulseboard {
+        try Bootstrap.prepareDataDirectory(config.dataDirectory)
+        let store = try SQLiteStore(path: config.databasePath)
+        try await store.migrate()
+        let secret = try Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory)
+        let hasher = PasswordHasher(cost: config.bcryptCost)
+        let auth = try await AuthService(
+            store: store,
+            accessTokens: try await AccessTokens(secret: secret, lifetime: config.accessTokenLifetime),
+            hasher: hasher,
+            limiter: LoginLimiter(limits: config.loginLimits),
+            refreshLifetime: config.refreshTokenLifetime,
+            sessionLifetime: config.sessionLifetime
+        )
+        let generatedPassword = try await Bootstrap.ensureAdmin(
+            store: store,
+            hasher: hasher,
+            email: config.adminEmail,
+            password: config.adminPassword
+        )
+
+        let telemetry = Telemetry()
+        let hub = Hub(ringCapacity: config.liveHistory)
+        let writer = Writer(store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
+        var services: [any Service] = [
+            writer,
+            MaintenanceService(
+                store: store,
+                retention: .seconds(config.retentionDays * 86_400),
+                idempotencyLifetime: .seconds(config.idempotencyHours * 3600),
+                logger: logger
+            ),
+        ]
+        if config.hostMetrics {
+            services.append(HostCollector(writer: writer, telemetry: telemetry, interval: config.collectInterval, demo: config.demo, logger: logger))
+        }
+
+        let router = Router(context: AppRequestContext.self)
+        router.add(middleware: RequestTelemetryMiddleware(telemetry: telemetry))
+        router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: AuthMiddleware(auth: auth))
+        let routes = RecordingRouter(router)
+        OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).addRoutes(to: routes)
+        AuthController(auth: auth).addRoutes(to: routes)
+        UsersController(store: store, hasher: hasher).addRoutes(to: routes)
+        TokensController(auth: auth).addRoutes(to: routes)
+        IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).addRoutes(to: routes)
+        HistoryController(store: store).addRoutes(to: routes)
+        LiveController(
+            session: LiveSession(
+                hub: hub,
+                auth: auth,
+                telemetry: telemetry,
+                settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
+            )
+        ).addRoutes(to: routes)
+        WebController(
+            auth: auth,
+            templates: try await MustacheLibrary(directory: try Resources.url("templates").path),
+            assets: try StaticAssets(directory: try Resources.url("static")),
+            secureCookies: config.behindTLS
+        ).addRoutes(to: routes)
+
+        let application = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(http1: .init(), ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+            ),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Pulseboard"),
+            services: services,
+            logger: logger
+        )
+        return Pulseboard(application: application, store: store, hub: hub, generatedAdminPassword: generatedPassword, routes: routes.routes)
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+
+/// The request context of every route: who is calling (set by `AuthMiddleware`), where from, and
+/// the WebSocket upgrade hook.
+public struct AppRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    public let remoteAddress: SocketAddress?
+    public var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    public var requestDecoder: JSONDecoder { .pulseboard }
+    public var responseEncoder: JSONEncoder { .sortedKeys }
+
+    /// The client's IP address as text, for rate limits and logs.
+    var clientAddress: String {
+        remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    /// The logged-in user, or 401; with `roles`, 403 unless the user has one of them.
+    func requireUser(_ roles: Set<Role>? = nil) throws -> UserClaims {
+        switch principal {
+        case .user(let user):
+            if let roles, !roles.contains(user.role) { throw APIError.forbidden() }
+            return user
+        case .ingest:
+            throw APIError.forbidden("Ingest tokens may only ingest.")
+        case nil:
+            throw APIError.unauthorized()
+        }
+    }
+}

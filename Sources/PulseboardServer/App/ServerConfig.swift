@@ -1,0 +1,37 @@
+import Foundation
+
+/// Every setting of the server. The command line fills it from flags, then `PULSEBOARD_*`
+/// environment variables, then these defaults.
+public struct ServerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDirectory = "./pulseboard-data"
+    /// Nil: generated once and kept in the data directory (owner-only permissions).
+    public var jwtSecret: String?
+    public var adminEmail = "admin@example.com"
+    /// Nil: a password is generated and printed once when the admin is created.
+    public var adminPassword: String?
+    public var accessTokenLifetime: Duration = .seconds(15 * 60)
+    public var refreshTokenLifetime: Duration = .seconds(30 * 86_400)
+    public var sessionLifetime: Duration = .seconds(12 * 3600)
+    public var bcryptCost: UInt8 = 12
+    public var loginLimits = LoginLimiter.Limits()
+    public var maxBodyBytes = 10 * 1024 * 1024
+    public var maxBatchPoints = 10_000
+    /// Points that may wait for the writer before ingest answers 503.
+    public var writeQueuePoints = 200_000
+    /// Recent messages kept per live channel for clients that resume with `since`.
+    public var liveHistory = 256
+    /// Messages queued per WebSocket client before it is dropped as too slow.
+    public var sendQueueMessages = 1024
+    public var hostMetrics = true
+    public var collectInterval: Duration = .seconds(1)
+    public var demo = false
+    public var retentionDays = 30
+    public var idempotencyHours = 24
+    public var behindTLS = false
+
+    public init() {}
+
+    public var databasePath: String { dataDirectory + "/pulseboard.sqlite" }
+}

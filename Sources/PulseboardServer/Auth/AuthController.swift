@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+
+/// `/auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/me`.
+struct AuthController {
+    let auth: AuthService
+
+    struct LoginRequest: Decodable {
+        var email: String
+        var password: String
+    }
+
+    struct RefreshRequest: Decodable {
+        var refreshToken: String
+    }
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.post("/auth/login") { request, context -> Response in
+            let body = try await request.decode(as: LoginRequest.self, context: context)
+            let user = try await auth.login(email: body.email, password: body.password, clientAddress: context.clientAddress)
+            return try JSONResponse(try await auth.issueTokens(for: user)).response
+        }
+        router.post("/auth/refresh") { request, context -> Response in
+            let body = try await request.decode(as: RefreshRequest.self, context: context)
+            return try JSONResponse(try await auth.refresh(body.refreshToken)).response
+        }
+        router.post("/auth/logout") { request, context -> Response in
+            let body = try await request.decode(as: RefreshRequest.self, context: context)
+            try await auth.revoke(body.refreshToken)
+            return Response(status: .noContent)
+        }
+        router.get("/auth/me") { _, context -> Response in
+            let claims = try context.requireUser()
+            guard let user = try await auth.store.user(id: claims.id) else {
+                throw APIError.unauthorized("The user of this token no longer exists.")
+            }
+            return try JSONResponse(UserView(user)).response
+        }
+    }
+}
+
+/// A user as the API shows it (never the password hash).
+struct UserView: Encodable {
+    var id: Int64
+    var email: String
+    var role: Role
+    var createdAt: Date
+
+    init(_ user: User) {
+        id = user.id
+        email = user.email
+        role = user.role
+        createdAt = user.createdAt
+    }
+}
+
+/// A JSON answer with a status, encoded by the shared encoder.
+struct JSONResponse<Value: Encodable> {
+    var value: Value
+    var status: HTTPResponse.Status = .ok
+
+    init(_ value: Value, status: HTTPResponse.Status = .ok) {
+        self.value = value
+        self.status = status
+    }
+
+    var response: Response {
+        get throws {
+            let data = try JSONEncoder.sortedKeys.encode(value)
+            return Response(
+                status: status,
+                headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data))
+            )
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import Hummingbird
+
+/// Works out who is calling, from `Authorization: Bearer …` (an access token or an ingest token)
+/// or from the browser session cookie. A bearer credential that is present but invalid is a 401
+/// straight away. The cookie counts only for safe methods (GET, HEAD) and for WebSocket upgrades:
+/// state-changing API calls need a bearer token, which a cross-site form cannot send (CSRF).
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    static let sessionCookie = "pb_session"
+
+    let auth: AuthService
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let header = request.headers[.authorization] {
+            guard header.lowercased().hasPrefix("bearer "), let principal = try await auth.principal(bearer: String(header.dropFirst(7))) else {
+                throw APIError.unauthorized("The bearer token is invalid, expired or revoked.")
+            }
+            context.principal = principal
+        } else if request.method == .get || request.method == .head,
+            let session = request.cookies[Self.sessionCookie]?.value
+        {
+            context.principal = try await auth.principal(session: session)
+        }
+        return try await next(request, context)
+    }
+}

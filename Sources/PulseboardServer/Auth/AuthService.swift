@@ -1,0 +1,137 @@
+import Foundation
+
+/// Login, tokens and sessions: the logic shared by the JSON API (`/auth/...`), the browser login
+/// form and the WebSocket, so that every door checks credentials the same way.
+public struct AuthService: Sendable {
+    let store: any Store
+    let accessTokens: AccessTokens
+    let hasher: PasswordHasher
+    let limiter: LoginLimiter
+    let refreshLifetime: Duration
+    let sessionLifetime: Duration
+    /// A bcrypt hash of a random secret: verified against when the email is unknown, so that an
+    /// unknown email and a wrong password take the same time and give the same answer.
+    let decoyHash: String
+
+    init(
+        store: any Store,
+        accessTokens: AccessTokens,
+        hasher: PasswordHasher,
+        limiter: LoginLimiter,
+        refreshLifetime: Duration,
+        sessionLifetime: Duration
+    ) async throws {
+        self.store = store
+        self.accessTokens = accessTokens
+        self.hasher = hasher
+        self.limiter = limiter
+        self.refreshLifetime = refreshLifetime
+        self.sessionLifetime = sessionLifetime
+        decoyHash = try await hasher.hash(SecretToken.generate(prefix: ""))
+    }
+
+    static let ingestTokenPrefix = "pbi_"
+    static let refreshTokenPrefix = "pbr_"
+    static let sessionPrefix = "pbs_"
+
+    struct TokenPair: Encodable {
+        var accessToken: String
+        var tokenType = "bearer"
+        var expiresIn: Int
+        var refreshToken: String
+    }
+
+    /// Checks an email and password, honouring the login rate limits.
+    func login(email rawEmail: String, password: String, clientAddress: String) async throws -> User {
+        let email = Self.normalise(email: rawEmail)
+        if let wait = limiter.retryAfter(account: email, address: clientAddress) {
+            throw APIError.tooManyRequests(retryAfter: wait, "Too many failed logins; try again later.")
+        }
+        let user = try await store.user(email: email)
+        let valid = try await hasher.verify(password, hash: user?.passwordHash ?? decoyHash)
+        guard let user, valid else {
+            limiter.recordFailure(account: email, address: clientAddress)
+            throw APIError.unauthorized("Wrong email or password.")
+        }
+        limiter.recordSuccess(account: email)
+        return user
+    }
+
+    func issueTokens(for user: User) async throws -> TokenPair {
+        let refreshToken = SecretToken.generate(prefix: Self.refreshTokenPrefix)
+        try await store.insertSession(
+            hash: SecretToken.hash(refreshToken),
+            userID: user.id,
+            kind: .refresh,
+            expiresAt: Date().addingTimeInterval(refreshLifetime.seconds)
+        )
+        return TokenPair(
+            accessToken: try await accessTokens.issue(for: user),
+            expiresIn: Int(accessTokens.lifetime.seconds),
+            refreshToken: refreshToken
+        )
+    }
+
+    /// Exchanges a refresh token for a new pair; the old refresh token stops working.
+    func refresh(_ refreshToken: String) async throws -> TokenPair {
+        guard let userID = try await store.takeSession(hash: SecretToken.hash(refreshToken), kind: .refresh, now: Date()),
+            let user = try await store.user(id: userID)
+        else {
+            throw APIError.unauthorized("The refresh token is invalid, expired or revoked.")
+        }
+        return try await issueTokens(for: user)
+    }
+
+    func revoke(_ token: String) async throws {
+        try await store.deleteSession(hash: SecretToken.hash(token))
+    }
+
+    /// Opens a browser session and returns the cookie value.
+    func openBrowserSession(for user: User) async throws -> String {
+        let token = SecretToken.generate(prefix: Self.sessionPrefix)
+        try await store.insertSession(
+            hash: SecretToken.hash(token),
+            userID: user.id,
+            kind: .browser,
+            expiresAt: Date().addingTimeInterval(sessionLifetime.seconds)
+        )
+        return token
+    }
+
+    /// Resolves a bearer credential: an ingest token or an access token.
+    func principal(bearer token: String) async throws -> Principal? {
+        if token.hasPrefix(Self.ingestTokenPrefix) {
+            return try await store.activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
+        }
+        return await accessTokens.verify(token).map(Principal.user)
+    }
+
+    /// Resolves a browser session cookie.
+    func principal(session token: String) async throws -> Principal? {
+        guard let userID = try await store.sessionUser(hash: SecretToken.hash(token), kind: .browser, now: Date()),
+            let user = try await store.user(id: userID)
+        else { return nil }
+        return .user(UserClaims(id: user.id, email: user.email, role: user.role))
+    }
+
+    /// Creates an ingest token; the secret is returned once and only its hash is kept.
+    public static func createIngestToken(name: String, in store: any Store) async throws -> (IngestToken, secret: String) {
+        let secret = SecretToken.generate(prefix: Self.ingestTokenPrefix)
+        let token = try await store.createIngestToken(
+            name: name,
+            hash: SecretToken.hash(secret),
+            prefix: String(secret.prefix(ingestTokenPrefix.count + 6))
+        )
+        return (token, secret)
+    }
+
+    static func normalise(email: String) -> String {
+        email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+
+    static func isPlausible(email: String) -> Bool {
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        return email.count <= 254 && parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".")
+            && !email.contains(where: \.isWhitespace)
+    }
+}

@@ -1,0 +1,106 @@
+import Crypto
+import Foundation
+import HummingbirdBcrypt
+import JWTKit
+import NIOPosix
+
+/// The claims of an access token. `exp` is enforced on every verification.
+struct AccessTokenPayload: JWTPayload {
+    var sub: SubjectClaim
+    var exp: ExpirationClaim
+    var iat: IssuedAtClaim
+    var email: String
+    var role: Role
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+    }
+}
+
+/// Issues and verifies access tokens: HS256 only (the key collection holds one HMAC key, so a
+/// token claiming any other algorithm, `none` included, fails verification).
+public struct AccessTokens: Sendable {
+    public static let minimumSecretBytes = 32
+    let keys: JWTKeyCollection
+    public let lifetime: Duration
+
+    public init(secret: String, lifetime: Duration) async throws {
+        guard secret.utf8.count >= Self.minimumSecretBytes else {
+            throw ConfigurationError("The JWT secret must be at least \(Self.minimumSecretBytes) bytes long.")
+        }
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        self.lifetime = lifetime
+    }
+
+    func issue(for user: User, now: Date = Date()) async throws -> String {
+        let payload = AccessTokenPayload(
+            sub: .init(value: String(user.id)),
+            exp: .init(value: now.addingTimeInterval(lifetime.seconds)),
+            iat: .init(value: now),
+            email: user.email,
+            role: user.role
+        )
+        return try await keys.sign(payload)
+    }
+
+    /// The claims of a valid token, or nil for an invalid, expired or foreign one.
+    func verify(_ token: String) async -> UserClaims? {
+        guard let payload = try? await keys.verify(token, as: AccessTokenPayload.self),
+            let id = Int64(payload.sub.value)
+        else { return nil }
+        return UserClaims(id: id, email: payload.email, role: payload.role)
+    }
+}
+
+/// bcrypt, run on NIO's blocking thread pool so that it never stalls the cooperative pool.
+public struct PasswordHasher: Sendable {
+    public static let minimumCost: UInt8 = 10
+    public static let minimumLength = 8
+    let cost: UInt8
+
+    public init(cost: UInt8) {
+        self.cost = max(cost, Self.minimumCost)
+    }
+
+    func hash(_ password: String) async throws -> String {
+        let cost = self.cost
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    func verify(_ password: String, hash: String) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+}
+
+/// Random bearer secrets (ingest tokens, refresh tokens, session cookies): shown once, stored as SHA-256.
+enum SecretToken {
+    static func generate(prefix: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return prefix + Data(bytes).base64URLEncoded
+    }
+
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension Data {
+    var base64URLEncoded: String {
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+/// A setting that makes the server refuse to start.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Hummingbird
+
+/// Admin management of ingest tokens: `GET/POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}`.
+struct TokensController {
+    let auth: AuthService
+
+    struct CreateToken: Decodable {
+        var name: String
+    }
+
+    struct TokenView: Encodable {
+        var id: Int64
+        var name: String
+        var prefix: String
+        var createdAt: Date
+        var revokedAt: Date?
+        /// The secret itself, present only in the answer that created it.
+        var token: String?
+
+        init(_ token: IngestToken, secret: String? = nil) {
+            id = token.id
+            name = token.name
+            prefix = token.prefix
+            createdAt = token.createdAt
+            revokedAt = token.revokedAt
+            self.token = secret
+        }
+    }
+
+    struct TokenList: Encodable {
+        var tokens: [TokenView]
+    }
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.get("/api/v1/tokens") { _, context -> Response in
+            _ = try context.requireUser([.admin])
+            return try JSONResponse(TokenList(tokens: try await auth.store.listIngestTokens().map { TokenView($0) })).response
+        }
+        router.post("/api/v1/tokens") { request, context -> Response in
+            _ = try context.requireUser([.admin])
+            let body = try await request.decode(as: CreateToken.self, context: context)
+            let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard (1...100).contains(name.count) else {
+                throw APIError.unprocessable("A token name has 1 to 100 characters.", details: ["field": .string("name")])
+            }
+            let (token, secret) = try await AuthService.createIngestToken(name: name, in: auth.store)
+            return try JSONResponse(TokenView(token, secret: secret), status: .created).response
+        }
+        router.delete("/api/v1/tokens/{id}") { _, context -> Response in
+            _ = try context.requireUser([.admin])
+            guard let id = context.parameters.get("id", as: Int64.self), try await auth.store.revokeIngestToken(id: id) else {
+                throw APIError.notFound("No active ingest token with this id.")
+            }
+            return Response(status: .noContent)
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// The user and token chores of the command line, with the same validation as the API.
+public enum UserAdministration {
+    static let hasher = PasswordHasher(cost: ServerConfig().bcryptCost)
+
+    public static func create(email: String, password: String, role: Role, in store: any Store) async throws -> User {
+        try UsersController.validate(password: password)
+        return try await store.createUser(email: try UsersController.validated(email: email), passwordHash: try await hasher.hash(password), role: role)
+    }
+
+    public static func setRole(email: String, role: Role, in store: any Store) async throws {
+        var user = try await existing(email, in: store)
+        user.role = role
+        try await store.updateUser(user)
+        try await store.deleteSessions(userID: user.id)
+    }
+
+    public static func resetPassword(email: String, password: String, in store: any Store) async throws {
+        try UsersController.validate(password: password)
+        var user = try await existing(email, in: store)
+        user.passwordHash = try await hasher.hash(password)
+        try await store.updateUser(user)
+        try await store.deleteSessions(userID: user.id)
+    }
+
+    public static func createIngestToken(name: String, in store: any Store) async throws -> (IngestToken, secret: String) {
+        try await AuthService.createIngestToken(name: name, in: store)
+    }
+
+    public static func generatePassword() -> String {
+        String(SecretToken.generate(prefix: "").prefix(20))
+    }
+
+    private static func existing(_ email: String, in store: any Store) async throws -> User {
+        guard let user = try await store.user(email: AuthService.normalise(email: email)) else {
+            throw ConfigurationError("No user with email \(email).")
+        }
+        return user
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Hummingbird
+
+/// Admin user management: `GET/POST /api/v1/users`, `PATCH/DELETE /api/v1/users/{id}`.
+struct UsersController {
+    let store: any Store
+    let hasher: PasswordHasher
+
+    struct CreateUser: Decodable {
+        var email: String
+        var password: String
+        var role: Role
+    }
+
+    struct UpdateUser: Decodable {
+        var email: String?
+        var password: String?
+        var role: Role?
+    }
+
+    struct UserList: Encodable {
+        var users: [UserView]
+    }
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.get("/api/v1/users") { _, context -> Response in
+            _ = try context.requireUser([.admin])
+            return try JSONResponse(UserList(users: try await store.listUsers().map(UserView.init))).response
+        }
+        router.post("/api/v1/users") { request, context -> Response in
+            _ = try context.requireUser([.admin])
+            let body = try await request.decode(as: CreateUser.self, context: context)
+            let email = try Self.validated(email: body.email)
+            try Self.validate(password: body.password)
+            let user = try await store.createUser(email: email, passwordHash: try await hasher.hash(body.password), role: body.role)
+            return try JSONResponse(UserView(user), status: .created).response
+        }
+        router.patch("/api/v1/users/{id}") { request, context -> Response in
+            let caller = try context.requireUser([.admin])
+            var user = try await user(request, context)
+            let body = try await request.decode(as: UpdateUser.self, context: context)
+            if let email = body.email { user.email = try Self.validated(email: email) }
+            if let password = body.password {
+                try Self.validate(password: password)
+                user.passwordHash = try await hasher.hash(password)
+            }
+            if let role = body.role, role != user.role {
+                if user.id == caller.id { throw APIError.conflict("You cannot change your own role.") }
+                user.role = role
+            }
+            try await store.updateUser(user)
+            if body.password != nil || body.role != nil {
+                // A changed password or role ends the user's sessions and refresh tokens.
+                try await store.deleteSessions(userID: user.id)
+            }
+            return try JSONResponse(UserView(user)).response
+        }
+        router.delete("/api/v1/users/{id}") { request, context -> Response in
+            let caller = try context.requireUser([.admin])
+            let user = try await user(request, context)
+            if user.id == caller.id { throw APIError.conflict("You cannot delete your own account.") }
+            _ = try await store.deleteUser(id: user.id)
+            return Response(status: .noContent)
+        }
+    }
+
+    private func user(_ request: Request, _ context: AppRequestContext) async throws -> User {
+        guard let id = context.parameters.get("id", as: Int64.self), let user = try await store.user(id: id) else {
+            throw APIError.notFound("No user with this id.")
+        }
+        return user
+    }
+
+    static func validated(email: String) throws -> String {
+        let email = AuthService.normalise(email: email)
+        guard AuthService.isPlausible(email: email) else {
+            throw APIError.unprocessable("This is not an email address.", details: ["field": .string("email")])
+        }
+        return email
+    }
+
+    static func validate(password: String) throws {
+        guard password.count >= PasswordHasher.minimumLength, password.utf8.count <= 72 else {
+            throw APIError.unprocessable(
+                "A password has \(PasswordHasher.minimumLength) to 72 bytes.",
+                details: ["field": .string("password")]
+            )
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `POST /api/v1/metrics`: validates a batch, hands it to the writer and answers once it is committed.
+struct IngestController {
+    struct Limits: Sendable {
+        var maxBodyBytes: Int
+        var maxPoints: Int
+    }
+
+    struct Accepted: Encodable {
+        var accepted: Int
+        /// True when the Idempotency-Key was seen before: nothing new was stored.
+        var duplicate: Bool
+    }
+
+    let writer: Writer
+    let limits: Limits
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.post("/api/v1/metrics") { request, context -> Response in
+            let scope = try Self.ingestScope(context)
+            let body = try await collectBody(request)
+            let inputs: [PointInput]
+            do {
+                inputs = try JSONDecoder.pulseboard.decode([PointInput].self, from: body)
+            } catch let error as DecodingError {
+                let problem = DecodingProblem(error)
+                throw APIError.badRequest(problem.message, code: "malformed", details: problem.details)
+            }
+            guard inputs.count <= limits.maxPoints else {
+                throw APIError.tooLarge("At most \(limits.maxPoints) points per request; split the batch.")
+            }
+            let points = try PointValidation.validate(inputs, now: Date())
+            guard !points.isEmpty else { return try JSONResponse(Accepted(accepted: 0, duplicate: false)).response }
+            let key = try Self.idempotencyKey(request).map { "\(scope):\($0)" }
+            let outcome: CommitOutcome
+            do {
+                outcome = try await writer.submit(IngestBatch(points: points, idempotencyKey: key))
+            } catch Writer.Failure.queueFull {
+                throw APIError.unavailable(retryAfter: 1, "The write queue is full; retry shortly.")
+            } catch Writer.Failure.shuttingDown {
+                throw APIError.unavailable(retryAfter: 5, "The server is shutting down; retry shortly.")
+            } catch Writer.Failure.commitFailed {
+                throw APIError.unavailable(retryAfter: 2, "The database did not commit the batch; nothing was stored, retry.")
+            }
+            return try JSONResponse(Accepted(accepted: points.count, duplicate: outcome == .duplicate)).response
+        }
+    }
+
+    private func collectBody(_ request: Request) async throws -> Data {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limits.maxBodyBytes {
+            throw APIError.tooLarge("The body is larger than \(limits.maxBodyBytes) bytes.")
+        }
+        do {
+            return Data(buffer: try await request.body.collect(upTo: limits.maxBodyBytes))
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError.tooLarge("The body is larger than \(limits.maxBodyBytes) bytes.")
+        }
+    }
+
+    /// Ingest tokens and admins may ingest.
+    static func ingestScope(_ context: AppRequestContext) throws -> String {
+        switch context.principal {
+        case .ingest(let id): return Principal.ingest(tokenID: id).scope
+        case .user(let user) where user.role == .admin: return Principal.user(user).scope
+        case .user: throw APIError.forbidden("Only ingest tokens and admins may ingest.")
+        case nil: throw APIError.unauthorized()
+        }
+    }
+
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
+        guard (1...200).contains(key.count) else {
+            throw APIError.badRequest("An Idempotency-Key has 1 to 200 characters.", details: ["field": .string("Idempotency-Key")])
+        }
+        return key
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import Synchronization
+
+/// One WebSocket connection: authenticates (session cookie at upgrade, or a first
+/// `{"op":"auth","token":…}` message), handles subscribe / unsubscribe / ping, and pumps the
+/// subscriber's bounded queue to the socket. The inbound side is always drained, which keeps
+/// Hummingbird's automatic pings working.
+struct LiveSession {
+    struct Settings: Sendable {
+        var sendQueueCapacity: Int
+        var authTimeout: Duration
+        var maxChannels = 100
+        var maxMessageBytes = 64 * 1024
+    }
+
+    private struct ClientMessage: Decodable {
+        var op: String
+        var token: String?
+        var channel: String?
+        var since: UInt64?
+        var epoch: String?
+    }
+
+    let hub: Hub
+    let auth: AuthService
+    let telemetry: Telemetry
+    let settings: Settings
+
+    func run(
+        inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter,
+        principal initialPrincipal: Principal?,
+        initialChannel: String?,
+        logger: Logger
+    ) async {
+        let subscriber = LiveSubscriber(queueCapacity: settings.sendQueueCapacity)
+        let authenticated = Flag()
+        var user: UserClaims?
+        var channels = Set<String>()
+        telemetry.webSocketOpened()
+        defer {
+            for channel in channels { hub.unsubscribe(subscriber, from: channel) }
+            telemetry.webSocketClosed()
+        }
+
+        func authenticate(_ principal: Principal?) {
+            guard case .user(let claims) = principal else {
+                subscriber.send(LiveMessage.error(code: "unauthenticated", message: "Log in first: send {\"op\":\"auth\",\"token\":…}."))
+                subscriber.close(code: .policyViolation, reason: "unauthenticated")
+                return
+            }
+            user = claims
+            authenticated.set()
+            subscriber.send(LiveMessage.control(type: "authenticated"))
+        }
+
+        func subscribe(_ channel: String, since: UInt64?, epoch: String?) {
+            guard let user else {
+                return subscriber.send(LiveMessage.error(code: "unauthenticated", message: "Authenticate before subscribing.", channel: channel))
+            }
+            if let refusal = ChannelPolicy.refusal(for: channel, user: user) {
+                return subscriber.send(LiveMessage.error(code: "forbidden", message: refusal, channel: channel))
+            }
+            guard channels.contains(channel) || channels.count < settings.maxChannels else {
+                return subscriber.send(LiveMessage.error(code: "too_many_channels", message: "At most \(settings.maxChannels) channels per connection.", channel: channel))
+            }
+            if channels.contains(channel) { hub.unsubscribe(subscriber, from: channel) }
+            channels.insert(channel)
+            hub.subscribe(subscriber, to: channel, since: since, epoch: epoch)
+        }
+
+        if let initialPrincipal {
+            authenticate(initialPrincipal)
+            if let initialChannel { subscribe(initialChannel, since: nil, epoch: nil) }
+        }
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    for await text in subscriber.messages {
+                        try await outbound.write(.text(text))
+                    }
+                    if let close = subscriber.pendingClose {
+                        if close.code == .policyViolation && close.reason.hasPrefix("send queue full") {
+                            telemetry.webSocketDroppedClients.increment()
+                            logger.info("Closing a WebSocket client that does not keep up")
+                        }
+                        try await outbound.close(close.code, reason: close.reason)
+                    }
+                } catch {
+                    logger.debug("WebSocket write failed", metadata: ["error": "\(error)"])
+                }
+            }
+            if initialPrincipal == nil {
+                group.addTask { [authTimeout = settings.authTimeout] in
+                    try? await Task.sleep(for: authTimeout)
+                    if !Task.isCancelled && !authenticated.isSet {
+                        subscriber.send(LiveMessage.error(code: "unauthenticated", message: "No authentication received in time."))
+                        subscriber.close(code: .policyViolation, reason: "authentication timeout")
+                    }
+                }
+            }
+            do {
+                for try await message in inbound.messages(maxSize: settings.maxMessageBytes) {
+                    guard case .text(let text) = message,
+                        let request = try? JSONDecoder().decode(ClientMessage.self, from: Data(text.utf8))
+                    else {
+                        subscriber.send(LiveMessage.error(code: "malformed", message: "Send JSON text messages with an \"op\"."))
+                        continue
+                    }
+                    switch (request.op, request.channel) {
+                    case ("auth", _):
+                        if user != nil {
+                            subscriber.send(LiveMessage.error(code: "already_authenticated", message: "This connection is authenticated."))
+                        } else {
+                            var principal: Principal?
+                            if let token = request.token { principal = try? await auth.principal(bearer: token) }
+                            authenticate(principal)
+                        }
+                    case ("subscribe", let channel?):
+                        subscribe(channel, since: request.since, epoch: request.epoch)
+                    case ("unsubscribe", let channel?):
+                        if channels.remove(channel) != nil { hub.unsubscribe(subscriber, from: channel) }
+                        subscriber.send(LiveMessage.control(type: "unsubscribed", channel: channel))
+                    case ("ping", _):
+                        subscriber.send(LiveMessage.control(type: "pong"))
+                    default:
+                        subscriber.send(LiveMessage.error(code: "unknown_op", message: "Unknown op or missing channel."))
+                    }
+                }
+            } catch {
+                logger.debug("WebSocket read ended", metadata: ["error": "\(error)"])
+            }
+            subscriber.finish()
+            group.cancelAll()
+        }
+    }
+}
+
+/// A flag that one task sets and another reads.
+private final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

@@ -1,0 +1,222 @@
+// Pulseboard dashboard: one live chart per series. On open each chart backfills its range from
+// the history API, then follows the WebSocket; after a network drop it reconnects and resumes
+// each channel with `since` (or reloads history when the server answers with a reset).
+"use strict";
+(() => {
+  const PREFERRED = ["host.cpu", "host.memory"];
+  const RANGES = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 24 * 3600e3, "7d": 7 * 24 * 3600e3 };
+  const charts = new Map(); // series key -> chart
+  const lastSeq = new Map(); // channel -> last sequence number seen
+  let epoch = null;
+  let range = { live: true, span: RANGES["15m"] };
+  let socket = null;
+  let backoff = 1000;
+
+  const keyOf = (name, tags) => name + JSON.stringify(Object.keys(tags || {}).sort().map((k) => [k, tags[k]]));
+  const channelOf = (name) => "metrics:" + name;
+
+  async function api(path) {
+    const response = await fetch(path, { credentials: "same-origin" });
+    if (response.status === 401) { location.href = "/"; throw new Error("logged out"); }
+    if (!response.ok) throw new Error(path + ": " + response.status);
+    return response.json();
+  }
+
+  function currentRange() {
+    if (range.live) { const to = Date.now(); return { from: to - range.span, to }; }
+    return { from: range.from, to: range.to };
+  }
+
+  function createChart(series) {
+    const section = document.createElement("section");
+    section.className = "chart";
+    section.dataset.series = series.name;
+    const title = document.createElement("h2");
+    const label = document.createElement("span");
+    const tags = Object.entries(series.tags || {}).map(([k, v]) => k + "=" + v).join(",");
+    label.textContent = series.name + (tags ? " {" + tags + "}" : "");
+    const value = document.createElement("span");
+    value.className = "value";
+    title.append(label, value);
+    const canvas = document.createElement("canvas");
+    section.append(title, canvas);
+    const chart = { name: series.name, tags: series.tags || {}, section, canvas, value, points: [], banded: false };
+    charts.set(keyOf(series.name, series.tags), chart);
+    return chart;
+  }
+
+  function placeCharts() {
+    const container = document.getElementById("charts");
+    const rank = (c) => { const i = PREFERRED.indexOf(c.name); return i < 0 ? PREFERRED.length : i; };
+    [...charts.values()]
+      .sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name))
+      .forEach((c) => container.append(c.section));
+  }
+
+  async function loadHistory(chart) {
+    const { from, to } = currentRange();
+    const query = new URLSearchParams({
+      name: chart.name,
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      maxPoints: String(Math.max(100, Math.min(2000, chart.canvas.clientWidth | 0))),
+    });
+    const tags = Object.entries(chart.tags).map(([k, v]) => k + "=" + v).join(",");
+    if (tags) query.set("tags", tags);
+    const history = await api("/api/v1/metrics?" + query);
+    chart.banded = history.downsampled;
+    chart.points = history.downsampled
+      ? history.buckets.map((b) => ({ t: Date.parse(b.timestamp) + history.bucketSeconds * 500, v: b.avg, min: b.min, max: b.max }))
+      : history.points.map((p) => ({ t: Date.parse(p.timestamp), v: p.value }));
+    draw(chart);
+  }
+
+  async function refreshSeries() {
+    const { series } = await api("/api/v1/series");
+    const added = series.filter((s) => !charts.has(keyOf(s.name, s.tags))).map(createChart);
+    if (added.length === 0) return;
+    placeCharts();
+    for (const chart of added) {
+      subscribe(chart.name);
+      await loadHistory(chart);
+    }
+  }
+
+  function subscribe(name) {
+    const channel = channelOf(name);
+    if (!lastSeq.has(channel)) lastSeq.set(channel, null);
+    send({ op: "subscribe", channel, since: lastSeq.get(channel) ?? undefined, epoch: epoch ?? undefined });
+  }
+
+  function send(message) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  }
+
+  function setStatus(state, text) {
+    const el = document.getElementById("connection");
+    el.dataset.state = state;
+    el.textContent = text;
+  }
+
+  function connect() {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    socket = new WebSocket(url);
+    socket.onopen = () => {
+      backoff = 1000;
+      setStatus("live", "live");
+      for (const channel of lastSeq.keys()) subscribe(channel.slice("metrics:".length));
+    };
+    socket.onmessage = (event) => receive(JSON.parse(event.data));
+    socket.onclose = () => {
+      setStatus("offline", "reconnecting…");
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 30000);
+    };
+  }
+
+  function receive(message) {
+    switch (message.type) {
+      case "subscribed":
+        if (epoch && message.epoch !== epoch) lastSeq.forEach((_, channel) => lastSeq.set(channel, null));
+        epoch = message.epoch;
+        if (lastSeq.get(message.channel) == null) lastSeq.set(message.channel, message.seq);
+        break;
+      case "reset":
+        lastSeq.set(message.channel, message.seq);
+        charts.forEach((chart) => { if (channelOf(chart.name) === message.channel) loadHistory(chart); });
+        break;
+      case "data":
+        lastSeq.set(message.channel, message.seq);
+        if (range.live) message.data.points.forEach(append);
+        break;
+      case "error":
+        console.warn("pulseboard:", message.code, message.message);
+        break;
+    }
+  }
+
+  function append(point) {
+    const chart = charts.get(keyOf(point.name, point.tags));
+    if (!chart) { refreshSeries(); return; }
+    const t = Date.parse(point.timestamp);
+    const last = chart.points[chart.points.length - 1];
+    if (last && t <= last.t) return; // already in the backfilled history
+    chart.points.push({ t, v: point.value });
+    const from = Date.now() - range.span;
+    while (chart.points.length > 1 && chart.points[0].t < from) chart.points.shift();
+    draw(chart);
+  }
+
+  function format(value) {
+    const abs = Math.abs(value);
+    if (abs >= 1e9) return (value / 1e9).toFixed(1) + "G";
+    if (abs >= 1e6) return (value / 1e6).toFixed(1) + "M";
+    if (abs >= 1e4) return (value / 1e3).toFixed(1) + "k";
+    return abs >= 100 ? value.toFixed(0) : value.toFixed(2);
+  }
+
+  function draw(chart) {
+    const { canvas, points } = chart;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth, height = canvas.clientHeight;
+    canvas.width = width * ratio;
+    canvas.height = height * ratio;
+    const ctx = canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    ctx.clearRect(0, 0, width, height);
+    chart.section.dataset.points = String(points.length);
+    chart.section.dataset.last = points.length ? String(points[points.length - 1].t) : "";
+    chart.value.textContent = points.length ? format(points[points.length - 1].v) : "no data";
+    if (points.length === 0) return;
+    const { from, to } = currentRange();
+    let low = Infinity, high = -Infinity;
+    for (const p of points) { low = Math.min(low, p.min ?? p.v); high = Math.max(high, p.max ?? p.v); }
+    if (low === high) { low -= 1; high += 1; }
+    const pad = { left: 44, right: 6, top: 6, bottom: 16 };
+    const x = (t) => pad.left + ((t - from) / (to - from)) * (width - pad.left - pad.right);
+    const y = (v) => pad.top + (1 - (v - low) / (high - low)) * (height - pad.top - pad.bottom);
+    ctx.fillStyle = "#8a96a3";
+    ctx.font = "11px system-ui";
+    ctx.fillText(format(high), 2, pad.top + 8);
+    ctx.fillText(format(low), 2, height - pad.bottom);
+    ctx.fillText(new Date(from).toLocaleTimeString(), pad.left, height - 2);
+    const end = new Date(to).toLocaleTimeString();
+    ctx.fillText(end, width - pad.right - ctx.measureText(end).width, height - 2);
+    if (chart.banded) {
+      ctx.fillStyle = "rgba(79,179,255,0.18)";
+      ctx.beginPath();
+      points.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.max ?? p.v)) : ctx.moveTo(x(p.t), y(p.max ?? p.v))));
+      for (let i = points.length - 1; i >= 0; i--) ctx.lineTo(x(points[i].t), y(points[i].min ?? points[i].v));
+      ctx.fill();
+    }
+    ctx.strokeStyle = "#4fb3ff";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    points.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.v)) : ctx.moveTo(x(p.t), y(p.v))));
+    ctx.stroke();
+  }
+
+  function selectRange(button) {
+    document.querySelectorAll("#ranges button").forEach((b) => b.classList.toggle("active", b === button));
+    const name = button.dataset.range;
+    if (name === "custom") {
+      const from = Date.parse(document.getElementById("custom-from").value);
+      const to = Date.parse(document.getElementById("custom-to").value);
+      if (!(from < to)) { alert("Choose a start before the end."); return; }
+      range = { live: false, from, to };
+    } else {
+      range = { live: true, span: RANGES[name] };
+    }
+    charts.forEach(loadHistory);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!document.getElementById("charts")) return;
+    document.querySelectorAll("#ranges button").forEach((b) => b.addEventListener("click", () => selectRange(b)));
+    connect();
+    refreshSeries().catch((error) => console.warn(error));
+    setInterval(() => refreshSeries().catch(() => {}), 15000);
+    setInterval(() => { if (range.live) charts.forEach(draw); }, 1000);
+    window.addEventListener("resize", () => charts.forEach(draw));
+  });
+})();

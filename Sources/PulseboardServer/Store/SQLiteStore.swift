@@ -1,0 +1,372 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// The embedded engine: one SQLite file in WAL mode through GRDB's `DatabasePool` (one writer,
+/// concurrent readers). Commits are fsynced (`synchronous = FULL`): an acknowledged write survives
+/// a crash of the process and of the machine.
+public final class SQLiteStore: Store {
+    let pool: DatabasePool
+    /// Series ids by key. Filled only after a commit succeeds, so it never holds an id that a
+    /// rolled-back transaction handed out.
+    private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+    }
+
+    public func migrate() async throws {
+        try await pool.write { db in
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_version"))
+            for migration in Migrations.all where !applied.contains(migration.version) {
+                for statement in migration.statements {
+                    try db.execute(sql: statement)
+                }
+                try db.execute(
+                    sql: "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    arguments: [migration.version, migration.name, Date().millisecondsSince1970]
+                )
+            }
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: Users
+
+    public func countUsers() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0 }
+    }
+
+    public func countAdmins() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users WHERE role = 'admin'") ?? 0 }
+    }
+
+    public func createUser(email: String, passwordHash: String, role: Role) async throws -> User {
+        let now = Date()
+        return try await mapConflicts("a user with this email exists") {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                    arguments: [email, passwordHash, role.rawValue, now.millisecondsSince1970]
+                )
+                return User(id: db.lastInsertedRowID, email: email, role: role, passwordHash: passwordHash, createdAt: now.truncatedToMilliseconds)
+            }
+        }
+    }
+
+    public func user(id: Int64) async throws -> User? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.user)
+        }
+    }
+
+    public func user(email: String) async throws -> User? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(Self.user)
+        }
+    }
+
+    public func listUsers() async throws -> [User] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY id").map(Self.user)
+        }
+    }
+
+    public func updateUser(_ user: User) async throws {
+        try await mapConflicts("a user with this email exists") {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "UPDATE users SET email = ?, role = ?, password_hash = ? WHERE id = ?",
+                    arguments: [user.email, user.role.rawValue, user.passwordHash, user.id]
+                )
+            }
+        }
+    }
+
+    public func deleteUser(id: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    private static func user(_ row: Row) -> User {
+        User(
+            id: row["id"],
+            email: row["email"],
+            role: Role(rawValue: row["role"]) ?? .student,
+            passwordHash: row["password_hash"],
+            createdAt: Date(millisecondsSince1970: row["created_at"])
+        )
+    }
+
+    // MARK: Sessions
+
+    public func insertSession(hash: String, userID: Int64, kind: SessionKind, expiresAt: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [hash, userID, kind.rawValue, Date().millisecondsSince1970, expiresAt.millisecondsSince1970]
+            )
+        }
+    }
+
+    public func sessionUser(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT user_id FROM sessions WHERE token_hash = ? AND kind = ? AND expires_at > ?",
+                arguments: [hash, kind.rawValue, now.millisecondsSince1970]
+            )
+        }
+    }
+
+    public func takeSession(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
+        try await pool.write { db in
+            try Int64.fetchOne(
+                db,
+                sql: "DELETE FROM sessions WHERE token_hash = ? AND kind = ? AND expires_at > ? RETURNING user_id",
+                arguments: [hash, kind.rawValue, now.millisecondsSince1970]
+            )
+        }
+    }
+
+    public func deleteSession(hash: String) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [hash]) }
+    }
+
+    public func deleteSessions(userID: Int64) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [userID]) }
+    }
+
+    // MARK: Ingest tokens
+
+    public func createIngestToken(name: String, hash: String, prefix: String) async throws -> IngestToken {
+        let now = Date()
+        return try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO ingest_tokens (name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [name, hash, prefix, now.millisecondsSince1970]
+            )
+            return IngestToken(id: db.lastInsertedRowID, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds)
+        }
+    }
+
+    public func listIngestTokens() async throws -> [IngestToken] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM ingest_tokens ORDER BY id").map(Self.ingestToken)
+        }
+    }
+
+    public func revokeIngestToken(id: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE ingest_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                arguments: [Date().millisecondsSince1970, id]
+            )
+            return db.changesCount > 0
+        }
+    }
+
+    public func activeIngestToken(hash: String) async throws -> IngestToken? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM ingest_tokens WHERE token_hash = ? AND revoked_at IS NULL", arguments: [hash])
+                .map(Self.ingestToken)
+        }
+    }
+
+    private static func ingestToken(_ row: Row) -> IngestToken {
+        IngestToken(
+            id: row["id"],
+            name: row["name"],
+            prefix: row["prefix"],
+            createdAt: Date(millisecondsSince1970: row["created_at"]),
+            revokedAt: (row["revoked_at"] as Int64?).map(Date.init(millisecondsSince1970:))
+        )
+    }
+
+    // MARK: Metrics
+
+    public func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome] {
+        let known = seriesIDs.withLock { $0 }
+        let (outcomes, created) = try await pool.write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
+            var created: [SeriesKey: Int64] = [:]
+            var aggregates = CommitAggregates()
+            var outcomes: [CommitOutcome] = []
+            let claimKey = try db.cachedStatement(
+                sql: "INSERT INTO idempotency_keys (key, created_at, points) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"
+            )
+            let insertPoint = try db.cachedStatement(sql: "INSERT INTO points (series_id, ts, value) VALUES (?, ?, ?)")
+            for batch in batches {
+                if let key = batch.idempotencyKey {
+                    try claimKey.execute(arguments: [key, now.millisecondsSince1970, batch.points.count])
+                    if db.changesCount == 0 {
+                        outcomes.append(.duplicate)
+                        continue
+                    }
+                }
+                for point in batch.points {
+                    let id: Int64
+                    if let existing = known[point.series] ?? created[point.series] {
+                        id = existing
+                    } else {
+                        id = try Self.findOrCreateSeries(point.series, in: db)
+                        created[point.series] = id
+                    }
+                    try insertPoint.execute(arguments: [id, point.timestampMs, point.value])
+                    aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
+                }
+                outcomes.append(.stored(points: batch.points.count))
+            }
+            try Self.apply(aggregates, in: db)
+            return (outcomes, created)
+        }
+        if !created.isEmpty {
+            seriesIDs.withLock { $0.merge(created) { old, _ in old } }
+        }
+        return outcomes
+    }
+
+    private static func findOrCreateSeries(_ key: SeriesKey, in db: Database) throws -> Int64 {
+        let tags = key.canonicalTags
+        if let id = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE name = ? AND tags = ?", arguments: [key.name, tags]) {
+            return id
+        }
+        try db.execute(sql: "INSERT INTO series (name, tags) VALUES (?, ?)", arguments: [key.name, tags])
+        return db.lastInsertedRowID
+    }
+
+    private static func apply(_ aggregates: CommitAggregates, in db: Database) throws {
+        let updateSeries = try db.cachedStatement(
+            sql: """
+                UPDATE series SET
+                    last_value = CASE WHEN last_ts IS NULL OR last_ts <= ?1 THEN ?2 ELSE last_value END,
+                    last_ts = MAX(COALESCE(last_ts, ?1), ?1)
+                WHERE id = ?3
+                """
+        )
+        for (id, delta) in aggregates.series {
+            try updateSeries.execute(arguments: [delta.lastTimestampMs, delta.lastValue, id])
+        }
+        for (rollup, buckets) in aggregates.rollups {
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO \(rollup.table) (series_id, bucket, count, sum, min, max) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (series_id, bucket) DO UPDATE SET
+                        count = \(rollup.table).count + excluded.count,
+                        sum = \(rollup.table).sum + excluded.sum,
+                        min = MIN(\(rollup.table).min, excluded.min),
+                        max = MAX(\(rollup.table).max, excluded.max)
+                    """
+            )
+            for (key, bucket) in buckets {
+                try upsert.execute(arguments: [key.seriesID, key.startMs, bucket.count, bucket.sum, bucket.min, bucket.max])
+            }
+        }
+    }
+
+    public func seriesID(_ key: SeriesKey) async throws -> Int64? {
+        if let id = seriesIDs.withLock({ $0[key] }) { return id }
+        return try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE name = ? AND tags = ?", arguments: [key.name, key.canonicalTags])
+        }
+    }
+
+    public func listSeries() async throws -> [SeriesSummary] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags").map { row in
+                SeriesSummary(
+                    series: SeriesKey(name: row["name"], tags: SeriesKey.tags(fromCanonical: row["tags"])),
+                    lastTimestampMs: row["last_ts"],
+                    lastValue: row["last_value"]
+                )
+            }
+        }
+    }
+
+    public func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
+        try await pool.read { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",
+                arguments: [seriesID, fromMs, toMs, limit]
+            )
+            var result: [(timestampMs: Int64, value: Double)] = []
+            while let row = try rows.next() {
+                result.append((row[0], row[1]))
+            }
+            return result
+        }
+    }
+
+    public func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM points WHERE series_id = ? AND ts >= ? AND ts <= ?",
+                arguments: [seriesID, fromMs, toMs]
+            ) ?? 0
+        }
+    }
+
+    public func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT COALESCE(SUM(count), 0) FROM \(rollup.table) WHERE series_id = ? AND bucket >= ? AND bucket < ?",
+                arguments: [seriesID, fromMs, toMs]
+            ) ?? 0
+        }
+    }
+
+    public func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
+        let sql =
+            if let source {
+                """
+                SELECT (bucket / ?1) * ?1 AS b, SUM(count), SUM(sum), MIN(min), MAX(max) FROM \(source.table)
+                WHERE series_id = ?2 AND bucket >= ?3 AND bucket < ?4 GROUP BY b ORDER BY b
+                """
+            } else {
+                """
+                SELECT (ts / ?1) * ?1 AS b, COUNT(*), SUM(value), MIN(value), MAX(value) FROM points
+                WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b
+                """
+            }
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: [widthMs, seriesID, fromMs, toMs]).map { row in
+                Bucket(startMs: row[0], count: row[1], sum: row[2], min: row[3], max: row[4])
+            }
+        }
+    }
+
+    // MARK: Housekeeping
+
+    public func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws {
+        let cutoff = pointsBefore.millisecondsSince1970
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM points WHERE series_id IN (SELECT id FROM series) AND ts < ?", arguments: [cutoff])
+            for rollup in Rollup.allCases {
+                try db.execute(sql: "DELETE FROM \(rollup.table) WHERE bucket < ?", arguments: [cutoff - cutoff % rollup.widthMs])
+            }
+            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [idempotencyKeysBefore.millisecondsSince1970])
+            try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ?", arguments: [now.millisecondsSince1970])
+        }
+    }
+
+    private func mapConflicts<T>(_ message: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw StoreError.conflict(message)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Everything Pulseboard keeps durably. Features talk to this protocol only, so that SQLite (one
+/// machine) and PostgreSQL (several instances) are interchangeable below them.
+public protocol Store: Sendable {
+    /// Applies the numbered migrations that are not yet applied.
+    func migrate() async throws
+    /// Answers when the database does (for `/health`).
+    func ping() async throws
+
+    // MARK: Users
+    func countUsers() async throws -> Int
+    func createUser(email: String, passwordHash: String, role: Role) async throws -> User
+    func user(id: Int64) async throws -> User?
+    func user(email: String) async throws -> User?
+    func listUsers() async throws -> [User]
+    func updateUser(_ user: User) async throws
+    func deleteUser(id: Int64) async throws -> Bool
+    func countAdmins() async throws -> Int
+
+    // MARK: Sessions (API refresh tokens and browser sessions), stored as SHA-256 of the secret
+    func insertSession(hash: String, userID: Int64, kind: SessionKind, expiresAt: Date) async throws
+    /// The user of an unexpired session, without consuming it.
+    func sessionUser(hash: String, kind: SessionKind, now: Date) async throws -> Int64?
+    /// Consumes a session (refresh-token rotation): returns its user when it was valid.
+    func takeSession(hash: String, kind: SessionKind, now: Date) async throws -> Int64?
+    func deleteSession(hash: String) async throws
+    func deleteSessions(userID: Int64) async throws
+
+    // MARK: Ingest tokens
+    func createIngestToken(name: String, hash: String, prefix: String) async throws -> IngestToken
+    func listIngestTokens() async throws -> [IngestToken]
+    func revokeIngestToken(id: Int64) async throws -> Bool
+    func activeIngestToken(hash: String) async throws -> IngestToken?
+
+    // MARK: Metrics
+    /// Stores the batches in one transaction, in order, and returns one outcome per batch.
+    func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome]
+    func seriesID(_ key: SeriesKey) async throws -> Int64?
+    func listSeries() async throws -> [SeriesSummary]
+    /// Raw points in [from, to], oldest first, at most `limit`.
+    func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)]
+    func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64
+    /// Sum of the rollup counts of the buckets that start in [from, to).
+    func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64
+    /// Buckets of `widthMs` aligned to the epoch, over [from, to), from the raw points or a rollup
+    /// whose width divides `widthMs`.
+    func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket]
+
+    // MARK: Housekeeping
+    /// Deletes points, rollups, idempotency keys and sessions past their time.
+    func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws
+}
+
+public enum SessionKind: String, Sendable {
+    /// An API refresh token: rotated on every use.
+    case refresh
+    /// A browser session cookie.
+    case browser
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Hummingbird
+import Mustache
+
+/// The browser side: the login page, the dashboard, logout, and the page's own static files.
+/// Pages are rendered on the server (Mustache); the dashboard script is ours, small, with no
+/// third-party code, so the page works offline.
+struct WebController {
+    static let csrfCookie = "pb_csrf"
+
+    let auth: AuthService
+    let templates: MustacheLibrary
+    let assets: StaticAssets
+    let secureCookies: Bool
+
+    struct LoginForm: Decodable {
+        var email: String?
+        var password: String?
+        var csrf: String?
+    }
+
+    struct LogoutForm: Decodable {
+        var csrf: String?
+    }
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.get("/") { request, context -> Response in
+            if case .user = context.principal { return .redirect(to: "/dashboard", type: .found) }
+            return renderLogin(request, error: nil, status: .ok)
+        }
+        router.post("/login") { request, context -> Response in
+            let form = try await Self.decodeForm(LoginForm.self, request)
+            guard Self.csrfMatches(request, form.csrf) else {
+                return renderLogin(request, error: "Your form expired; please try again.", status: .forbidden)
+            }
+            do {
+                let user = try await auth.login(email: form.email ?? "", password: form.password ?? "", clientAddress: context.clientAddress)
+                var response = Response.redirect(to: "/dashboard", type: .normal)
+                response.setCookie(sessionCookie(try await auth.openBrowserSession(for: user), maxAge: Int(auth.sessionLifetime.seconds)))
+                return response
+            } catch let error as APIError where error.status == .unauthorized || error.status == .tooManyRequests {
+                var response = renderLogin(request, error: error.message, status: error.status)
+                response.headers.append(contentsOf: error.headers.filter { $0.name == .retryAfter })
+                return response
+            }
+        }
+        router.post("/logout") { request, context -> Response in
+            let form = try await Self.decodeForm(LogoutForm.self, request)
+            guard Self.csrfMatches(request, form.csrf) else {
+                throw APIError.forbidden("The form's CSRF token does not match.")
+            }
+            if let session = request.cookies[AuthMiddleware.sessionCookie]?.value {
+                try await auth.revoke(session)
+            }
+            var response = Response.redirect(to: "/", type: .normal)
+            response.setCookie(sessionCookie("", maxAge: 0))
+            return response
+        }
+        router.get("/dashboard") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            let (token, cookie) = Self.csrfToken(request)
+            var response = html(
+                templates.render(
+                    DashboardPage(email: user.email, role: user.role.rawValue, csrf: token, canSeeMetrics: user.role != .student),
+                    withTemplate: "dashboard"
+                ) ?? ""
+            )
+            if let cookie { response.setCookie(csrfCookie(cookie)) }
+            return response
+        }
+        router.get("/static/{file}") { _, context -> Response in
+            guard let name = context.parameters.get("file"), let asset = assets.files[name] else {
+                throw APIError.notFound("No such file.")
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: asset.contentType, .cacheControl: "public, max-age=300"],
+                body: .init(byteBuffer: ByteBuffer(bytes: asset.data))
+            )
+        }
+    }
+
+    private struct LoginPage {
+        var csrf: String
+        var error: String?
+    }
+
+    private struct DashboardPage {
+        var email: String
+        var role: String
+        var csrf: String
+        var canSeeMetrics: Bool
+    }
+
+    private func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status) -> Response {
+        let (token, cookie) = Self.csrfToken(request)
+        var response = html(templates.render(LoginPage(csrf: token, error: error), withTemplate: "login") ?? "", status: status)
+        if let cookie { response.setCookie(csrfCookie(cookie)) }
+        return response
+    }
+
+    private func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+
+    private func sessionCookie(_ value: String, maxAge: Int) -> Cookie {
+        Cookie(name: AuthMiddleware.sessionCookie, value: value, maxAge: maxAge, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
+    }
+
+    private func csrfCookie(_ value: String) -> Cookie {
+        Cookie(name: Self.csrfCookie, value: value, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
+    }
+
+    /// Double-submit CSRF protection: the form carries the value of a cookie that another site can
+    /// neither read nor set. Returns the token and, when the browser has none yet, a new cookie value.
+    static func csrfToken(_ request: Request) -> (String, String?) {
+        if let existing = request.cookies[csrfCookie]?.value, !existing.isEmpty { return (existing, nil) }
+        let token = SecretToken.generate(prefix: "")
+        return (token, token)
+    }
+
+    static func csrfMatches(_ request: Request, _ submitted: String?) -> Bool {
+        guard let cookie = request.cookies[csrfCookie]?.value, !cookie.isEmpty, let submitted else { return false }
+        return cookie == submitted
+    }
+
+    static func decodeForm<Form: Decodable>(_ type: Form.Type, _ request: Request) async throws -> Form {
+        let body = try await request.body.collect(upTo: 16 * 1024)
+        do {
+            return try URLEncodedFormDecoder().decode(Form.self, from: String(buffer: body))
+        } catch {
+            throw APIError.badRequest("The form could not be read.", code: "malformed")
+        }
+    }
+}
+
+/// The files under Resources/static, loaded once at start.
+struct StaticAssets: Sendable {
+    struct Asset: Sendable {
+        var data: [UInt8]
+        var contentType: String
+    }
+
+    let files: [String: Asset]
+
+    init(directory: URL) throws {
+        var files: [String: Asset] = [:]
+        for url in try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil) {
+            let contentType =
+                switch url.pathExtension {
+                case "js": "text/javascript; charset=utf-8"
+                case "css": "text/css; charset=utf-8"
+                case "svg": "image/svg+xml"
+                default: "application/octet-stream"
+                }
+            files[url.lastPathComponent] = Asset(data: [UInt8](try Data(contentsOf: url)), contentType: contentType)
+        }
+        self.files = files
+    }
+}

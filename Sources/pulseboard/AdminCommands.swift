@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import PulseboardServer
+
+extension Role: ExpressibleByArgument {}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user",
+        abstract: "Manage users (works while the server runs).",
+        subcommands: [Create.self, List.self, SetRole.self, ResetPassword.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a user. The password comes from PULSEBOARD_USER_PASSWORD, or is generated and printed."
+        )
+        @OptionGroup var data: DataOptions
+        @Option(help: "Email address (the login).") var email: String
+        @Option(help: "admin, instructor or student.") var role: Role = .student
+
+        func run() async throws {
+            let store = try await data.openStore()
+            let (password, generated) = newPassword()
+            let user = try await UserAdministration.create(email: email, password: password, role: role, in: store)
+            print("Created \(user.role.rawValue) \(user.email) (id \(user.id)).")
+            if generated { print("Password (shown once): \(password)") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users.")
+        @OptionGroup var data: DataOptions
+
+        func run() async throws {
+            for user in try await data.openStore().listUsers() {
+                print("\(user.id)\t\(user.role.rawValue)\t\(user.email)")
+            }
+        }
+    }
+
+    struct SetRole: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-role", abstract: "Change a user's role.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The user's email.") var email: String
+        @Argument(help: "admin, instructor or student.") var role: Role
+
+        func run() async throws {
+            let store = try await data.openStore()
+            try await UserAdministration.setRole(email: email, role: role, in: store)
+            print("\(email) is now \(role.rawValue).")
+        }
+    }
+
+    struct ResetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-password",
+            abstract: "Set a new password (from PULSEBOARD_USER_PASSWORD, or generated and printed) and end the user's sessions."
+        )
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The user's email.") var email: String
+
+        func run() async throws {
+            let store = try await data.openStore()
+            let (password, generated) = newPassword()
+            try await UserAdministration.resetPassword(email: email, password: password, in: store)
+            print("Password of \(email) changed.")
+            if generated { print("Password (shown once): \(password)") }
+        }
+    }
+
+    static func newPassword() -> (String, generated: Bool) {
+        if let password = ProcessInfo.processInfo.environment["PULSEBOARD_USER_PASSWORD"], !password.isEmpty {
+            return (password, false)
+        }
+        return (UserAdministration.generatePassword(), true)
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Manage ingest tokens (machine credentials that may only ingest).",
+        subcommands: [Create.self, List.self, Revoke.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an ingest token; it is shown once.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "A name to recognise the token by.") var name: String
+
+        func run() async throws {
+            let (token, secret) = try await UserAdministration.createIngestToken(name: name, in: try await data.openStore())
+            print("Created ingest token \(token.id) '\(token.name)'. Send it as 'Authorization: Bearer <token>' (shown once):")
+            print(secret)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List ingest tokens.")
+        @OptionGroup var data: DataOptions
+
+        func run() async throws {
+            for token in try await data.openStore().listIngestTokens() {
+                print("\(token.id)\t\(token.prefix)…\t\(token.revokedAt == nil ? "active" : "revoked")\t\(token.name)")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an ingest token by id.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The token's id (see 'token list').") var id: Int64
+
+        func run() async throws {
+            guard try await data.openStore().revokeIngestToken(id: id) else {
+                throw ValidationError("No active ingest token with id \(id).")
+            }
+            print("Revoked ingest token \(id).")
+        }
+    }
+}

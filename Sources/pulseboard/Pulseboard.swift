@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PulseboardServer
+
+@main
+struct PulseboardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pulseboard",
+        abstract: "Realtime analytics server: metrics in over HTTP, live over WebSocket, history and dashboards.",
+        discussion: """
+            Every setting is a flag, or a PULSEBOARD_* environment variable when the flag is absent, or its default.
+            Secrets are read from the environment only (a flag would show in the process list):
+              PULSEBOARD_JWT_SECRET      HS256 secret, at least 32 bytes (default: generated into <data-dir>/jwt-secret)
+              PULSEBOARD_ADMIN_PASSWORD  password of the first admin (default: generated and printed once)
+            """,
+        subcommands: [Serve.self, Migrate.self, UserCommand.self, TokenCommand.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Reads a setting: the flag when given, else the environment variable, else the default.
+struct Settings {
+    let environment = ProcessInfo.processInfo.environment
+
+    func value<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, default fallback: T) throws -> T {
+        if let flag { return flag }
+        guard let text = environment[variable] else { return fallback }
+        guard let value = T(text) else { throw ValidationError("\(variable)=\(text) is not a valid value.") }
+        return value
+    }
+
+    func bool(_ flag: Bool, _ variable: String, default fallback: Bool) throws -> Bool {
+        if flag { return !fallback }
+        guard let text = environment[variable]?.lowercased() else { return fallback }
+        switch text {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ValidationError("\(variable)=\(text) is not true or false.")
+        }
+    }
+
+    func secret(_ variable: String) -> String? {
+        environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+
+struct DataOptions: ParsableArguments {
+    @Option(help: "Folder of the SQLite database and the generated JWT secret. [env PULSEBOARD_DATA_DIR, default ./pulseboard-data]")
+    var dataDir: String?
+
+    func directory() throws -> String {
+        try Settings().value(dataDir, "PULSEBOARD_DATA_DIR", default: ServerConfig().dataDirectory)
+    }
+
+    /// Opens the database of the data folder, migrated.
+    func openStore() async throws -> SQLiteStore {
+        let directory = try directory()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: directory + "/pulseboard.sqlite")
+        try await store.migrate()
+        return store
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database migrations and exit.")
+    @OptionGroup var data: DataOptions
+
+    func run() async throws {
+        _ = try await data.openStore()
+        print("Database at \(try data.directory()) is up to date.")
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PulseboardServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default command).")
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Address to listen on. [env PULSEBOARD_HOST, default 127.0.0.1]") var host: String?
+    @Option(help: "Port to listen on. [env PULSEBOARD_PORT, default 8080]") var port: Int?
+    @Option(help: "Email of the admin created on first start. [env PULSEBOARD_ADMIN_EMAIL, default admin@example.com]") var adminEmail: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. [env PULSEBOARD_LOG_LEVEL, default info]") var logLevel: String?
+    @Option(help: "json or text; auto picks text on a terminal. [env PULSEBOARD_LOG_FORMAT, default auto]") var logFormat: String?
+    @Flag(help: "Served over HTTPS by a proxy: Secure cookies and HSTS. [env PULSEBOARD_BEHIND_TLS, default false]") var behindTls = false
+    @Flag(help: "Do not sample this host's metrics. [env PULSEBOARD_HOST_METRICS=false]") var noHostMetrics = false
+    @Flag(help: "Add synthetic sensor series. [env PULSEBOARD_DEMO, default false]") var demo = false
+    @Option(help: "Seconds between host metric samples. [env PULSEBOARD_COLLECT_INTERVAL, default 1]") var collectInterval: Double?
+    @Option(help: "Largest request body in bytes. [env PULSEBOARD_MAX_BODY_BYTES, default 10485760]") var maxBodyBytes: Int?
+    @Option(help: "Most points in one ingest request. [env PULSEBOARD_MAX_BATCH_POINTS, default 10000]") var maxBatchPoints: Int?
+    @Option(help: "Points that may wait for the writer before ingest answers 503. [env PULSEBOARD_WRITE_QUEUE_POINTS, default 200000]")
+    var writeQueuePoints: Int?
+    @Option(help: "Recent live messages kept per channel for resuming clients. [env PULSEBOARD_LIVE_HISTORY, default 256]") var liveHistory: Int?
+    @Option(help: "Messages queued per WebSocket client before it is dropped. [env PULSEBOARD_SEND_QUEUE, default 1024]") var sendQueue: Int?
+    @Option(help: "Days of points kept. [env PULSEBOARD_RETENTION_DAYS, default 30]") var retentionDays: Int?
+    @Option(help: "Hours an Idempotency-Key is remembered. [env PULSEBOARD_IDEMPOTENCY_HOURS, default 24]") var idempotencyHours: Int?
+    @Option(help: "Lifetime of access tokens in seconds. [env PULSEBOARD_ACCESS_TOKEN_TTL, default 900]") var accessTokenTtl: Int?
+    @Option(help: "Lifetime of browser sessions in seconds. [env PULSEBOARD_SESSION_TTL, default 43200]") var sessionTtl: Int?
+    @Option(help: "bcrypt cost, at least 10. [env PULSEBOARD_BCRYPT_COST, default 12]") var bcryptCost: Int?
+
+    func run() async throws {
+        let settings = Settings()
+        var config = ServerConfig()
+        config.dataDirectory = try data.directory()
+        config.host = try settings.value(host, "PULSEBOARD_HOST", default: config.host)
+        config.port = try settings.value(port, "PULSEBOARD_PORT", default: config.port)
+        config.adminEmail = try settings.value(adminEmail, "PULSEBOARD_ADMIN_EMAIL", default: config.adminEmail)
+        config.adminPassword = settings.secret("PULSEBOARD_ADMIN_PASSWORD")
+        config.jwtSecret = settings.secret("PULSEBOARD_JWT_SECRET")
+        config.behindTLS = try settings.bool(behindTls, "PULSEBOARD_BEHIND_TLS", default: false)
+        config.hostMetrics = try settings.bool(noHostMetrics, "PULSEBOARD_HOST_METRICS", default: true)
+        config.demo = try settings.bool(demo, "PULSEBOARD_DEMO", default: false)
+        config.collectInterval = .milliseconds(Int(try settings.value(collectInterval, "PULSEBOARD_COLLECT_INTERVAL", default: 1.0) * 1000))
+        config.maxBodyBytes = try settings.value(maxBodyBytes, "PULSEBOARD_MAX_BODY_BYTES", default: config.maxBodyBytes)
+        config.maxBatchPoints = try settings.value(maxBatchPoints, "PULSEBOARD_MAX_BATCH_POINTS", default: config.maxBatchPoints)
+        config.writeQueuePoints = try settings.value(writeQueuePoints, "PULSEBOARD_WRITE_QUEUE_POINTS", default: config.writeQueuePoints)
+        config.liveHistory = try settings.value(liveHistory, "PULSEBOARD_LIVE_HISTORY", default: config.liveHistory)
+        config.sendQueueMessages = try settings.value(sendQueue, "PULSEBOARD_SEND_QUEUE", default: config.sendQueueMessages)
+        config.retentionDays = try settings.value(retentionDays, "PULSEBOARD_RETENTION_DAYS", default: config.retentionDays)
+        config.idempotencyHours = try settings.value(idempotencyHours, "PULSEBOARD_IDEMPOTENCY_HOURS", default: config.idempotencyHours)
+        config.accessTokenLifetime = .seconds(try settings.value(accessTokenTtl, "PULSEBOARD_ACCESS_TOKEN_TTL", default: 900))
+        config.sessionLifetime = .seconds(try settings.value(sessionTtl, "PULSEBOARD_SESSION_TTL", default: 43_200))
+        config.bcryptCost = UInt8(clamping: try settings.value(bcryptCost, "PULSEBOARD_BCRYPT_COST", default: Int(config.bcryptCost)))
+        guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
+        guard config.idempotencyHours >= 24 else { throw ValidationError("Idempotency keys are kept at least 24 hours.") }
+
+        let logger = try bootstrapLogging(settings)
+        let pulseboard: Pulseboard
+        do {
+            pulseboard = try await Pulseboard.build(config, logger: logger)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        if let password = pulseboard.generatedAdminPassword {
+            print(
+                """
+                Created the admin account (shown once, change it after logging in):
+                  email:    \(config.adminEmail)
+                  password: \(password)
+                """
+            )
+        }
+        print("Pulseboard listens on http://\(config.host):\(config.port) (data in \(config.dataDirectory))")
+        try await pulseboard.application.runService()
+    }
+
+    private func bootstrapLogging(_ settings: Settings) throws -> Logger {
+        let levelName = try settings.value(logLevel, "PULSEBOARD_LOG_LEVEL", default: "info")
+        guard let level = Logger.Level(rawValue: levelName) else { throw ValidationError("Unknown log level \(levelName).") }
+        let format = try settings.value(logFormat, "PULSEBOARD_LOG_FORMAT", default: "auto")
+        let json: Bool
+        switch format {
+        case "json": json = true
+        case "text": json = false
+        case "auto": json = isatty(STDOUT_FILENO) == 0
+        default: throw ValidationError("The log format is json, text or auto.")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "pulseboard")
+    }
+}
