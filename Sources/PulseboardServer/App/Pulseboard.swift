@@ -11,6 +11,7 @@ public struct Pulseboard {
     public let application: Application<RouterResponder<AppRequestContext>>
     public let store: any Store
     public let hub: Hub
+    public let telemetry: Telemetry
     /// The admin password when this start created the admin with a generated one (print it once).
     public let generatedAdminPassword: String?
     let routes: [RecordingRouter.Route]
@@ -89,6 +90,11 @@ public struct Pulseboard {
             services: services,
             logger: logger
         )
-        return Pulseboard(application: application, store: store, hub: hub, generatedAdminPassword: generatedPassword, routes: routes.routes)
+        return Pulseboard(
+            application: application,
+            store: store,
+            hub: hub,
+            telemetry: telemetry,
+            generatedAdminPassword: generatedPassword, routes: routes.routes)
     }
 }

@@ -1,0 +1,139 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+@testable import PulseboardServer
+
+/// A Pulseboard on its own temporary SQLite database, with a known admin.
+enum TestApp {
+    static let adminEmail = "admin@example.com"
+    static let adminPassword = "admin-password-1"
+
+    static func config(_ configure: (inout ServerConfig) -> Void = { _ in }) -> ServerConfig {
+        var config = ServerConfig()
+        config.dataDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("pulseboard-tests/\(UUID().uuidString)").path
+        config.port = 0
+        config.adminPassword = adminPassword
+        config.jwtSecret = "test-secret-that-is-at-least-32-bytes-long"
+        config.bcryptCost = 10
+        config.hostMetrics = false
+        configure(&config)
+        return config
+    }
+
+    static var logger: Logger {
+        var logger = Logger(label: "pulseboard-test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// Builds an app, runs `test` against it (in-process router, or a live server on a free port),
+    /// and removes its data folder afterwards.
+    static func run(
+        _ framework: TestingSetup = .router,
+        configure: (inout ServerConfig) -> Void = { _ in },
+        _ test: @Sendable (any TestClientProtocol, Parts) async throws -> Void
+    ) async throws {
+        let config = config(configure)
+        defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
+        let pulseboard = try await Pulseboard.build(config, logger: logger)
+        let parts = Parts(store: pulseboard.store, hub: pulseboard.hub, telemetry: pulseboard.telemetry)
+        try await pulseboard.application.test(framework) { client in
+            try await test(client, parts)
+        }
+    }
+
+    /// The parts of a running app that tests look into.
+    struct Parts: Sendable {
+        var store: any Store
+        var hub: Hub
+        var telemetry: Telemetry
+    }
+}
+
+struct TokenPair: Decodable {
+    var accessToken: String
+    var tokenType: String
+    var expiresIn: Int
+    var refreshToken: String
+}
+
+struct ErrorBody: Decodable {
+    struct Detail: Decodable {
+        var code: String
+        var message: String
+        var index: Int?
+        var field: String?
+    }
+
+    var error: Detail
+}
+
+extension TestClientProtocol {
+    @discardableResult
+    func request(
+        _ method: HTTPRequest.Method,
+        _ uri: String,
+        token: String? = nil,
+        json: String? = nil,
+        headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = headers
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await executeRequest(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+
+    func login(_ email: String = TestApp.adminEmail, _ password: String = TestApp.adminPassword) async throws -> TokenPair {
+        let response = try await request(.post, "/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#)
+        try #require(response.status == .ok, "login failed: \(String(buffer: response.body))")
+        return try response.decode(TokenPair.self)
+    }
+
+    /// Creates a user through the API and returns an access token of theirs.
+    func tokenForNewUser(role: Role, adminToken: String, email: String? = nil) async throws -> String {
+        let email = email ?? "\(role.rawValue)-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        let created = try await request(
+            .post,
+            "/api/v1/users",
+            token: adminToken,
+            json: #"{"email":"\#(email)","password":"password-123","role":"\#(role.rawValue)"}"#
+        )
+        try #require(created.status == .created)
+        return try await login(email, "password-123").accessToken
+    }
+
+    func ingest(_ json: String, token: String, idempotencyKey: String? = nil) async throws -> TestResponse {
+        var headers: HTTPFields = [:]
+        if let idempotencyKey { headers[HTTPField.Name("Idempotency-Key")!] = idempotencyKey }
+        return try await request(.post, "/api/v1/metrics", token: token, json: json, headers: headers)
+    }
+}
+
+extension TestResponse {
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(buffer: body))
+    }
+
+    var error: ErrorBody.Detail? {
+        try? decode(ErrorBody.self).error
+    }
+
+    var text: String { String(buffer: body) }
+}
+
+/// A JSON value of which a test only wants the strings and numbers.
+struct AnyCodable: Decodable {
+    var string: String?
+    var number: Double?
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        string = try? container.decode(String.self)
+        number = try? container.decode(Double.self)
+    }
+}
