@@ -1,0 +1,153 @@
+import Foundation
+import HummingbirdTesting
+import Testing
+
+@testable import PulseboardServer
+
+@Suite("History queries")
+struct HistoryTests {
+    struct History: Decodable {
+        struct Point: Decodable {
+            var timestamp: String
+            var value: Double
+        }
+        struct Bucket: Decodable {
+            var timestamp: String
+            var avg: Double
+            var min: Double
+            var max: Double
+            var count: Int
+        }
+        var downsampled: Bool
+        var bucketSeconds: Double?
+        var points: [Point]?
+        var buckets: [Bucket]?
+    }
+
+    /// 120 points, one a second from 2026-01-01T00:00:00Z, value = the second (0…119).
+    static let twoMinutes = "[" + (0..<120).map { #"{"name":"ramp","value":\#($0),"timestamp":"2026-01-01T00:\#(String(format: "%02d", $0 / 60)):\#(String(format: "%02d", $0 % 60))Z"}"# }.joined(separator: ",") + "]"
+
+    @Test func rawPointsWhenTheRangeFits() async throws {
+        try await TestApp.run { client, _ in
+            let admin = try await client.login().accessToken
+            #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
+            let response = try await client.request(
+                .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:10Z&to=2026-01-01T00:00:19Z&maxPoints=10", token: admin)
+            let history = try response.decode(History.self)
+            #expect(!history.downsampled)
+            #expect(history.points?.map(\.value) == (10...19).map(Double.init))
+            #expect(history.points?.first?.timestamp == "2026-01-01T00:00:10.000Z")
+        }
+    }
+
+    @Test func exactBucketsWhenTheRangeHoldsMore() async throws {
+        try await TestApp.run { client, _ in
+            let admin = try await client.login().accessToken
+            #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
+            // 120 points into at most 4 buckets: 30 s buckets, aligned to the epoch.
+            let response = try await client.request(
+                .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:59Z&maxPoints=4", token: admin)
+            let history = try response.decode(History.self)
+            #expect(history.downsampled)
+            #expect(history.bucketSeconds == 30)
+            let buckets = try #require(history.buckets)
+            #expect(buckets.map(\.timestamp) == ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:30.000Z", "2026-01-01T00:01:00.000Z", "2026-01-01T00:01:30.000Z"])
+            #expect(buckets.map(\.count) == [30, 30, 30, 30])
+            #expect(buckets.map(\.min) == [0, 30, 60, 90])
+            #expect(buckets.map(\.max) == [29, 59, 89, 119])
+            #expect(buckets.map(\.avg) == [14.5, 44.5, 74.5, 104.5])
+
+            // One-minute buckets come from the minute rollup and agree with the raw points.
+            let minutes = try await client.request(
+                .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:59Z&maxPoints=2", token: admin
+            ).decode(History.self)
+            #expect(minutes.bucketSeconds == 60)
+            #expect(minutes.buckets?.map(\.count) == [60, 60])
+            #expect(minutes.buckets?.map(\.avg) == [29.5, 89.5])
+            #expect(minutes.buckets?.map(\.min) == [0, 60])
+            #expect(minutes.buckets?.map(\.max) == [59, 119])
+        }
+    }
+
+    @Test func rollupsAgreeWithRawPointsAndCountsAreExact() async throws {
+        try await TestApp.run { _, parts in
+            // Three hours of points every 7 s, so minute and hour edges fall mid-bucket.
+            let start: Int64 = 1_767_225_600_000  // 2026-01-01T00:00:00Z
+            let points = stride(from: Int64(0), to: 3 * 3_600_000, by: 7000).map {
+                MetricPoint(series: SeriesKey(name: "wave"), timestampMs: start + $0, value: Double($0 % 13_000) / 100)
+            }
+            _ = try await parts.store.commit([IngestBatch(points: points)], now: Date())
+            let id = try #require(try await parts.store.seriesID(SeriesKey(name: "wave")))
+            for width in [Int64(60_000), 3_600_000] {
+                let raw = try await parts.store.buckets(seriesID: id, fromMs: start, toMs: start + 3 * 3_600_000, widthMs: width, source: nil)
+                for rollup in Rollup.allCases where width % rollup.widthMs == 0 {
+                    let rolled = try await parts.store.buckets(seriesID: id, fromMs: start, toMs: start + 3 * 3_600_000, widthMs: width, source: rollup)
+                    #expect(rolled.map(\.count) == raw.map(\.count))
+                    #expect(rolled.map(\.min) == raw.map(\.min))
+                    #expect(rolled.map(\.max) == raw.map(\.max))
+                    #expect(zip(rolled, raw).allSatisfy { abs($0.sum - $1.sum) < 1e-6 })
+                }
+            }
+            // A range with ragged edges: exactly as many points as the raw count, so `maxPoints`
+            // equal to it answers raw points and one less answers buckets.
+            let from = start + 1_234_567
+            let to = start + 2 * 3_600_000 + 2_345_678
+            let exact = Int(try await parts.store.countPoints(seriesID: id, fromMs: from, toMs: to))
+            let query = HistoryQuery(store: parts.store)
+            let fits = try await query.run(series: SeriesKey(name: "wave"), fromMs: from, toMs: to, maxPoints: exact, forceBuckets: false)
+            guard case .points(let rawPoints) = fits else { Issue.record("expected raw points"); return }
+            #expect(rawPoints.count == exact)
+            let over = try await query.run(series: SeriesKey(name: "wave"), fromMs: from, toMs: to, maxPoints: exact - 1, forceBuckets: false)
+            guard case .buckets = over else { Issue.record("expected buckets"); return }
+        }
+    }
+
+    @Test func badQueriesAre400AndUnknownSeriesIsEmpty() async throws {
+        try await TestApp.run { client, _ in
+            let admin = try await client.login().accessToken
+            let bad = [
+                "/api/v1/metrics",
+                "/api/v1/metrics?name=x&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+                "/api/v1/metrics?name=x&from=yesterday",
+                "/api/v1/metrics?name=x&aggregation=median",
+                "/api/v1/metrics?name=x&maxPoints=0",
+                "/api/v1/metrics?name=x&tags=novalue",
+            ]
+            for uri in bad {
+                let response = try await client.request(.get, uri, token: admin)
+                #expect(response.status == .badRequest, "\(uri)")
+                #expect(response.error?.code == "bad_request")
+            }
+            let unknown = try await client.request(.get, "/api/v1/metrics?name=nothing-here", token: admin).decode(History.self)
+            #expect(unknown.points?.isEmpty == true)
+        }
+    }
+
+    @Test func seriesListShowsLastValues() async throws {
+        try await TestApp.run { client, _ in
+            let admin = try await client.login().accessToken
+            #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
+            let series = try await client.request(.get, "/api/v1/series", token: admin)
+            #expect(series.text.contains(#"{"lastTimestamp":"2026-01-01T00:01:59.000Z","lastValue":119,"name":"ramp","tags":{}}"#))
+            let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
+            #expect(try await client.request(.get, "/api/v1/series", token: student).status == .forbidden)
+        }
+    }
+
+    @Test func bucketWidthsAreNiceAndBounded() {
+        #expect(HistoryQuery.bucketWidth(fromMs: 0, toMs: 119_999, maxBuckets: 4) == 30_000)
+        #expect(HistoryQuery.bucketWidth(fromMs: 0, toMs: 3_600_000 * 24 * 7, maxBuckets: 1000) == 900_000)
+        let yearWidth = HistoryQuery.bucketWidth(fromMs: 0, toMs: 365 * 86_400_000, maxBuckets: 100)
+        #expect(yearWidth % 86_400_000 == 0)
+        #expect(365 * 86_400_000 / yearWidth < 100)
+    }
+
+    @Test func timestampsFormatWithMilliseconds() {
+        #expect(Timestamp.format(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(milliseconds: 1_767_225_600_123) == "2026-01-01T00:00:00.123Z")
+        #expect(Timestamp.format(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp.parse("2026-01-01T01:00:00+01:00")?.millisecondsSince1970 == 1_767_225_600_000)
+        #expect(Timestamp.parse("2026-01-01T00:00:00.5Z")?.millisecondsSince1970 == 1_767_225_600_500)
+        #expect(Timestamp.parse("not a time") == nil)
+    }
+}
