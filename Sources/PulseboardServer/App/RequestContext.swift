@@ -9,11 +9,14 @@ public struct AppRequestContext: RequestContext, WebSocketRequestContext, Remote
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
+    /// The connection, so that a WebSocket whose client stopped reading can be cut off.
+    let channel: any Channel
     public var principal: Principal?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
+        channel = source.channel
         remoteAddress = source.channel.remoteAddress
     }
 

@@ -103,15 +103,22 @@ final class LiveSubscriber: Sendable {
     let id: UInt64
     let messages: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
+    /// Yields once when the subscriber is closed, for the session's watchdog.
+    let closeRequests: AsyncStream<Void>
+    private let closeRequested: AsyncStream<Void>.Continuation
     private let closeReason = Mutex<CloseReason?>(nil)
+    private let onOverflow: @Sendable () -> Void
 
-    init(queueCapacity: Int) {
+    init(queueCapacity: Int, onOverflow: @escaping @Sendable () -> Void) {
         id = Self.nextID.add(1, ordering: .relaxed).newValue
         (messages, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(queueCapacity))
+        (closeRequests, closeRequested) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.onOverflow = onOverflow
     }
 
     func send(_ text: String) {
-        if case .dropped = continuation.yield(text) {
+        if case .dropped = continuation.yield(text), pendingClose == nil {
+            onOverflow()
             close(code: .policyViolation, reason: "send queue full: the client does not keep up")
         }
     }
@@ -120,12 +127,14 @@ final class LiveSubscriber: Sendable {
     func close(code: WebSocketErrorCode, reason: String) {
         closeReason.withLock { if $0 == nil { $0 = CloseReason(code: code, reason: reason) } }
         continuation.finish()
+        closeRequested.yield()
     }
 
     var pendingClose: CloseReason? { closeReason.withLock { $0 } }
 
     func finish() {
         continuation.finish()
+        closeRequested.finish()
     }
 }
 

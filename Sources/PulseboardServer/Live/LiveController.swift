@@ -13,6 +13,7 @@ struct LiveController {
                 outbound: outbound,
                 principal: context.requestContext.principal,
                 initialChannel: nil,
+                connection: context.requestContext.channel,
                 logger: context.logger
             )
         }
@@ -23,6 +24,7 @@ struct LiveController {
                 outbound: outbound,
                 principal: context.requestContext.principal,
                 initialChannel: ChannelPolicy.metricsPrefix + name,
+                connection: context.requestContext.channel,
                 logger: context.logger
             )
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import Synchronization
 
 /// One WebSocket connection: authenticates (session cookie at upgrade, or a first
@@ -13,6 +14,9 @@ struct LiveSession {
         var authTimeout: Duration
         var maxChannels = 100
         var maxMessageBytes = 64 * 1024
+        /// How long a client that is being closed gets to take the close frame before the
+        /// connection is cut (a client that stopped reading never takes it).
+        var closeGrace: Duration = .seconds(2)
     }
 
     private struct ClientMessage: Decodable {
@@ -33,9 +37,13 @@ struct LiveSession {
         outbound: WebSocketOutboundWriter,
         principal initialPrincipal: Principal?,
         initialChannel: String?,
+        connection: any Channel,
         logger: Logger
     ) async {
-        let subscriber = LiveSubscriber(queueCapacity: settings.sendQueueCapacity)
+        let subscriber = LiveSubscriber(queueCapacity: settings.sendQueueCapacity) { [telemetry] in
+            telemetry.webSocketClientDropped()
+            logger.info("Closing a WebSocket client that does not keep up")
+        }
         let authenticated = Flag()
         var user: UserClaims?
         var channels = Set<String>()
@@ -83,14 +91,17 @@ struct LiveSession {
                         try await outbound.write(.text(text))
                     }
                     if let close = subscriber.pendingClose {
-                        if close.code == .policyViolation && close.reason.hasPrefix("send queue full") {
-                            telemetry.webSocketDroppedClients.increment()
-                            logger.info("Closing a WebSocket client that does not keep up")
-                        }
                         try await outbound.close(close.code, reason: close.reason)
                     }
                 } catch {
                     logger.debug("WebSocket write failed", metadata: ["error": "\(error)"])
+                }
+            }
+            group.addTask { [closeGrace = settings.closeGrace] in
+                for await _ in subscriber.closeRequests {
+                    try? await Task.sleep(for: closeGrace)
+                    if !Task.isCancelled { connection.close(promise: nil) }
+                    return
                 }
             }
             if initialPrincipal == nil {

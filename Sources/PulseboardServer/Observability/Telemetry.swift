@@ -12,11 +12,12 @@ public final class Telemetry: Sendable {
     let writerQueueDepth: Gauge
     let writerCommitSeconds: DurationHistogram
     let webSocketConnections: Gauge
-    let webSocketDroppedClients: Counter
+    private let webSocketDroppedClients: Counter
     /// Points committed since the last sample of the host collector (for its points/s series).
     private let committedSinceSample = Atomic<Int>(0)
     private let connections = Atomic<Int>(0)
     private let queuedPoints = Atomic<Int>(0)
+    private let droppedClients = Atomic<Int>(0)
 
     public init() {
         ingestPoints = registry.makeCounter(name: "pulseboard_ingest_points_total", help: "Metric points committed.")
@@ -71,6 +72,13 @@ public final class Telemetry: Sendable {
     }
 
     var currentWebSocketConnections: Int { connections.load(ordering: .relaxed) }
+
+    func webSocketClientDropped() {
+        webSocketDroppedClients.increment()
+        droppedClients.add(1, ordering: .relaxed)
+    }
+
+    var droppedWebSocketClients: Int { droppedClients.load(ordering: .relaxed) }
 
     /// Points committed since the previous call.
     func takeCommittedPoints() -> Int {

@@ -1,0 +1,225 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWSTesting
+import Testing
+
+@testable import PulseboardServer
+
+/// A JSON message from the server, loosely typed.
+struct Message: @unchecked Sendable {
+    // @unchecked: the dictionary holds only JSON values (strings, numbers, arrays, dictionaries).
+    let fields: [String: Any]
+
+    var type: String? { fields["type"] as? String }
+    var channel: String? { fields["channel"] as? String }
+    var seq: Int? { fields["seq"] as? Int }
+    var epoch: String? { fields["epoch"] as? String }
+    var code: String? { fields["code"] as? String }
+    var values: [Double] {
+        ((fields["data"] as? [String: Any])?["points"] as? [[String: Any]])?.compactMap { $0["value"] as? Double } ?? []
+    }
+}
+
+/// Reads the server's messages one at a time.
+struct LiveReader {
+    var iterator: WebSocketInboundMessageStream.AsyncIterator
+
+    init(_ inbound: WebSocketInboundStream) {
+        iterator = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
+    }
+
+    mutating func next() async throws -> Message {
+        guard case .text(let text) = try #require(try await iterator.next()) else {
+            throw CancellationError()
+        }
+        return Message(fields: try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]))
+    }
+
+    /// Reads until the server closes the connection.
+    mutating func drain() async throws {
+        while try await iterator.next() != nil {}
+    }
+}
+
+extension WebSocketOutboundWriter {
+    func send(_ json: String) async throws {
+        try await write(.text(json))
+    }
+}
+
+let bigFrames = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
+
+@Suite("Live WebSocket")
+struct LiveTests {
+    @Test func subscribersReceiveCommittedPointsInSequence() async throws {
+        try await TestApp.run(.live) { client, _ in
+            let token = try await client.login().accessToken
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
+                #expect(try await reader.next().type == "authenticated")
+                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
+                let subscribed = try await reader.next()
+                #expect(subscribed.type == "subscribed")
+                #expect(subscribed.seq == 0)
+                for value in [1, 2] {
+                    #expect(try await client.ingest(#"[{"name":"cpu","value":\#(value)},{"name":"other","value":9}]"#, token: token).status == .ok)
+                }
+                let first = try await reader.next()
+                let second = try await reader.next()
+                #expect(first.type == "data")
+                #expect(first.channel == "metrics:cpu")
+                #expect([first.seq, second.seq] == [1, 2])
+                #expect(first.values + second.values == [1, 2])
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+
+    @Test func resumingWithSinceReplaysWhatWasMissed() async throws {
+        try await TestApp.run(.live) { client, parts in
+            let token = try await client.login().accessToken
+            for value in 1...5 {
+                parts.hub.publish(channel: "broadcast", data: ["value": value])
+            }
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
+                _ = try await reader.next()
+                try await outbound.send(#"{"op":"subscribe","channel":"broadcast","since":2,"epoch":"\#(parts.hub.epoch)"}"#)
+                #expect(try await reader.next().seq == 5)  // subscribed, at the current sequence
+                var replayed: [Int?] = []
+                for _ in 0..<3 { replayed.append(try await reader.next().seq) }
+                #expect(replayed == [3, 4, 5])
+                parts.hub.publish(channel: "broadcast", data: ["value": 6])
+                #expect(try await reader.next().seq == 6)
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+
+    @Test func aGapTheRingCannotFillOrAnotherEpochGetsAReset() async throws {
+        try await TestApp.run(.live, configure: { $0.liveHistory = 4 }) { client, parts in
+            let token = try await client.login().accessToken
+            for value in 1...10 {
+                parts.hub.publish(channel: "broadcast", data: ["value": value])
+            }
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
+                _ = try await reader.next()
+                for request in [
+                    #"{"op":"subscribe","channel":"broadcast","since":2}"#,
+                    #"{"op":"subscribe","channel":"broadcast","since":9,"epoch":"another-server"}"#,
+                    #"{"op":"subscribe","channel":"broadcast","since":50}"#,
+                ] {
+                    try await outbound.send(request)
+                    #expect(try await reader.next().type == "subscribed")
+                    let reset = try await reader.next()
+                    #expect(reset.type == "reset", "\(request)")
+                    #expect(reset.seq == 10)
+                }
+                // Within the ring: replay, no reset.
+                try await outbound.send(#"{"op":"subscribe","channel":"broadcast","since":8}"#)
+                #expect(try await reader.next().type == "subscribed")
+                #expect(try await reader.next().seq == 9)
+                #expect(try await reader.next().seq == 10)
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+
+    @Test func subscribingNeedsAuthenticationAndTheRightRole() async throws {
+        try await TestApp.run(.live) { client, _ in
+            let admin = try await client.login().accessToken
+            let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
+                #expect(try await reader.next().code == "unauthenticated")
+                try await outbound.send(#"{"op":"auth","token":"\#(student)"}"#)
+                #expect(try await reader.next().type == "authenticated")
+                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
+                #expect(try await reader.next().code == "forbidden")
+                try await outbound.send(#"{"op":"subscribe","channel":"nonsense"}"#)
+                #expect(try await reader.next().code == "forbidden")
+                try await outbound.send("not json")
+                #expect(try await reader.next().code == "malformed")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            let closed = try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"auth","token":"not-a-token"}"#)
+                #expect(try await reader.next().code == "unauthenticated")
+                try await reader.drain()
+            }
+            #expect(closed?.closeCode == .policyViolation)
+        }
+    }
+
+    @Test func theSessionCookieAuthenticatesTheUpgrade() async throws {
+        try await TestApp.run(.live) { client, _ in
+            let session = try await WebTests.browserLogin(client)
+            var configuration = bigFrames
+            configuration.additionalHeaders[.cookie] = "pb_session=\(session)"
+            try await client.ws("/ws", configuration: configuration) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                #expect(try await reader.next().type == "authenticated")
+                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
+                #expect(try await reader.next().type == "subscribed")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            try await client.ws("/ws/metrics?type=cpu", configuration: configuration) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                #expect(try await reader.next().type == "authenticated")
+                let subscribed = try await reader.next()
+                #expect(subscribed.channel == "metrics:cpu")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+
+    @Test func aPlainGetOnTheWebSocketPathIs426() async throws {
+        try await TestApp.run { client, _ in
+            let response = try await client.request(.get, "/ws")
+            #expect(response.status == .upgradeRequired)
+        }
+    }
+
+    /// A client that stops reading is closed once its queue is full, while a client that keeps
+    /// up receives every message.
+    @Test func aSlowConsumerIsDroppedWithoutSlowingOthers() async throws {
+        try await TestApp.run(.live, configure: { $0.sendQueueMessages = 16 }) { client, parts in
+            let token = try await client.login().accessToken
+            let session = try await WebTests.browserLogin(client)
+            let stalled = try StalledClient(port: try #require(client.port), path: "/ws/metrics?type=flood", cookie: "pb_session=\(session)")
+            try await waitUntil { parts.telemetry.currentWebSocketConnections == 1 }
+            let payload = String(repeating: "x", count: 8 * 1024)
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
+                _ = try await reader.next()
+                try await outbound.send(#"{"op":"subscribe","channel":"metrics:flood"}"#)
+                _ = try await reader.next()
+                var received = 0
+                // Publish in rounds the reading client keeps up with, until the stalled one is dropped.
+                while parts.telemetry.droppedWebSocketClients == 0 {
+                    for _ in 0..<8 { parts.hub.publish(channel: "metrics:flood", data: ["pad": payload]) }
+                    for _ in 0..<8 {
+                        let message = try await reader.next()
+                        #expect(message.seq == received + 1)
+                        received += 1
+                    }
+                    try #require(received < 50_000, "the stalled client was never dropped")
+                }
+                #expect(received == Int(parts.hub.sequence(of: "metrics:flood")))
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // The stalled client's connection is gone; only now may it be released.
+            try await waitUntil { parts.telemetry.currentWebSocketConnections == 0 }
+            withExtendedLifetime(stalled) {}
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import PulseboardServer
+
+@Suite("Pages, cookies and CSRF")
+struct WebTests {
+    /// Logs in through the form as a browser would and returns the session cookie's value.
+    static func browserLogin(_ client: any TestClientProtocol, password: String = TestApp.adminPassword) async throws -> String {
+        let page = try await client.request(.get, "/")
+        let csrf = try #require(cookie("pb_csrf", in: page))
+        let response = try await client.executeRequest(
+            uri: "/login",
+            method: .post,
+            headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_csrf=\(csrf)"],
+            body: ByteBuffer(string: "email=admin%40example.com&password=\(password)&csrf=\(csrf)")
+        )
+        try #require(response.status == .seeOther, "login form answered \(response.status)")
+        return try #require(cookie("pb_session", in: response))
+    }
+
+    static func cookie(_ name: String, in response: TestResponse) -> String? {
+        response.headers[values: .setCookie].lazy.compactMap { header -> String? in
+            let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            return pair.count == 2 && pair[0] == name ? String(pair[1]) : nil
+        }.first
+    }
+
+    @Test func theLoginPageSetsAStrictHttpOnlyCSRFCookie() async throws {
+        try await TestApp.run { client, _ in
+            let page = try await client.request(.get, "/")
+            #expect(page.status == .ok)
+            #expect(page.text.contains(#"<form method="post" action="/login""#))
+            let header = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("pb_csrf=") })
+            #expect(header.contains("HttpOnly"))
+            #expect(header.contains("SameSite=Strict"))
+            #expect(page.headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true)
+            #expect(page.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+            #expect(page.headers[.xContentTypeOptions] == "nosniff")
+        }
+    }
+
+    @Test func formLoginOpensASessionAndLogoutEndsIt() async throws {
+        try await TestApp.run { client, _ in
+            let session = try await Self.browserLogin(client)
+            let dashboard = try await client.request(.get, "/dashboard", headers: [.cookie: "pb_session=\(session)"])
+            #expect(dashboard.status == .ok)
+            #expect(dashboard.text.contains("/static/dashboard.js"))
+            // The cookie reads the API…
+            #expect(try await client.request(.get, "/api/v1/series", headers: [.cookie: "pb_session=\(session)"]).status == .ok)
+            // …but does not change anything through it (CSRF): unsafe API methods need a bearer token.
+            let write = try await client.request(.post, "/api/v1/tokens", json: #"{"name":"x"}"#, headers: [.cookie: "pb_session=\(session)"])
+            #expect(write.status == .unauthorized)
+
+            let page = try await client.request(.get, "/", headers: [.cookie: "pb_session=\(session)"])
+            #expect(page.status == .found)
+            let csrf = "fixed-csrf-value"
+            let withoutToken = try await client.executeRequest(
+                uri: "/logout", method: .post,
+                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_session=\(session); pb_csrf=\(csrf)"],
+                body: ByteBuffer(string: "csrf=wrong"))
+            #expect(withoutToken.status == .forbidden)
+            let logout = try await client.executeRequest(
+                uri: "/logout", method: .post,
+                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_session=\(session); pb_csrf=\(csrf)"],
+                body: ByteBuffer(string: "csrf=\(csrf)"))
+            #expect(logout.status == .seeOther)
+            let after = try await client.request(.get, "/dashboard", headers: [.cookie: "pb_session=\(session)"])
+            #expect(after.status == .found)
+        }
+    }
+
+    @Test func aLoginFormWithoutItsCSRFTokenOrWithAWrongPasswordIsRefused() async throws {
+        try await TestApp.run { client, _ in
+            let noToken = try await client.executeRequest(
+                uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "email=admin%40example.com&password=\(TestApp.adminPassword)"))
+            #expect(noToken.status == .forbidden)
+            #expect(Self.cookie("pb_session", in: noToken) == nil)
+            let wrong = try await client.executeRequest(
+                uri: "/login", method: .post,
+                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_csrf=abc"],
+                body: ByteBuffer(string: "email=admin%40example.com&password=wrong&csrf=abc"))
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.text.contains("Wrong email or password"))
+        }
+    }
+
+    @Test func behindTLSCookiesAreSecureAndHSTSIsSent() async throws {
+        try await TestApp.run(configure: { $0.behindTLS = true }) { client, _ in
+            let page = try await client.request(.get, "/")
+            #expect(page.headers[values: .setCookie].allSatisfy { $0.contains("Secure") })
+            #expect(page.headers[.strictTransportSecurity] != nil)
+        }
+    }
+
+    @Test func staticFilesAreServedAndSmall() async throws {
+        try await TestApp.run { client, _ in
+            let script = try await client.request(.get, "/static/dashboard.js")
+            #expect(script.status == .ok)
+            #expect(script.headers[.contentType]?.hasPrefix("text/javascript") == true)
+            let style = try await client.request(.get, "/static/app.css")
+            let page = try await client.request(.get, "/")
+            // The first page load (page, style, script) stays far under 200 KB.
+            #expect(script.body.readableBytes + style.body.readableBytes + page.body.readableBytes < 200_000)
+            #expect(try await client.request(.get, "/static/nothing.js").status == .notFound)
+        }
+    }
+}
