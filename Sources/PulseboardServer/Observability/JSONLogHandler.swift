@@ -19,19 +19,23 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = [
-            "ts": Timestamp.format(Date()),
-            "level": event.level.rawValue,
-            "label": label,
-            "message": event.message.description,
-        ]
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for (key, value) in merged {
-            object[key] = Self.json(value)
-        }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        guard var data = try? Self.render(label: label, level: event.level, message: event.message.description, metadata: merged) else { return }
         data.append(0x0A)
         Self.output.withLock { $0.write(data) }
+    }
+
+    static func render(label: String, level: Logger.Level, message: String, metadata: Logger.Metadata) throws -> Data {
+        var object: [String: Any] = [
+            "ts": Timestamp.format(Date()),
+            "level": level.rawValue,
+            "label": label,
+            "message": message,
+        ]
+        for (key, value) in metadata {
+            object[key] = json(value)
+        }
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     private static func json(_ value: Logger.MetadataValue) -> Any {

@@ -1,0 +1,149 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+
+@testable import PulseboardServer
+
+@Suite("Operations: health, Prometheus metrics, OpenAPI, request logs")
+struct OperationsTests {
+    @Test func healthReportsTheDatabase() async throws {
+        try await TestApp.run { client, _ in
+            let health = try await client.request(.get, "/health")
+            #expect(health.status == .ok)
+            #expect(health.text.contains(#""status":"ok""#))
+            #expect(health.text.contains(#""database":"ok""#))
+        }
+    }
+
+    @Test func prometheusMetricsCountRequestsIngestAndConnections() async throws {
+        try await TestApp.run { client, _ in
+            let admin = try await client.login().accessToken
+            #expect(try await client.ingest(#"[{"name":"x","value":1},{"name":"x","value":2}]"#, token: admin).status == .ok)
+            let metrics = try await client.request(.get, "/metrics")
+            #expect(metrics.headers[.contentType]?.hasPrefix("text/plain") == true)
+            for line in [
+                #"http_requests_total{method="POST",route="/api/v1/metrics",status="200"} 1"#,
+                #"http_request_duration_seconds_count{method="POST",route="/auth/login"} 1"#,
+                "pulseboard_ingest_points_total 2",
+                "pulseboard_ingest_batches_total 1",
+                "pulseboard_writer_queue_points 0",
+                "pulseboard_writer_commit_seconds_count 1",
+                "pulseboard_websocket_connections",
+                "pulseboard_websocket_dropped_clients_total 0",
+            ] {
+                #expect(metrics.text.contains(line), "missing: \(line)")
+            }
+        }
+    }
+
+    @Test func everyResponseHasARequestIdAndSecurityHeaders() async throws {
+        try await TestApp.run { client, _ in
+            for path in ["/health", "/api/v1/users", "/no-such-route"] {
+                let response = try await client.request(.get, path)
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] != nil)
+                #expect(response.headers[.xContentTypeOptions] == "nosniff")
+                #expect(response.headers[.contentSecurityPolicy]?.contains("frame-ancestors 'none'") == true)
+            }
+            let missing = try await client.request(.get, "/no-such-route")
+            #expect(missing.status == .notFound)
+            #expect(missing.error?.code == "not_found")
+        }
+    }
+
+    @Test func traceparentTraceIdsAreRecognised() {
+        #expect(RequestTelemetryMiddleware<AppRequestContext>.traceID("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(RequestTelemetryMiddleware<AppRequestContext>.traceID("00-00000000000000000000000000000000-00f067aa0ba902b7-01") == nil)
+        #expect(RequestTelemetryMiddleware<AppRequestContext>.traceID("garbage") == nil)
+    }
+
+    /// The OpenAPI document and the router describe the same routes: a route without
+    /// documentation, or documentation without a route, fails here.
+    @Test func theOpenAPIDocumentCoversEveryRouteAndNothingElse() async throws {
+        let document = try JSONSerialization.jsonObject(with: Data(try OpenAPIDocument.load())) as? [String: Any]
+        #expect(document?["openapi"] as? String == "3.1.0")
+        let paths = try #require(document?["paths"] as? [String: [String: Any]])
+        var documented = Set<RecordingRouter.Route>()
+        for (path, item) in paths {
+            for (method, operation) in item where ["get", "post", "put", "patch", "delete"].contains(method) {
+                documented.insert(.init(method: method.uppercased(), path: path))
+                let responses = (operation as? [String: Any])?["responses"] as? [String: Any]
+                #expect(responses?.isEmpty == false, "\(method) \(path) documents no responses")
+            }
+        }
+        let config = TestApp.config()
+        defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
+        let routes = Set(try await Pulseboard.build(config, logger: TestApp.logger).routes)
+        #expect(routes.subtracting(documented).isEmpty, "routes missing from the document: \(routes.subtracting(documented))")
+        #expect(documented.subtracting(routes).isEmpty, "documented routes that do not exist: \(documented.subtracting(routes))")
+    }
+
+    @Test func theDocumentIsServed() async throws {
+        try await TestApp.run { client, _ in
+            let response = try await client.request(.get, "/openapi.json")
+            #expect(response.status == .ok)
+            #expect(response.text.contains(#""openapi":"3.1.0""#))
+        }
+    }
+
+    @Test func logLinesAreJSONWithoutSecrets() throws {
+        // The JSON handler writes one object per line; the request logger never sees bodies or
+        // query strings, so tokens and passwords have no way into the log.
+        let line = try JSONLogHandler.render(label: "t", level: .info, message: "request", metadata: ["path": "/api/v1/events"])
+        let object = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Any])
+        #expect(object["message"] as? String == "request")
+        #expect(object["path"] as? String == "/api/v1/events")
+        #expect(object["level"] as? String == "info")
+    }
+}
+
+@Suite("Host metrics collector")
+struct CollectorTests {
+    @Test func parsesProcFiles() throws {
+        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n"
+        #expect(try ProcSnapshot.parseCPU(stat) == .init(busy: 150, total: 1000))
+        let meminfo = "MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    250 kB\n"
+        #expect(try ProcSnapshot.parseMemoryUsedPercent(meminfo) == 75)
+        #expect(try ProcSnapshot.parseLoad1("0.52 0.58 0.59 1/123 4567\n") == 0.52)
+        let netdev = """
+            Inter-|   Receive                                                |  Transmit
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+                lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0
+              eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
+            """
+        #expect(ProcSnapshot.parseNetDev(netdev) == (1000, 2000))
+        let diskstats = "   8       0 sda 10 0 100 0 20 0 200 0 0 0 0\n   8       1 sda1 10 0 100 0 20 0 200 0 0 0 0\n"
+        #expect(ProcSnapshot.parseDiskStats(diskstats, wholeDisks: ["sda"]) == (51_200, 102_400))
+        let before = ProcSnapshot(cpu: .init(busy: 100, total: 1000), memoryUsedPercent: 50, load1: 1, networkReceivedBytes: 0, networkSentBytes: 0, diskReadBytes: 0, diskWrittenBytes: 0)
+        var after = before
+        after.cpu = .init(busy: 150, total: 1100)
+        after.networkReceivedBytes = 2000
+        let values = Dictionary(uniqueKeysWithValues: after.values(since: before, seconds: 2).map { ($0.name, $0.value) })
+        #expect(values["host.cpu"] == 50)
+        #expect(values["host.net.rx"] == 1000)
+    }
+
+    @Test func readsThisHost() throws {
+        let first = try ProcSnapshot.read()
+        #expect(first.cpu.total > 0)
+        #expect((0...100).contains(first.memoryUsedPercent))
+        #expect(first.load1 >= 0)
+    }
+
+    @Test func theCollectorStoresAndPublishesHostSeries() async throws {
+        try await TestApp.run(configure: {
+            $0.hostMetrics = true
+            $0.collectInterval = .milliseconds(100)
+        }) { client, parts in
+            let admin = try await client.login().accessToken
+            try await waitUntil { parts.hub.sequence(of: "metrics:host.cpu") >= 2 }
+            let series = try await client.request(.get, "/api/v1/series", token: admin).text
+            for name in ["host.cpu", "host.memory", "host.load1", "host.net.rx", "host.disk.write", "pulseboard.ingest.rate", "pulseboard.ws.connections", "pulseboard.writer.queue"] {
+                #expect(series.contains(#""name":"\#(name)""#), "missing \(name)")
+            }
+            let history = try await client.request(.get, "/api/v1/metrics?name=host.cpu", token: admin).decode(HistoryTests.History.self)
+            #expect((history.points?.count ?? 0) >= 2)
+            #expect(history.points?.allSatisfy { (0...100).contains($0.value) } == true)
+        }
+    }
+}
