@@ -25,7 +25,11 @@ struct HistoryTests {
     }
 
     /// 120 points, one a second from 2026-01-01T00:00:00Z, value = the second (0…119).
-    static let twoMinutes = "[" + (0..<120).map { #"{"name":"ramp","value":\#($0),"timestamp":"2026-01-01T00:\#(String(format: "%02d", $0 / 60)):\#(String(format: "%02d", $0 % 60))Z"}"# }.joined(separator: ",") + "]"
+    static let twoMinutes =
+        "["
+        + (0..<120).map {
+            #"{"name":"ramp","value":\#($0),"timestamp":"2026-01-01T00:\#(String(format: "%02d", $0 / 60)):\#(String(format: "%02d", $0 % 60))Z"}"#
+        }.joined(separator: ",") + "]"
 
     @Test func rawPointsWhenTheRangeFits() async throws {
         try await TestApp.run { client, _ in
@@ -51,7 +55,8 @@ struct HistoryTests {
             #expect(history.downsampled)
             #expect(history.bucketSeconds == 30)
             let buckets = try #require(history.buckets)
-            #expect(buckets.map(\.timestamp) == ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:30.000Z", "2026-01-01T00:01:00.000Z", "2026-01-01T00:01:30.000Z"])
+            #expect(
+                buckets.map(\.timestamp) == ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:30.000Z", "2026-01-01T00:01:00.000Z", "2026-01-01T00:01:30.000Z"])
             #expect(buckets.map(\.count) == [30, 30, 30, 30])
             #expect(buckets.map(\.min) == [0, 30, 60, 90])
             #expect(buckets.map(\.max) == [29, 59, 89, 119])

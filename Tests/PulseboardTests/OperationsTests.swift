@@ -52,7 +52,9 @@ struct OperationsTests {
     }
 
     @Test func traceparentTraceIdsAreRecognised() {
-        #expect(RequestTelemetryMiddleware<AppRequestContext>.traceID("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(
+            RequestTelemetryMiddleware<AppRequestContext>.traceID("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                == "4bf92f3577b34da6a3ce929d0e0e4736")
         #expect(RequestTelemetryMiddleware<AppRequestContext>.traceID("00-00000000000000000000000000000000-00f067aa0ba902b7-01") == nil)
         #expect(RequestTelemetryMiddleware<AppRequestContext>.traceID("garbage") == nil)
     }
@@ -114,7 +116,9 @@ struct CollectorTests {
         #expect(ProcSnapshot.parseNetDev(netdev) == (1000, 2000))
         let diskstats = "   8       0 sda 10 0 100 0 20 0 200 0 0 0 0\n   8       1 sda1 10 0 100 0 20 0 200 0 0 0 0\n"
         #expect(ProcSnapshot.parseDiskStats(diskstats, wholeDisks: ["sda"]) == (51_200, 102_400))
-        let before = ProcSnapshot(cpu: .init(busy: 100, total: 1000), memoryUsedPercent: 50, load1: 1, networkReceivedBytes: 0, networkSentBytes: 0, diskReadBytes: 0, diskWrittenBytes: 0)
+        let before = ProcSnapshot(
+            cpu: .init(busy: 100, total: 1000), memoryUsedPercent: 50, load1: 1, networkReceivedBytes: 0, networkSentBytes: 0, diskReadBytes: 0,
+            diskWrittenBytes: 0)
         var after = before
         after.cpu = .init(busy: 150, total: 1100)
         after.networkReceivedBytes = 2000
@@ -138,7 +142,10 @@ struct CollectorTests {
             let admin = try await client.login().accessToken
             try await waitUntil { parts.hub.sequence(of: "metrics:host.cpu") >= 2 }
             let series = try await client.request(.get, "/api/v1/series", token: admin).text
-            for name in ["host.cpu", "host.memory", "host.load1", "host.net.rx", "host.disk.write", "pulseboard.ingest.rate", "pulseboard.ws.connections", "pulseboard.writer.queue"] {
+            for name in [
+                "host.cpu", "host.memory", "host.load1", "host.net.rx", "host.disk.write", "pulseboard.ingest.rate", "pulseboard.ws.connections",
+                "pulseboard.writer.queue",
+            ] {
                 #expect(series.contains(#""name":"\#(name)""#), "missing \(name)")
             }
             let history = try await client.request(.get, "/api/v1/metrics?name=host.cpu", token: admin).decode(HistoryTests.History.self)

@@ -22,9 +22,11 @@ struct UsersAndTokensTests {
             let badEmail = try await client.request(.post, "/api/v1/users", token: admin, json: #"{"email":"nope","password":"password-123","role":"student"}"#)
             #expect(badEmail.status == .unprocessableContent)
             #expect(badEmail.error?.field == "email")
-            let shortPassword = try await client.request(.post, "/api/v1/users", token: admin, json: #"{"email":"s@example.com","password":"short","role":"student"}"#)
+            let shortPassword = try await client.request(
+                .post, "/api/v1/users", token: admin, json: #"{"email":"s@example.com","password":"short","role":"student"}"#)
             #expect(shortPassword.status == .unprocessableContent)
-            let badRole = try await client.request(.post, "/api/v1/users", token: admin, json: #"{"email":"s@example.com","password":"password-123","role":"king"}"#)
+            let badRole = try await client.request(
+                .post, "/api/v1/users", token: admin, json: #"{"email":"s@example.com","password":"password-123","role":"king"}"#)
             #expect(badRole.status == .badRequest)
 
             let patched = try await client.request(.patch, "/api/v1/users/\(id)", token: admin, json: #"{"role":"student"}"#)

@@ -72,7 +72,8 @@ struct LiveSession {
                 return subscriber.send(LiveMessage.error(code: "forbidden", message: refusal, channel: channel))
             }
             guard channels.contains(channel) || channels.count < settings.maxChannels else {
-                return subscriber.send(LiveMessage.error(code: "too_many_channels", message: "At most \(settings.maxChannels) channels per connection.", channel: channel))
+                return subscriber.send(
+                    LiveMessage.error(code: "too_many_channels", message: "At most \(settings.maxChannels) channels per connection.", channel: channel))
             }
             if channels.contains(channel) { hub.unsubscribe(subscriber, from: channel) }
             channels.insert(channel)

@@ -25,7 +25,10 @@ public final class Telemetry: Sendable {
         writerQueueDepth = registry.makeGauge(name: "pulseboard_writer_queue_points", help: "Points waiting for the writer.")
         writerCommitSeconds = registry.makeDurationHistogram(
             name: "pulseboard_writer_commit_seconds",
-            buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)],
+            buckets: [
+                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .seconds(1),
+            ],
             help: "Time to commit one group of batches."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
@@ -44,7 +47,10 @@ public final class Telemetry: Sendable {
         registry.makeDurationHistogram(
             name: "http_request_duration_seconds",
             labels: [("method", method), ("route", route)],
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)],
+            buckets: [
+                .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                .milliseconds(500), .seconds(1), .seconds(5),
+            ],
             help: "HTTP request duration."
         ).record(duration)
     }

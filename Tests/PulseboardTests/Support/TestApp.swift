@@ -14,7 +14,8 @@ enum TestApp {
 
     static func config(_ configure: (inout ServerConfig) -> Void = { _ in }) -> ServerConfig {
         var config = ServerConfig()
-        config.dataDirectory = FileManager.default.temporaryDirectory
+        config.dataDirectory =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("pulseboard-tests/\(UUID().uuidString)").path
         config.port = 0
         config.adminPassword = adminPassword
