@@ -95,7 +95,10 @@ struct Bench: AsyncParsableCommand {
 
     func ingest(_ http: HTTPClient, _ base: String, token: String, batch: Int) async throws -> Latencies {
         let now = Date().timeIntervalSince1970
-        let body = "[" + (0..<batch).map { #"{"name":"bench.ingest","value":\#($0),"timestamp":"\#(iso(now - Double($0) / 1000))","tags":{"host":"h\#($0 % 8)"}}"# }.joined(separator: ",") + "]"
+        let body =
+            "["
+            + (0..<batch).map { #"{"name":"bench.ingest","value":\#($0),"timestamp":"\#(iso(now - Double($0) / 1000))","tags":{"host":"h\#($0 % 8)"}}"# }
+            .joined(separator: ",") + "]"
         let buffer = ByteBuffer(string: body)
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         let clock = ContinuousClock()
@@ -216,7 +219,8 @@ struct Bench: AsyncParsableCommand {
         for _ in 0..<historyQueries {
             let length = Int64.random(in: 3_600_000...(endMs - startMs), using: &generator)
             let from = Int64.random(in: startMs...(endMs - length), using: &generator)
-            var request = HTTPClientRequest(url: base + "/api/v1/metrics?name=bench.history&from=\(iso(Double(from) / 1000))&to=\(iso(Double(from + length) / 1000))&maxPoints=1000")
+            var request = HTTPClientRequest(
+                url: base + "/api/v1/metrics?name=bench.history&from=\(iso(Double(from) / 1000))&to=\(iso(Double(from + length) / 1000))&maxPoints=1000")
             request.headers.add(name: "Authorization", value: "Bearer \(accessToken)")
             let sent = clock.now
             let response = try await http.execute(request, timeout: .seconds(30))
@@ -267,7 +271,9 @@ struct Bench: AsyncParsableCommand {
 
     func machineDescription() -> String {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
+            ?? "unknown CPU"
         let memory = ((try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? "").split(separator: "\n").first ?? ""
         return "\(ProcessInfo.processInfo.activeProcessorCount) cores (\(model)), \(memory.replacingOccurrences(of: "  ", with: ""))"
     }

@@ -8,8 +8,8 @@ import Testing
 
 @Suite("Authentication and roles")
 struct AuthTests {
-    @Test func loginReturnsBearerTokensAndMeShowsTheUser() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func loginReturnsBearerTokensAndMeShowsTheUser(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let tokens = try await client.login()
             #expect(tokens.tokenType == "bearer")
             #expect(tokens.expiresIn == 900)
@@ -21,8 +21,8 @@ struct AuthTests {
         }
     }
 
-    @Test func unknownEmailAndWrongPasswordGiveTheSameAnswer() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func unknownEmailAndWrongPasswordGiveTheSameAnswer(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let wrongPassword = try await client.request(.post, "/auth/login", json: #"{"email":"admin@example.com","password":"nope-nope"}"#)
             let unknownEmail = try await client.request(.post, "/auth/login", json: #"{"email":"ghost@example.com","password":"nope-nope"}"#)
             #expect(wrongPassword.status == .unauthorized)
@@ -31,8 +31,8 @@ struct AuthTests {
         }
     }
 
-    @Test func malformedLoginIsA400() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func malformedLoginIsA400(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             for body in ["{not json", #"{"email":"a@b.c"}"#, #"{"email":1,"password":"x"}"#, "[]"] {
                 let response = try await client.request(.post, "/auth/login", json: body)
                 #expect(response.status == .badRequest, "\(body)")
@@ -41,8 +41,8 @@ struct AuthTests {
         }
     }
 
-    @Test func failedLoginsAreLimitedPerAccount() async throws {
-        try await TestApp.run(configure: { $0.loginLimits = .init(perAccount: 3, perAddress: 100) }) { client, _ in
+    @Test(arguments: TestEngine.all) func failedLoginsAreLimitedPerAccount(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, configure: { $0.loginLimits = .init(perAccount: 3, perAddress: 100) }) { client, _ in
             for _ in 0..<3 {
                 let response = try await client.request(.post, "/auth/login", json: #"{"email":"admin@example.com","password":"wrong-one"}"#)
                 #expect(response.status == .unauthorized)
@@ -54,8 +54,8 @@ struct AuthTests {
         }
     }
 
-    @Test func failedLoginsAreLimitedPerAddress() async throws {
-        try await TestApp.run(configure: { $0.loginLimits = .init(perAccount: 100, perAddress: 2) }) { client, _ in
+    @Test(arguments: TestEngine.all) func failedLoginsAreLimitedPerAddress(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, configure: { $0.loginLimits = .init(perAccount: 100, perAddress: 2) }) { client, _ in
             for email in ["a@example.com", "b@example.com"] {
                 #expect(try await client.request(.post, "/auth/login", json: #"{"email":"\#(email)","password":"wrong-one"}"#).status == .unauthorized)
             }
@@ -64,8 +64,8 @@ struct AuthTests {
         }
     }
 
-    @Test func expiredForeignAndUnsignedTokensAreRejected() async throws {
-        try await TestApp.run { client, pulseboard in
+    @Test(arguments: TestEngine.all) func expiredForeignAndUnsignedTokensAreRejected(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, pulseboard in
             let admin = try #require(try await pulseboard.store.user(email: TestApp.adminEmail))
             let sameSecret = try await AccessTokens(secret: "test-secret-that-is-at-least-32-bytes-long", lifetime: .seconds(900))
             let expired = try await sameSecret.issue(for: admin, now: Date().addingTimeInterval(-3600))
@@ -90,8 +90,8 @@ struct AuthTests {
         }
     }
 
-    @Test func refreshRotatesAndLogoutRevokes() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func refreshRotatesAndLogoutRevokes(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let first = try await client.login()
             let refreshed = try await client.request(.post, "/auth/refresh", json: #"{"refreshToken":"\#(first.refreshToken)"}"#)
             #expect(refreshed.status == .ok)
@@ -104,8 +104,8 @@ struct AuthTests {
         }
     }
 
-    @Test func adminRoutesCheckTheRole() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func adminRoutesCheckTheRole(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
             let student = try await client.tokenForNewUser(role: .student, adminToken: admin)

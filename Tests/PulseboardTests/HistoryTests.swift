@@ -31,8 +31,8 @@ struct HistoryTests {
             #"{"name":"ramp","value":\#($0),"timestamp":"2026-01-01T00:\#(String(format: "%02d", $0 / 60)):\#(String(format: "%02d", $0 % 60))Z"}"#
         }.joined(separator: ",") + "]"
 
-    @Test func rawPointsWhenTheRangeFits() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func rawPointsWhenTheRangeFits(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
             let response = try await client.request(
@@ -44,8 +44,8 @@ struct HistoryTests {
         }
     }
 
-    @Test func exactBucketsWhenTheRangeHoldsMore() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func exactBucketsWhenTheRangeHoldsMore(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
             // 120 points into at most 4 buckets: 30 s buckets, aligned to the epoch.
@@ -74,8 +74,8 @@ struct HistoryTests {
         }
     }
 
-    @Test func rollupsAgreeWithRawPointsAndCountsAreExact() async throws {
-        try await TestApp.run { _, parts in
+    @Test(arguments: TestEngine.all) func rollupsAgreeWithRawPointsAndCountsAreExact(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { _, parts in
             // Three hours of points every 7 s, so minute and hour edges fall mid-bucket.
             let start: Int64 = 1_767_225_600_000  // 2026-01-01T00:00:00Z
             let points = stride(from: Int64(0), to: 3 * 3_600_000, by: 7000).map {
@@ -107,8 +107,8 @@ struct HistoryTests {
         }
     }
 
-    @Test func badQueriesAre400AndUnknownSeriesIsEmpty() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func badQueriesAre400AndUnknownSeriesIsEmpty(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let bad = [
                 "/api/v1/metrics",
@@ -128,8 +128,8 @@ struct HistoryTests {
         }
     }
 
-    @Test func seriesListShowsLastValues() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func seriesListShowsLastValues(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
             let series = try await client.request(.get, "/api/v1/series", token: admin)

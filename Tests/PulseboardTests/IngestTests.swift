@@ -9,8 +9,8 @@ import Testing
 
 @Suite("Metrics ingest")
 struct IngestTests {
-    @Test func aCommittedBatchIsInTheHistory() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func aCommittedBatchIsInTheHistory(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let response = try await client.ingest(
                 #"[{"name":"sensor.temp","value":21.5,"timestamp":"2026-01-01T00:00:00Z","tags":{"room":"a"}},{"name":"sensor.temp","value":22,"timestamp":"2026-01-01T00:00:01.500Z","tags":{"room":"a"}}]"#,
@@ -25,8 +25,8 @@ struct IngestTests {
         }
     }
 
-    @Test func invalidBatchesNameTheItemAndField() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func invalidBatchesNameTheItemAndField(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let future = Timestamp.format(Date().addingTimeInterval(7200))
             let cases: [(body: String, status: HTTPResponse.Status, index: Int?, field: String?)] = [
@@ -54,11 +54,14 @@ struct IngestTests {
         }
     }
 
-    @Test func limitsAnswer413() async throws {
-        try await TestApp.run(configure: {
-            $0.maxBatchPoints = 3
-            $0.maxBodyBytes = 1000
-        }) { client, _ in
+    @Test(arguments: TestEngine.all) func limitsAnswer413(engine: TestEngine) async throws {
+        try await TestApp.run(
+            engine: engine,
+            configure: {
+                $0.maxBatchPoints = 3
+                $0.maxBodyBytes = 1000
+            }
+        ) { client, _ in
             let admin = try await client.login().accessToken
             let four = "[" + Array(repeating: #"{"name":"x","value":1}"#, count: 4).joined(separator: ",") + "]"
             let tooMany = try await client.ingest(four, token: admin)
@@ -70,8 +73,8 @@ struct IngestTests {
         }
     }
 
-    @Test func onlyIngestTokensAndAdminsIngest() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func onlyIngestTokensAndAdminsIngest(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
             let body = #"[{"name":"x","value":1}]"#
@@ -81,8 +84,8 @@ struct IngestTests {
         }
     }
 
-    @Test func aRetriedBatchWithItsIdempotencyKeyIsStoredOnce() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func aRetriedBatchWithItsIdempotencyKeyIsStoredOnce(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let body = #"[{"name":"once","value":1,"timestamp":"2026-01-01T00:00:00Z"},{"name":"once","value":2,"timestamp":"2026-01-01T00:00:01Z"}]"#
             let first = try await client.ingest(body, token: admin, idempotencyKey: "batch-1")
@@ -101,23 +104,22 @@ struct IngestTests {
 
 @Suite("Writer: group commit and backpressure")
 struct WriterTests {
-    @Test func concurrentBatchesAreAllCommittedAndIdempotencyHoldsWithinOneCommit() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pulseboard-tests/\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteStore(path: directory + "/db.sqlite")
-        try await store.migrate()
-        let outcomes = try await store.commit(
-            [
-                IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 1000, value: 1)], idempotencyKey: "k"),
-                IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 1000, value: 1)], idempotencyKey: "k"),
-                IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 2000, value: 2)]),
-            ],
-            now: Date()
-        )
-        #expect(outcomes == [.stored(points: 1), .duplicate, .stored(points: 1)])
-        let id = try #require(try await store.seriesID(SeriesKey(name: "a")))
-        #expect(try await store.countPoints(seriesID: id, fromMs: 0, toMs: 10_000) == 2)
+    @Test(arguments: TestEngine.all) func batchesOfOneCommitAreStoredInOrderAndIdempotencyHoldsWithinIt(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { _, parts in
+            let outcomes = try await parts.store.commit(
+                [
+                    IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 1000, value: 1)], idempotencyKey: "k"),
+                    IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 1000, value: 1)], idempotencyKey: "k"),
+                    IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a", tags: ["x": "1"]), timestampMs: 2000, value: 2)]),
+                ],
+                now: Date()
+            )
+            #expect(outcomes == [.stored(points: 1), .duplicate, .stored(points: 1)])
+            let id = try #require(try await parts.store.seriesID(SeriesKey(name: "a")))
+            #expect(try await parts.store.countPoints(seriesID: id, fromMs: 0, toMs: 10_000) == 1)
+            let tagged = try #require(try await parts.store.seriesID(SeriesKey(name: "a", tags: ["x": "1"])))
+            #expect(tagged != id)
+        }
     }
 
     @Test func aFullQueueRefusesInsteadOfGrowing() async throws {

@@ -53,8 +53,8 @@ let bigFrames = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
 
 @Suite("Live WebSocket")
 struct LiveTests {
-    @Test func subscribersReceiveCommittedPointsInSequence() async throws {
-        try await TestApp.run(.live) { client, _ in
+    @Test(arguments: TestEngine.all) func subscribersReceiveCommittedPointsInSequence(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live) { client, _ in
             let token = try await client.login().accessToken
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
@@ -78,8 +78,8 @@ struct LiveTests {
         }
     }
 
-    @Test func resumingWithSinceReplaysWhatWasMissed() async throws {
-        try await TestApp.run(.live) { client, parts in
+    @Test(arguments: TestEngine.all) func resumingWithSinceReplaysWhatWasMissed(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live) { client, parts in
             let token = try await client.login().accessToken
             for value in 1...5 {
                 parts.hub.publish(channel: "broadcast", data: ["value": value])
@@ -100,8 +100,8 @@ struct LiveTests {
         }
     }
 
-    @Test func aGapTheRingCannotFillOrAnotherEpochGetsAReset() async throws {
-        try await TestApp.run(.live, configure: { $0.liveHistory = 4 }) { client, parts in
+    @Test(arguments: TestEngine.all) func aGapTheRingCannotFillOrAnotherEpochGetsAReset(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live, configure: { $0.liveHistory = 4 }) { client, parts in
             let token = try await client.login().accessToken
             for value in 1...10 {
                 parts.hub.publish(channel: "broadcast", data: ["value": value])
@@ -131,8 +131,8 @@ struct LiveTests {
         }
     }
 
-    @Test func subscribingNeedsAuthenticationAndTheRightRole() async throws {
-        try await TestApp.run(.live) { client, _ in
+    @Test(arguments: TestEngine.all) func subscribingNeedsAuthenticationAndTheRightRole(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live) { client, _ in
             let admin = try await client.login().accessToken
             let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
@@ -159,8 +159,8 @@ struct LiveTests {
         }
     }
 
-    @Test func theSessionCookieAuthenticatesTheUpgrade() async throws {
-        try await TestApp.run(.live) { client, _ in
+    @Test(arguments: TestEngine.all) func theSessionCookieAuthenticatesTheUpgrade(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live) { client, _ in
             let session = try await WebTests.browserLogin(client)
             var configuration = bigFrames
             configuration.additionalHeaders[.cookie] = "pb_session=\(session)"
@@ -181,8 +181,8 @@ struct LiveTests {
         }
     }
 
-    @Test func aPlainGetOnTheWebSocketPathIs426() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func aPlainGetOnTheWebSocketPathIs426(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let response = try await client.request(.get, "/ws")
             #expect(response.status == .upgradeRequired)
         }
@@ -190,8 +190,8 @@ struct LiveTests {
 
     /// A client that stops reading is closed once its queue is full, while a client that keeps
     /// up receives every message.
-    @Test func aSlowConsumerIsDroppedWithoutSlowingOthers() async throws {
-        try await TestApp.run(.live, configure: { $0.sendQueueMessages = 16 }) { client, parts in
+    @Test(arguments: TestEngine.all) func aSlowConsumerIsDroppedWithoutSlowingOthers(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live, configure: { $0.sendQueueMessages = 16 }) { client, parts in
             let token = try await client.login().accessToken
             let session = try await WebTests.browserLogin(client)
             let stalled = try StalledClient(port: try #require(client.port), path: "/ws/metrics?type=flood", cookie: "pb_session=\(session)")

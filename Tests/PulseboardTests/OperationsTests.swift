@@ -7,8 +7,8 @@ import Testing
 
 @Suite("Operations: health, Prometheus metrics, OpenAPI, request logs")
 struct OperationsTests {
-    @Test func healthReportsTheDatabase() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func healthReportsTheDatabase(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let health = try await client.request(.get, "/health")
             #expect(health.status == .ok)
             #expect(health.text.contains(#""status":"ok""#))
@@ -16,8 +16,8 @@ struct OperationsTests {
         }
     }
 
-    @Test func prometheusMetricsCountRequestsIngestAndConnections() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func prometheusMetricsCountRequestsIngestAndConnections(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             #expect(try await client.ingest(#"[{"name":"x","value":1},{"name":"x","value":2}]"#, token: admin).status == .ok)
             let metrics = try await client.request(.get, "/metrics")
@@ -37,8 +37,8 @@ struct OperationsTests {
         }
     }
 
-    @Test func everyResponseHasARequestIdAndSecurityHeaders() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func everyResponseHasARequestIdAndSecurityHeaders(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             for path in ["/health", "/api/v1/users", "/no-such-route"] {
                 let response = try await client.request(.get, path)
                 #expect(response.headers[HTTPField.Name("X-Request-Id")!] != nil)
@@ -80,8 +80,8 @@ struct OperationsTests {
         #expect(documented.subtracting(routes).isEmpty, "documented routes that do not exist: \(documented.subtracting(routes))")
     }
 
-    @Test func theDocumentIsServed() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func theDocumentIsServed(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let response = try await client.request(.get, "/openapi.json")
             #expect(response.status == .ok)
             #expect(response.text.contains(#""openapi":"3.1.0""#))
@@ -134,11 +134,14 @@ struct CollectorTests {
         #expect(first.load1 >= 0)
     }
 
-    @Test func theCollectorStoresAndPublishesHostSeries() async throws {
-        try await TestApp.run(configure: {
-            $0.hostMetrics = true
-            $0.collectInterval = .milliseconds(100)
-        }) { client, parts in
+    @Test(arguments: TestEngine.all) func theCollectorStoresAndPublishesHostSeries(engine: TestEngine) async throws {
+        try await TestApp.run(
+            engine: engine,
+            configure: {
+                $0.hostMetrics = true
+                $0.collectInterval = .milliseconds(100)
+            }
+        ) { client, parts in
             let admin = try await client.login().accessToken
             try await waitUntil { parts.hub.sequence(of: "metrics:host.cpu") >= 2 }
             let series = try await client.request(.get, "/api/v1/series", token: admin).text

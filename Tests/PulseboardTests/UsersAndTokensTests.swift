@@ -6,8 +6,8 @@ import Testing
 
 @Suite("User and ingest token management")
 struct UsersAndTokensTests {
-    @Test func adminCreatesChangesAndDeletesUsers() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func adminCreatesChangesAndDeletesUsers(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let created = try await client.request(
                 .post, "/api/v1/users", token: admin, json: #"{"email":"Teacher@Example.com","password":"password-123","role":"instructor"}"#)
@@ -40,16 +40,16 @@ struct UsersAndTokensTests {
         }
     }
 
-    @Test func adminCannotDeleteOrDemoteThemselves() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func adminCannotDeleteOrDemoteThemselves(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             #expect(try await client.request(.delete, "/api/v1/users/1", token: admin).status == .conflict)
             #expect(try await client.request(.patch, "/api/v1/users/1", token: admin, json: #"{"role":"student"}"#).status == .conflict)
         }
     }
 
-    @Test func ingestTokensIngestUntilRevokedAndAreShownOnce() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func ingestTokensIngestUntilRevokedAndAreShownOnce(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let created = try await client.request(.post, "/api/v1/tokens", token: admin, json: #"{"name":"sensor-gateway"}"#)
             #expect(created.status == .created)

@@ -29,8 +29,8 @@ struct WebTests {
         }.first
     }
 
-    @Test func theLoginPageSetsAStrictHttpOnlyCSRFCookie() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func theLoginPageSetsAStrictHttpOnlyCSRFCookie(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let page = try await client.request(.get, "/")
             #expect(page.status == .ok)
             #expect(page.text.contains(#"<form method="post" action="/login""#))
@@ -43,8 +43,8 @@ struct WebTests {
         }
     }
 
-    @Test func formLoginOpensASessionAndLogoutEndsIt() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func formLoginOpensASessionAndLogoutEndsIt(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let session = try await Self.browserLogin(client)
             let dashboard = try await client.request(.get, "/dashboard", headers: [.cookie: "pb_session=\(session)"])
             #expect(dashboard.status == .ok)
@@ -73,8 +73,8 @@ struct WebTests {
         }
     }
 
-    @Test func aLoginFormWithoutItsCSRFTokenOrWithAWrongPasswordIsRefused() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func aLoginFormWithoutItsCSRFTokenOrWithAWrongPasswordIsRefused(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let noToken = try await client.executeRequest(
                 uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
                 body: ByteBuffer(string: "email=admin%40example.com&password=\(TestApp.adminPassword)"))
@@ -89,16 +89,16 @@ struct WebTests {
         }
     }
 
-    @Test func behindTLSCookiesAreSecureAndHSTSIsSent() async throws {
-        try await TestApp.run(configure: { $0.behindTLS = true }) { client, _ in
+    @Test(arguments: TestEngine.all) func behindTLSCookiesAreSecureAndHSTSIsSent(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, configure: { $0.behindTLS = true }) { client, _ in
             let page = try await client.request(.get, "/")
             #expect(page.headers[values: .setCookie].allSatisfy { $0.contains("Secure") })
             #expect(page.headers[.strictTransportSecurity] != nil)
         }
     }
 
-    @Test func staticFilesAreServedAndSmall() async throws {
-        try await TestApp.run { client, _ in
+    @Test(arguments: TestEngine.all) func staticFilesAreServedAndSmall(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
             let script = try await client.request(.get, "/static/dashboard.js")
             #expect(script.status == .ok)
             #expect(script.headers[.contentType]?.hasPrefix("text/javascript") == true)

@@ -18,8 +18,7 @@ public struct Pulseboard {
 
     public static func build(_ config: ServerConfig, logger: Logger) async throws -> Pulseboard {
         try Bootstrap.prepareDataDirectory(config.dataDirectory)
-        let store = try SQLiteStore(path: config.databasePath)
-        try await store.migrate()
+        let store = try StoreFactory.open(config, logger: logger)
         let secret = try Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         let auth = try await AuthService(
@@ -30,17 +29,17 @@ public struct Pulseboard {
             refreshLifetime: config.refreshTokenLifetime,
             sessionLifetime: config.sessionLifetime
         )
-        let generatedPassword = try await Bootstrap.ensureAdmin(
-            store: store,
-            hasher: hasher,
-            email: config.adminEmail,
-            password: config.adminPassword
-        )
+        // Migrations and the first admin, on a store of their own (a connection pool runs once).
+        let generatedPassword = try await StoreFactory.open(config, logger: logger).whileRunning { setup in
+            try await setup.migrate()
+            return try await Bootstrap.ensureAdmin(store: setup, hasher: hasher, email: config.adminEmail, password: config.adminPassword)
+        }
 
         let telemetry = Telemetry()
         let hub = Hub(ringCapacity: config.liveHistory)
         let writer = Writer(store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         var services: [any Service] = [
+            store,
             writer,
             MaintenanceService(
                 store: store,

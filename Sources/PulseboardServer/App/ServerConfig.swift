@@ -6,6 +6,8 @@ public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
     public var dataDirectory = "./pulseboard-data"
+    /// `postgres://…`: use PostgreSQL (several instances may share it); nil: SQLite in the data folder.
+    public var databaseURL: String?
     /// Nil: generated once and kept in the data directory (owner-only permissions).
     public var jwtSecret: String?
     public var adminEmail = "admin@example.com"

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ServiceLifecycle
 import Synchronization
 
 /// The embedded engine: one SQLite file in WAL mode through GRDB's `DatabasePool` (one writer,
@@ -25,7 +26,7 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
             let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_version"))
             for migration in Migrations.all where !applied.contains(migration.version) {
-                for statement in migration.statements {
+                for statement in migration.statements(for: .sqlite) {
                     try db.execute(sql: statement)
                 }
                 try db.execute(
@@ -34,6 +35,11 @@ public final class SQLiteStore: Store {
                 )
             }
         }
+    }
+
+    /// Nothing to run for an embedded database: waits for shutdown.
+    public func run() async throws {
+        try? await gracefulShutdown()
     }
 
     public func ping() async throws {

@@ -1,8 +1,11 @@
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// Everything Pulseboard keeps durably. Features talk to this protocol only, so that SQLite (one
-/// machine) and PostgreSQL (several instances) are interchangeable below them.
-public protocol Store: Sendable {
+/// machine) and PostgreSQL (several instances) are interchangeable below them. As a `Service`,
+/// `run()` keeps the engine's connections for as long as the server runs.
+public protocol Store: Service {
     /// Applies the numbered migrations that are not yet applied.
     func migrate() async throws
     /// Answers when the database does (for `/health`).
@@ -57,4 +60,30 @@ public enum SessionKind: String, Sendable {
     case refresh
     /// A browser session cookie.
     case browser
+}
+
+extension Store {
+    /// Runs the store for the duration of `body`: for the command line and first-start chores.
+    public func whileRunning<T: Sendable>(_ body: @Sendable (Self) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await self.run()
+                return nil
+            }
+            let result = try await body(self)
+            group.cancelAll()
+            return result
+        }
+    }
+}
+
+/// Opens the engine a configuration names: PostgreSQL for a database URL, else SQLite in the data folder.
+public enum StoreFactory {
+    public static func open(_ config: ServerConfig, logger: Logger) throws -> any Store {
+        if let url = config.databaseURL {
+            return try PostgresStore(url: url, logger: logger)
+        }
+        try Bootstrap.prepareDataDirectory(config.dataDirectory)
+        return try SQLiteStore(path: config.databasePath)
+    }
 }

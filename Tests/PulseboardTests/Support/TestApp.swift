@@ -35,11 +35,15 @@ enum TestApp {
     /// Builds an app, runs `test` against it (in-process router, or a live server on a free port),
     /// and removes its data folder afterwards.
     static func run(
+        engine: TestEngine = .sqlite,
         _ framework: TestingSetup = .router,
         configure: (inout ServerConfig) -> Void = { _ in },
         _ test: @Sendable (any TestClientProtocol, Parts) async throws -> Void
     ) async throws {
-        let config = config(configure)
+        var config = config(configure)
+        if engine == .postgres {
+            config.databaseURL = try await TestPostgres.shared.newDatabase()
+        }
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
         let pulseboard = try await Pulseboard.build(config, logger: logger)
         let parts = Parts(store: pulseboard.store, hub: pulseboard.hub, telemetry: pulseboard.telemetry)

@@ -1,0 +1,432 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The engine for several instances: PostgreSQL through PostgresNIO's connection pool. Bulk
+/// writes send whole columns as arrays (`unnest`), so a commit of thousands of points is a handful
+/// of statements. Run it (`run()`) as a service: it is the pool.
+public final class PostgresStore: Store {
+    let client: PostgresClient
+    let logger: Logger
+    private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
+
+    public init(url: String, logger: Logger) throws {
+        client = PostgresClient(configuration: try Self.configuration(url), backgroundLogger: logger)
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// `postgres://user:password@host:port/database` (password and port optional).
+    static func configuration(_ url: String) throws -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+            let host = components.host, let user = components.user
+        else {
+            throw ConfigurationError("The database URL is postgres://user:password@host:port/database.")
+        }
+        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        var configuration = PostgresClient.Configuration(
+            host: host,
+            port: components.port ?? 5432,
+            username: user.removingPercentEncoding ?? user,
+            password: components.password?.removingPercentEncoding,
+            database: database.isEmpty ? nil : database,
+            tls: .disable
+        )
+        configuration.options.connectTimeout = .seconds(2)
+        configuration.options.maximumConnections = 16
+        return configuration
+    }
+
+    // MARK: Schema
+
+    public func migrate() async throws {
+        try await transaction { connection in
+            // One instance migrates at a time; the others wait, then find nothing left to do.
+            try await connection.query("SELECT pg_advisory_xact_lock(727274)", logger: self.logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                logger: self.logger
+            )
+            var applied = Set<Int>()
+            for try await version in try await connection.query("SELECT version FROM schema_version", logger: self.logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            for migration in Migrations.all where !applied.contains(migration.version) {
+                for statement in migration.statements(for: .postgres) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                }
+                let now = Date().millisecondsSince1970
+                try await connection.query(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(now))",
+                    logger: self.logger
+                )
+            }
+        }
+    }
+
+    public func ping() async throws {
+        try await query("SELECT 1")
+    }
+
+    // MARK: Users
+
+    public func countUsers() async throws -> Int {
+        try await single("SELECT COUNT(*)::BIGINT FROM users", as: Int64.self).map(Int.init) ?? 0
+    }
+
+    public func countAdmins() async throws -> Int {
+        try await single("SELECT COUNT(*)::BIGINT FROM users WHERE role = 'admin'", as: Int64.self).map(Int.init) ?? 0
+    }
+
+    public func createUser(email: String, passwordHash: String, role: Role) async throws -> User {
+        let now = Date()
+        let id = try await mapConflicts("a user with this email exists") {
+            try await single(
+                "INSERT INTO users (email, password_hash, role, created_at) VALUES (\(email), \(passwordHash), \(role.rawValue), \(now.millisecondsSince1970)) RETURNING id",
+                as: Int64.self
+            )
+        }
+        return User(id: id ?? 0, email: email, role: role, passwordHash: passwordHash, createdAt: now.truncatedToMilliseconds)
+    }
+
+    public func user(id: Int64) async throws -> User? {
+        try await users("SELECT id, email, role, password_hash, created_at FROM users WHERE id = \(id)").first
+    }
+
+    public func user(email: String) async throws -> User? {
+        try await users("SELECT id, email, role, password_hash, created_at FROM users WHERE email = \(email)").first
+    }
+
+    public func listUsers() async throws -> [User] {
+        try await users("SELECT id, email, role, password_hash, created_at FROM users ORDER BY id")
+    }
+
+    public func updateUser(_ user: User) async throws {
+        try await mapConflicts("a user with this email exists") {
+            try await query(
+                "UPDATE users SET email = \(user.email), role = \(user.role.rawValue), password_hash = \(user.passwordHash) WHERE id = \(user.id)"
+            )
+        }
+    }
+
+    public func deleteUser(id: Int64) async throws -> Bool {
+        try await single("DELETE FROM users WHERE id = \(id) RETURNING id", as: Int64.self) != nil
+    }
+
+    private func users(_ sql: PostgresQuery) async throws -> [User] {
+        var users: [User] = []
+        for try await (id, email, role, hash, created) in try await client.query(sql, logger: logger).decode((Int64, String, String, String, Int64).self) {
+            users.append(
+                User(id: id, email: email, role: Role(rawValue: role) ?? .student, passwordHash: hash, createdAt: Date(millisecondsSince1970: created)))
+        }
+        return users
+    }
+
+    // MARK: Sessions
+
+    public func insertSession(hash: String, userID: Int64, kind: SessionKind, expiresAt: Date) async throws {
+        try await query(
+            "INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (\(hash), \(userID), \(kind.rawValue), \(Date().millisecondsSince1970), \(expiresAt.millisecondsSince1970))"
+        )
+    }
+
+    public func sessionUser(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
+        try await single(
+            "SELECT user_id FROM sessions WHERE token_hash = \(hash) AND kind = \(kind.rawValue) AND expires_at > \(now.millisecondsSince1970)",
+            as: Int64.self
+        )
+    }
+
+    public func takeSession(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
+        try await single(
+            "DELETE FROM sessions WHERE token_hash = \(hash) AND kind = \(kind.rawValue) AND expires_at > \(now.millisecondsSince1970) RETURNING user_id",
+            as: Int64.self
+        )
+    }
+
+    public func deleteSession(hash: String) async throws {
+        try await query("DELETE FROM sessions WHERE token_hash = \(hash)")
+    }
+
+    public func deleteSessions(userID: Int64) async throws {
+        try await query("DELETE FROM sessions WHERE user_id = \(userID)")
+    }
+
+    // MARK: Ingest tokens
+
+    public func createIngestToken(name: String, hash: String, prefix: String) async throws -> IngestToken {
+        let now = Date()
+        let id = try await single(
+            "INSERT INTO ingest_tokens (name, token_hash, prefix, created_at) VALUES (\(name), \(hash), \(prefix), \(now.millisecondsSince1970)) RETURNING id",
+            as: Int64.self
+        )
+        return IngestToken(id: id ?? 0, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds)
+    }
+
+    public func listIngestTokens() async throws -> [IngestToken] {
+        try await ingestTokens("SELECT id, name, prefix, created_at, revoked_at FROM ingest_tokens ORDER BY id")
+    }
+
+    public func revokeIngestToken(id: Int64) async throws -> Bool {
+        try await single(
+            "UPDATE ingest_tokens SET revoked_at = \(Date().millisecondsSince1970) WHERE id = \(id) AND revoked_at IS NULL RETURNING id",
+            as: Int64.self
+        ) != nil
+    }
+
+    public func activeIngestToken(hash: String) async throws -> IngestToken? {
+        try await ingestTokens("SELECT id, name, prefix, created_at, revoked_at FROM ingest_tokens WHERE token_hash = \(hash) AND revoked_at IS NULL").first
+    }
+
+    private func ingestTokens(_ sql: PostgresQuery) async throws -> [IngestToken] {
+        var tokens: [IngestToken] = []
+        for try await (id, name, prefix, created, revoked) in try await client.query(sql, logger: logger).decode((Int64, String, String, Int64, Int64?).self) {
+            tokens.append(
+                IngestToken(
+                    id: id,
+                    name: name,
+                    prefix: prefix,
+                    createdAt: Date(millisecondsSince1970: created),
+                    revokedAt: revoked.map(Date.init(millisecondsSince1970:))
+                )
+            )
+        }
+        return tokens
+    }
+
+    // MARK: Metrics
+
+    public func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome] {
+        let known = seriesIDs.withLock { $0 }
+        let logger = self.logger
+        let (outcomes, created) = try await transaction { connection -> ([CommitOutcome], [SeriesKey: Int64]) in
+            var outcomes: [CommitOutcome] = []
+            var created: [SeriesKey: Int64] = [:]
+            var aggregates = CommitAggregates()
+            var ids: [Int64] = []
+            var timestamps: [Int64] = []
+            var values: [Double] = []
+            for batch in batches {
+                if let key = batch.idempotencyKey {
+                    let claimed = try await connection.query(
+                        "INSERT INTO idempotency_keys (key, created_at, points) VALUES (\(key), \(now.millisecondsSince1970), \(Int64(batch.points.count))) ON CONFLICT (key) DO NOTHING RETURNING key",
+                        logger: logger
+                    ).collect()
+                    if claimed.isEmpty {
+                        outcomes.append(.duplicate)
+                        continue
+                    }
+                }
+                for point in batch.points {
+                    let id: Int64
+                    if let existing = known[point.series] ?? created[point.series] {
+                        id = existing
+                    } else {
+                        id = try await Self.findOrCreateSeries(point.series, on: connection, logger: logger)
+                        created[point.series] = id
+                    }
+                    ids.append(id)
+                    timestamps.append(point.timestampMs)
+                    values.append(point.value)
+                    aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
+                }
+                outcomes.append(.stored(points: batch.points.count))
+            }
+            if !ids.isEmpty {
+                try await connection.query(
+                    "INSERT INTO points (series_id, ts, value) SELECT * FROM unnest(\(ids)::BIGINT[], \(timestamps)::BIGINT[], \(values)::DOUBLE PRECISION[])",
+                    logger: logger
+                )
+                try await Self.apply(aggregates, on: connection, logger: logger)
+            }
+            return (outcomes, created)
+        }
+        if !created.isEmpty {
+            seriesIDs.withLock { $0.merge(created) { old, _ in old } }
+        }
+        return outcomes
+    }
+
+    private static func findOrCreateSeries(_ key: SeriesKey, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        let tags = key.canonicalTags
+        for try await id in try await connection.query(
+            "INSERT INTO series (name, tags) VALUES (\(key.name), \(tags)) ON CONFLICT (name, tags) DO NOTHING RETURNING id",
+            logger: logger
+        ).decode(Int64.self) {
+            return id
+        }
+        for try await id in try await connection.query("SELECT id FROM series WHERE name = \(key.name) AND tags = \(tags)", logger: logger).decode(Int64.self) {
+            return id
+        }
+        throw StoreError.unavailable("series \(key.name) vanished")
+    }
+
+    private static func apply(_ aggregates: CommitAggregates, on connection: PostgresConnection, logger: Logger) async throws {
+        // Rows are touched in id order, so that concurrent instances cannot deadlock on them.
+        let series = aggregates.series.sorted { $0.key < $1.key }
+        try await connection.query(
+            """
+            UPDATE series AS s SET
+                last_value = CASE WHEN s.last_ts IS NULL OR s.last_ts <= u.ts THEN u.v ELSE s.last_value END,
+                last_ts = GREATEST(COALESCE(s.last_ts, u.ts), u.ts)
+            FROM unnest(\(series.map(\.key))::BIGINT[], \(series.map(\.value.lastTimestampMs))::BIGINT[], \(series.map(\.value.lastValue))::DOUBLE PRECISION[]) AS u(id, ts, v)
+            WHERE s.id = u.id
+            """,
+            logger: logger
+        )
+        for (rollup, buckets) in aggregates.rollups {
+            let rows = buckets.sorted { ($0.key.seriesID, $0.key.startMs) < ($1.key.seriesID, $1.key.startMs) }
+            var binds = PostgresBindings()
+            binds.append(rows.map(\.key.seriesID))
+            binds.append(rows.map(\.key.startMs))
+            binds.append(rows.map(\.value.count))
+            binds.append(rows.map(\.value.sum))
+            binds.append(rows.map(\.value.min))
+            binds.append(rows.map(\.value.max))
+            let table = rollup.table
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(table) (series_id, bucket, count, sum, min, max)
+                        SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::DOUBLE PRECISION[], $5::DOUBLE PRECISION[], $6::DOUBLE PRECISION[])
+                        ON CONFLICT (series_id, bucket) DO UPDATE SET
+                            count = \(table).count + excluded.count,
+                            sum = \(table).sum + excluded.sum,
+                            min = LEAST(\(table).min, excluded.min),
+                            max = GREATEST(\(table).max, excluded.max)
+                        """,
+                    binds: binds
+                ),
+                logger: logger
+            )
+        }
+    }
+
+    public func seriesID(_ key: SeriesKey) async throws -> Int64? {
+        if let id = seriesIDs.withLock({ $0[key] }) { return id }
+        return try await single("SELECT id FROM series WHERE name = \(key.name) AND tags = \(key.canonicalTags)", as: Int64.self)
+    }
+
+    public func listSeries() async throws -> [SeriesSummary] {
+        var result: [SeriesSummary] = []
+        let rows = try await client.query("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags", logger: logger)
+        for try await (name, tags, ts, value) in rows.decode((String, String, Int64?, Double?).self) {
+            result.append(SeriesSummary(series: SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: tags)), lastTimestampMs: ts, lastValue: value))
+        }
+        return result
+    }
+
+    public func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
+        var result: [(timestampMs: Int64, value: Double)] = []
+        let rows = try await client.query(
+            "SELECT ts, value FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs) ORDER BY ts LIMIT \(Int64(limit))",
+            logger: logger
+        )
+        for try await (ts, value) in rows.decode((Int64, Double).self) {
+            result.append((ts, value))
+        }
+        return result
+    }
+
+    public func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
+        try await single(
+            "SELECT COUNT(*)::BIGINT FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs)",
+            as: Int64.self
+        ) ?? 0
+    }
+
+    public func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
+        var binds = PostgresBindings()
+        binds.append(seriesID)
+        binds.append(fromMs)
+        binds.append(toMs)
+        return try await single(
+            PostgresQuery(
+                unsafeSQL: "SELECT COALESCE(SUM(count), 0)::BIGINT FROM \(rollup.table) WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
+                binds: binds
+            ),
+            as: Int64.self
+        ) ?? 0
+    }
+
+    public func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
+        // Timestamps are never negative, so integer division floors like SQLite's.
+        let sql =
+            if let source {
+                """
+                SELECT (bucket / $1) * $1 AS b, SUM(count)::BIGINT, SUM(sum), MIN(min), MAX(max) FROM \(source.table)
+                WHERE series_id = $2 AND bucket >= $3 AND bucket < $4 GROUP BY b ORDER BY b
+                """
+            } else {
+                """
+                SELECT (ts / $1) * $1 AS b, COUNT(*)::BIGINT, SUM(value), MIN(value), MAX(value) FROM points
+                WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b
+                """
+            }
+        var binds = PostgresBindings()
+        binds.append(widthMs)
+        binds.append(seriesID)
+        binds.append(fromMs)
+        binds.append(toMs)
+        var result: [Bucket] = []
+        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        for try await (start, count, sum, min, max) in rows.decode((Int64, Int64, Double, Double, Double).self) {
+            result.append(Bucket(startMs: start, count: count, sum: sum, min: min, max: max))
+        }
+        return result
+    }
+
+    // MARK: Housekeeping
+
+    public func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws {
+        let cutoff = pointsBefore.millisecondsSince1970
+        try await query("DELETE FROM points WHERE ts < \(cutoff)")
+        for rollup in Rollup.allCases {
+            var binds = PostgresBindings()
+            binds.append(cutoff - cutoff % rollup.widthMs)
+            try await query(PostgresQuery(unsafeSQL: "DELETE FROM \(rollup.table) WHERE bucket < $1", binds: binds))
+        }
+        try await query("DELETE FROM idempotency_keys WHERE created_at < \(idempotencyKeysBefore.millisecondsSince1970)")
+        try await query("DELETE FROM sessions WHERE expires_at <= \(now.millisecondsSince1970)")
+    }
+
+    // MARK: Helpers
+
+    @discardableResult
+    private func query(_ sql: PostgresQuery) async throws -> [PostgresRow] {
+        try await mapOutages { try await client.query(sql, logger: logger).collect() }
+    }
+
+    private func single<T: PostgresDecodable>(_ sql: PostgresQuery, as type: T.Type) async throws -> T? {
+        for try await value in try await mapOutages({ try await client.query(sql, logger: logger) }).decode(T.self) {
+            return value
+        }
+        return nil
+    }
+
+    private func transaction<T>(_ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
+        try await mapOutages { try await client.withTransaction(logger: logger, body) }
+    }
+
+    private func mapConflicts<T>(_ message: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw StoreError.conflict(message)
+        }
+    }
+
+    /// Connection failures become `StoreError.unavailable` (503 with Retry-After); errors the
+    /// server reports about a statement stay what they are.
+    private func mapOutages<T>(_ body: () async throws -> sending T) async throws -> sending T {
+        do {
+            return try await body()
+        } catch let error as PSQLError where error.code != .server {
+            throw StoreError.unavailable("\(error.code)")
+        }
+    }
+}

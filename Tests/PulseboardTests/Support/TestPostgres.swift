@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+
+@testable import PulseboardServer
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A throwaway PostgreSQL server for the test run: `initdb` and `pg_ctl` in a temporary folder,
+/// trust authentication, a free loopback port. It is started on first use, once per test
+/// process; each test gets its own database, a copy of a migrated template. When
+/// `PULSEBOARD_TEST_DATABASE_URL` names a server, that one is used instead.
+actor TestPostgres {
+    static let shared = TestPostgres()
+    static let binaries = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"]
+        .first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }
+
+    /// Whether the PostgreSQL half of the suite can run here.
+    static var isAvailable: Bool {
+        ProcessInfo.processInfo.environment["PULSEBOARD_TEST_DATABASE_URL"] != nil || binaries != nil
+    }
+
+    private var serverURL: String?
+    /// The server with its migrated template database, made once however many tests ask at once.
+    private var template: Task<String, any Error>?
+
+    /// The URL of a new, empty, migrated database.
+    func newDatabase() async throws -> String {
+        if template == nil {
+            template = Task { try await self.makeTemplate() }
+        }
+        let base = try await template!.value
+        let name = "test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16))"
+        try psql(base, "CREATE DATABASE \(name) TEMPLATE pulseboard_template")
+        return Self.url(base, database: name)
+    }
+
+    private func makeTemplate() async throws -> String {
+        let base = try await server()
+        try psql(base, "DROP DATABASE IF EXISTS pulseboard_template")
+        try psql(base, "CREATE DATABASE pulseboard_template")
+        try await PostgresStore(url: Self.url(base, database: "pulseboard_template"), logger: TestApp.logger).whileRunning { try await $0.migrate() }
+        // Copies need the template without connections: wait until the pool's have gone.
+        for _ in 0..<100 {
+            if (try? psql(
+                base, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = 'pulseboard_template') THEN RAISE 'busy'; END IF; END $$")) != nil
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return base
+    }
+
+    /// The same server URL with another database.
+    static func url(_ base: String, database: String) -> String {
+        var components = URLComponents(string: base)!
+        components.path = "/" + database
+        return components.string!
+    }
+
+    private func server() async throws -> String {
+        if let serverURL { return serverURL }
+        if let given = ProcessInfo.processInfo.environment["PULSEBOARD_TEST_DATABASE_URL"] {
+            serverURL = given
+            return given
+        }
+        let bin = try #require(Self.binaries, "PostgreSQL binaries not found")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pulseboard-pg-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let port = Self.freePort()
+        let asRoot = getuid() == 0
+        if asRoot { try run("/bin/chown", ["postgres", directory]) }
+        try run(bin + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync"], asPostgres: asRoot)
+        try run(
+            bin + "/pg_ctl",
+            [
+                "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-o",
+                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
+            ],
+            asPostgres: asRoot
+        )
+        Self.stopAtExit = (bin + "/pg_ctl", directory + "/data", asRoot)
+        atexit {
+            if let (pgctl, data, asRoot) = TestPostgres.stopAtExit {
+                let arguments = asRoot ? ["-u", "postgres", "--", pgctl, "-D", data, "-m", "immediate", "stop"] : ["-D", data, "-m", "immediate", "stop"]
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: asRoot ? "/sbin/runuser" : pgctl)
+                process.arguments = arguments
+                process.standardOutput = FileHandle.nullDevice
+                try? process.run()
+                process.waitUntilExit()
+            }
+        }
+        let url = "postgres://postgres@127.0.0.1:\(port)/postgres"
+        serverURL = url
+        return url
+    }
+
+    /// The server to stop when the test process ends (set once, before `atexit` can run).
+    nonisolated(unsafe) static var stopAtExit: (String, String, Bool)?
+
+    private func psql(_ url: String, _ sql: String) throws {
+        try run("/usr/bin/psql", [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+    }
+
+    /// Runs a command and waits for it. posix_spawn rather than Foundation's Process: the server
+    /// that `pg_ctl start` leaves behind would inherit Process's internal descriptors and keep it
+    /// from ever noticing that pg_ctl exited.
+    private func run(_ executable: String, _ arguments: [String], asPostgres: Bool = false) throws {
+        let argv = asPostgres ? ["/sbin/runuser", "-u", "postgres", "--", executable] + arguments : [executable] + arguments
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("pulseboard-pg-\(UUID().uuidString).out").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var pid: pid_t = 0
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        guard posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ) == 0 else {
+            throw TestPostgresError(description: "cannot start \(argv[0])")
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw TestPostgresError(description: "\(argv.joined(separator: " ")) failed: \(text)")
+        }
+    }
+
+    static func freePort() -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length)
+                return getsockname(descriptor, $0, &length)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct TestPostgresError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The storage engines a storage-touching test runs against.
+enum TestEngine: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+
+    /// SQLite always; PostgreSQL when its binaries (or a server URL) are here, and otherwise a
+    /// loud note that the PostgreSQL half was skipped.
+    static let all: [TestEngine] = {
+        if TestPostgres.isAvailable { return [.sqlite, .postgres] }
+        FileHandle.standardError.write(Data("\n*** PostgreSQL is not installed: the PostgreSQL half of the suite is SKIPPED. ***\n\n".utf8))
+        return [.sqlite]
+    }()
+
+    var testDescription: String { rawValue }
+}
