@@ -20,9 +20,9 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "admin, instructor or student.") var role: Role = .student
 
         func run() async throws {
-            let store = try await data.openStore()
             let (password, generated) = newPassword()
-            let user = try await UserAdministration.create(email: email, password: password, role: role, in: store)
+            let (email, role) = (email, role)
+            let user = try await data.withStore { try await UserAdministration.create(email: email, password: password, role: role, in: $0) }
             print("Created \(user.role.rawValue) \(user.email) (id \(user.id)).")
             if generated { print("Password (shown once): \(password)") }
         }
@@ -33,7 +33,7 @@ struct UserCommand: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
-            for user in try await data.openStore().listUsers() {
+            for user in try await data.withStore({ try await $0.listUsers() }) {
                 print("\(user.id)\t\(user.role.rawValue)\t\(user.email)")
             }
         }
@@ -46,8 +46,8 @@ struct UserCommand: AsyncParsableCommand {
         @Argument(help: "admin, instructor or student.") var role: Role
 
         func run() async throws {
-            let store = try await data.openStore()
-            try await UserAdministration.setRole(email: email, role: role, in: store)
+            let (email, role) = (email, role)
+            try await data.withStore { try await UserAdministration.setRole(email: email, role: role, in: $0) }
             print("\(email) is now \(role.rawValue).")
         }
     }
@@ -61,9 +61,9 @@ struct UserCommand: AsyncParsableCommand {
         @Argument(help: "The user's email.") var email: String
 
         func run() async throws {
-            let store = try await data.openStore()
             let (password, generated) = newPassword()
-            try await UserAdministration.resetPassword(email: email, password: password, in: store)
+            let email = email
+            try await data.withStore { try await UserAdministration.resetPassword(email: email, password: password, in: $0) }
             print("Password of \(email) changed.")
             if generated { print("Password (shown once): \(password)") }
         }
@@ -90,7 +90,8 @@ struct TokenCommand: AsyncParsableCommand {
         @Argument(help: "A name to recognise the token by.") var name: String
 
         func run() async throws {
-            let (token, secret) = try await UserAdministration.createIngestToken(name: name, in: try await data.openStore())
+            let name = name
+            let (token, secret) = try await data.withStore { try await UserAdministration.createIngestToken(name: name, in: $0) }
             print("Created ingest token \(token.id) '\(token.name)'. Send it as 'Authorization: Bearer <token>' (shown once):")
             print(secret)
         }
@@ -101,7 +102,7 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
-            for token in try await data.openStore().listIngestTokens() {
+            for token in try await data.withStore({ try await $0.listIngestTokens() }) {
                 print("\(token.id)\t\(token.prefix)…\t\(token.revokedAt == nil ? "active" : "revoked")\t\(token.name)")
             }
         }
@@ -113,7 +114,8 @@ struct TokenCommand: AsyncParsableCommand {
         @Argument(help: "The token's id (see 'token list').") var id: Int64
 
         func run() async throws {
-            guard try await data.openStore().revokeIngestToken(id: id) else {
+            let id = id
+            guard try await data.withStore({ try await $0.revokeIngestToken(id: id) }) else {
                 throw ValidationError("No active ingest token with id \(id).")
             }
             print("Revoked ingest token \(id).")

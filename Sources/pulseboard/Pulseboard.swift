@@ -48,18 +48,26 @@ struct Settings {
 struct DataOptions: ParsableArguments {
     @Option(help: "Folder of the SQLite database and the generated JWT secret. [env PULSEBOARD_DATA_DIR, default ./pulseboard-data]")
     var dataDir: String?
+    @Option(help: "postgres://user:password@host:5432/db to use PostgreSQL (several instances may share it). [env PULSEBOARD_DATABASE_URL, default: SQLite]")
+    var databaseURL: String?
 
-    func directory() throws -> String {
-        try Settings().value(dataDir, "PULSEBOARD_DATA_DIR", default: ServerConfig().dataDirectory)
+    /// The storage part of the server's configuration.
+    func config() throws -> ServerConfig {
+        let settings = Settings()
+        var config = ServerConfig()
+        config.dataDirectory = try settings.value(dataDir, "PULSEBOARD_DATA_DIR", default: config.dataDirectory)
+        config.databaseURL = databaseURL ?? settings.secret("PULSEBOARD_DATABASE_URL")
+        return config
     }
 
-    /// Opens the database of the data folder, migrated.
-    func openStore() async throws -> SQLiteStore {
-        let directory = try directory()
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: directory + "/pulseboard.sqlite")
-        try await store.migrate()
-        return store
+    /// Runs `body` with the configured database, migrated.
+    func withStore<T: Sendable>(_ body: @Sendable (any Store) async throws -> T) async throws -> T {
+        var logger = Logger(label: "pulseboard")
+        logger.logLevel = .warning
+        return try await StoreFactory.open(try config(), logger: logger).whileRunning { store in
+            try await store.migrate()
+            return try await body(store)
+        }
     }
 }
 
@@ -68,7 +76,7 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
 
     func run() async throws {
-        _ = try await data.openStore()
-        print("Database at \(try data.directory()) is up to date.")
+        try await data.withStore { _ in }
+        print("The database is up to date.")
     }
 }

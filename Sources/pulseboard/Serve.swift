@@ -30,8 +30,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let settings = Settings()
-        var config = ServerConfig()
-        config.dataDirectory = try data.directory()
+        var config = try data.config()
         config.host = try settings.value(host, "PULSEBOARD_HOST", default: config.host)
         config.port = try settings.value(port, "PULSEBOARD_PORT", default: config.port)
         config.adminEmail = try settings.value(adminEmail, "PULSEBOARD_ADMIN_EMAIL", default: config.adminEmail)
@@ -70,7 +69,8 @@ struct Serve: AsyncParsableCommand {
                 """
             )
         }
-        print("Pulseboard listens on http://\(config.host):\(config.port) (data in \(config.dataDirectory))")
+        let storage = config.databaseURL == nil ? "SQLite in \(config.dataDirectory)" : "PostgreSQL"
+        print("Pulseboard listens on http://\(config.host):\(config.port) (\(storage))")
         try await pulseboard.application.runService()
     }
 

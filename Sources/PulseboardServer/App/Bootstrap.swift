@@ -6,10 +6,13 @@ enum Bootstrap {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
-    /// The configured secret, or the one kept in `<data>/jwt-secret`, created on first start with
-    /// owner-only permissions.
-    static func jwtSecret(configured: String?, dataDirectory: String) throws -> String {
+    /// The configured secret; else with PostgreSQL the one all instances share in the database;
+    /// else the one kept in `<data>/jwt-secret`, created on first start with owner-only permissions.
+    static func jwtSecret(configured: String?, dataDirectory: String, store: any Store) async throws -> String {
         if let configured { return configured }
+        if let postgres = store as? PostgresStore {
+            return try await postgres.sharedSecret(named: "jwt", proposed: SecretToken.generate(prefix: ""))
+        }
         let path = dataDirectory + "/jwt-secret"
         if let existing = FileManager.default.contents(atPath: path) {
             return String(decoding: existing, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

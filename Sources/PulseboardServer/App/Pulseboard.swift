@@ -7,7 +7,7 @@ import ServiceLifecycle
 
 /// The assembled server: storage, writer, hub, collector and routes, built from a configuration
 /// by constructor injection. `application` runs everything under ServiceLifecycle.
-public struct Pulseboard {
+public struct Pulseboard: Sendable {
     public let application: Application<RouterResponder<AppRequestContext>>
     public let store: any Store
     public let hub: Hub
@@ -19,8 +19,16 @@ public struct Pulseboard {
     public static func build(_ config: ServerConfig, logger: Logger) async throws -> Pulseboard {
         try Bootstrap.prepareDataDirectory(config.dataDirectory)
         let store = try StoreFactory.open(config, logger: logger)
-        let secret = try Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory)
         let hasher = PasswordHasher(cost: config.bcryptCost)
+        // Migrations, the JWT secret and the first admin, on a store of their own (a connection
+        // pool runs once).
+        let (secret, generatedPassword) = try await StoreFactory.open(config, logger: logger).whileRunning { setup in
+            try await setup.migrate()
+            let secret = try await Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory, store: setup)
+            let password = try await Bootstrap.ensureAdmin(store: setup, hasher: hasher, email: config.adminEmail, password: config.adminPassword)
+            return (secret, password)
+        }
+
         let auth = try await AuthService(
             store: store,
             accessTokens: try await AccessTokens(secret: secret, lifetime: config.accessTokenLifetime),
@@ -29,12 +37,6 @@ public struct Pulseboard {
             refreshLifetime: config.refreshTokenLifetime,
             sessionLifetime: config.sessionLifetime
         )
-        // Migrations and the first admin, on a store of their own (a connection pool runs once).
-        let generatedPassword = try await StoreFactory.open(config, logger: logger).whileRunning { setup in
-            try await setup.migrate()
-            return try await Bootstrap.ensureAdmin(store: setup, hasher: hasher, email: config.adminEmail, password: config.adminPassword)
-        }
-
         let telemetry = Telemetry()
         let hub = Hub(ringCapacity: config.liveHistory)
         let writer = Writer(store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
@@ -48,8 +50,15 @@ public struct Pulseboard {
                 logger: logger
             ),
         ]
+        if let postgres = store as? PostgresStore {
+            services.append(PostgresFanout(store: postgres, hub: hub, logger: logger))
+        }
         if config.hostMetrics {
-            services.append(HostCollector(writer: writer, telemetry: telemetry, interval: config.collectInterval, demo: config.demo, logger: logger))
+            // With several instances on one database, each one's host series carry its name.
+            let tags = config.databaseURL == nil ? [:] : ["instance": "\(ProcessInfo.processInfo.hostName):\(config.port)"]
+            services.append(
+                HostCollector(writer: writer, telemetry: telemetry, interval: config.collectInterval, demo: config.demo, tags: tags, logger: logger)
+            )
         }
 
         let router = Router(context: AppRequestContext.self)

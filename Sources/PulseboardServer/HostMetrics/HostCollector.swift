@@ -10,6 +10,8 @@ struct HostCollector: Service {
     let telemetry: Telemetry
     let interval: Duration
     let demo: Bool
+    /// Tags of every host series (empty on one machine; the instance's name with several).
+    let tags: [String: String]
     let logger: Logger
 
     func run() async throws {
@@ -39,7 +41,7 @@ struct HostCollector: Service {
             }
             if demo { values += Self.demoValues(at: Date()) }
             let timestampMs = Date().millisecondsSince1970
-            let points = values.map { MetricPoint(series: SeriesKey(name: $0.name), timestampMs: timestampMs, value: $0.value) }
+            let points = values.map { MetricPoint(series: SeriesKey(name: $0.name, tags: tags), timestampMs: timestampMs, value: $0.value) }
             do {
                 _ = try await writer.submit(IngestBatch(points: points))
             } catch {

@@ -112,5 +112,22 @@ enum Migrations {
                 "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at)",
             ]
         ),
+        Migration(
+            version: 3,
+            name: "shared secrets and the cross-instance live log",
+            statements: [
+                "CREATE TABLE server_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                """
+                CREATE TABLE live_log (
+                    instance TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    points TEXT NOT NULL,
+                    PRIMARY KEY (instance, seq)
+                )
+                """,
+                "CREATE INDEX live_log_created ON live_log(created_at)",
+            ]
+        ),
     ]
 }

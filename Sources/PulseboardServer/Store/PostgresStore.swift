@@ -11,9 +11,19 @@ public final class PostgresStore: Store {
     let logger: Logger
     private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
 
+    /// This process among the instances sharing the database. Its commits are numbered 1, 2, 3…
+    /// in the live log (one writer per instance makes that order the commit order), which is how
+    /// other instances fetch exactly what they have not seen.
+    let instanceID = UUID().uuidString.lowercased()
+    private let liveSequence = Mutex<Int64>(0)
+    /// Rings after every commit that logged points; `PostgresFanout` turns it into a NOTIFY.
+    let committed: AsyncStream<Void>
+    private let ringCommitted: AsyncStream<Void>.Continuation
+
     public init(url: String, logger: Logger) throws {
         client = PostgresClient(configuration: try Self.configuration(url), backgroundLogger: logger)
         self.logger = logger
+        (committed, ringCommitted) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     public func run() async throws {
@@ -203,6 +213,9 @@ public final class PostgresStore: Store {
     public func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome] {
         let known = seriesIDs.withLock { $0 }
         let logger = self.logger
+        let instance = instanceID
+        let sequence = liveSequence.withLock { $0 } + 1
+        var logged: [LoggedPoint] = []
         let (outcomes, created) = try await transaction { connection -> ([CommitOutcome], [SeriesKey: Int64]) in
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
@@ -230,6 +243,7 @@ public final class PostgresStore: Store {
                         created[point.series] = id
                     }
                     ids.append(id)
+                    logged.append(LoggedPoint(point))
                     timestamps.append(point.timestampMs)
                     values.append(point.value)
                     aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
@@ -242,13 +256,60 @@ public final class PostgresStore: Store {
                     logger: logger
                 )
                 try await Self.apply(aggregates, on: connection, logger: logger)
+                let payload = String(decoding: try JSONEncoder().encode(logged), as: UTF8.self)
+                try await connection.query(
+                    "INSERT INTO live_log (instance, seq, created_at, points) VALUES (\(instance), \(sequence), \(now.millisecondsSince1970), \(payload))",
+                    logger: logger
+                )
             }
             return (outcomes, created)
         }
         if !created.isEmpty {
             seriesIDs.withLock { $0.merge(created) { old, _ in old } }
         }
+        if !logged.isEmpty {
+            liveSequence.withLock { $0 = sequence }
+            ringCommitted.yield()
+        }
         return outcomes
+    }
+
+    /// Another instance's logged commits after `seq` (oldest first), at most `limit`.
+    func liveLog(instance: String, after seq: Int64, notBefore createdMs: Int64, limit: Int64 = 500) async throws -> [(seq: Int64, points: [MetricPoint])] {
+        var entries: [(seq: Int64, points: [MetricPoint])] = []
+        let rows = try await mapOutages {
+            try await client.query(
+                "SELECT seq, points FROM live_log WHERE instance = \(instance) AND seq > \(seq) AND created_at >= \(createdMs) ORDER BY seq LIMIT \(limit)",
+                logger: logger
+            )
+        }
+        for try await (seq, text) in rows.decode((Int64, String).self) {
+            let points = try JSONDecoder().decode([LoggedPoint].self, from: Data(text.utf8)).map(\.metricPoint)
+            entries.append((seq, points))
+        }
+        return entries
+    }
+
+    /// The instances that logged commits since `createdMs`, with their latest sequence.
+    func liveInstances(since createdMs: Int64) async throws -> [(instance: String, seq: Int64)] {
+        var result: [(instance: String, seq: Int64)] = []
+        let rows = try await mapOutages {
+            try await client.query(
+                "SELECT instance, MAX(seq) FROM live_log WHERE created_at >= \(createdMs) AND instance <> \(instanceID) GROUP BY instance",
+                logger: logger
+            )
+        }
+        for try await (instance, seq) in rows.decode((String, Int64).self) {
+            result.append((instance, seq))
+        }
+        return result
+    }
+
+    /// A secret every instance must agree on (the JWT key when none is configured): the first
+    /// instance stores its proposal, every later one reads it.
+    func sharedSecret(named name: String, proposed: String) async throws -> String {
+        try await query("INSERT INTO server_secrets (name, value) VALUES (\(name), \(proposed)) ON CONFLICT (name) DO NOTHING")
+        return try await single("SELECT value FROM server_secrets WHERE name = \(name)", as: String.self) ?? proposed
     }
 
     private static func findOrCreateSeries(_ key: SeriesKey, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
@@ -392,6 +453,7 @@ public final class PostgresStore: Store {
         }
         try await query("DELETE FROM idempotency_keys WHERE created_at < \(idempotencyKeysBefore.millisecondsSince1970)")
         try await query("DELETE FROM sessions WHERE expires_at <= \(now.millisecondsSince1970)")
+        try await query("DELETE FROM live_log WHERE created_at < \(now.millisecondsSince1970 - 600_000)")
     }
 
     // MARK: Helpers
@@ -428,5 +490,24 @@ public final class PostgresStore: Store {
         } catch let error as PSQLError where error.code != .server {
             throw StoreError.unavailable("\(error.code)")
         }
+    }
+}
+
+/// A committed point as the live log keeps it (compact JSON).
+struct LoggedPoint: Codable {
+    var n: String
+    var t: [String: String]?
+    var ts: Int64
+    var v: Double
+
+    init(_ point: MetricPoint) {
+        n = point.series.name
+        t = point.series.tags.isEmpty ? nil : point.series.tags
+        ts = point.timestampMs
+        v = point.value
+    }
+
+    var metricPoint: MetricPoint {
+        MetricPoint(series: SeriesKey(name: n, tags: t ?? [:]), timestampMs: ts, value: v)
     }
 }

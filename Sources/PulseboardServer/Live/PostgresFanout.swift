@@ -1,0 +1,115 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Live data across instances sharing one PostgreSQL. Each instance logs its commits, numbered in
+/// commit order, in `live_log` (inside the ingest transaction) and then announces "I advanced"
+/// with a NOTIFY that carries only its instance id, sent outside the transaction and coalesced
+/// (at most one in flight, one pending). The others LISTEN, fetch the log entries after the last
+/// sequence they saw from that instance, and publish them to their own hub. A LISTEN connection
+/// that drops is re-established with backoff and followed by a catch-up over every instance, so
+/// nothing logged during the gap is missed; a slow periodic catch-up covers lost notifications.
+final class PostgresFanout: Service {
+    static let channel = "pulseboard_live"
+
+    let store: PostgresStore
+    let hub: Hub
+    let logger: Logger
+    /// Only entries logged after this instance started are relayed (older ones are history).
+    let startedMs = Date().millisecondsSince1970
+    private let lastSeen = Mutex<[String: Int64]>([:])
+
+    init(store: PostgresStore, hub: Hub, logger: Logger) {
+        self.store = store
+        self.hub = hub
+        self.logger = logger
+    }
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.announce() }
+            group.addTask { await self.listen() }
+            group.addTask { await self.pollPeriodically() }
+            await group.waitForAll()
+        }
+    }
+
+    /// NOTIFY after commits, coalesced: the doorbell holds at most one pending ring.
+    private func announce() async {
+        for await _ in store.committed.cancelOnGracefulShutdown() {
+            do {
+                try await store.client.query("SELECT pg_notify(\(Self.channel), \(store.instanceID))", logger: logger)
+            } catch {
+                logger.debug("NOTIFY failed; other instances catch up by polling", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func listen() async {
+        var backoff: Duration = .milliseconds(100)
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                try await store.client.withConnection { connection in
+                    let notifications = try await connection.listen(Self.channel)
+                    // Whatever was logged while we were not listening.
+                    await catchUpAll()
+                    for try await notification in notifications.cancelOnGracefulShutdown() where notification.payload != store.instanceID {
+                        await catchUp(instance: notification.payload)
+                    }
+                }
+                backoff = .milliseconds(100)
+            } catch {
+                if Task.isCancelledOrShuttingDown { return }
+                let wait = backoff
+                logger.warning("LISTEN connection lost; reconnecting", metadata: ["error": "\(error)", "retry_in": "\(wait)"])
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
+    private func pollPeriodically() async {
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
+            } catch {
+                return
+            }
+            await catchUpAll()
+        }
+    }
+
+    private func catchUpAll() async {
+        do {
+            for (instance, latest) in try await store.liveInstances(since: startedMs) where latest > (lastSeen.withLock { $0[instance] } ?? 0) {
+                await catchUp(instance: instance)
+            }
+        } catch {
+            logger.debug("Live catch-up failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Relays an instance's entries after the last one seen, in order. Serialised per call site
+    /// by the lock around `lastSeen`: an entry is published only if it is the next one.
+    private func catchUp(instance: String) async {
+        do {
+            while true {
+                let after = lastSeen.withLock { $0[instance] } ?? 0
+                let entries = try await store.liveLog(instance: instance, after: after, notBefore: startedMs)
+                guard !entries.isEmpty else { return }
+                for entry in entries {
+                    let isNext = lastSeen.withLock { seen -> Bool in
+                        guard entry.seq > (seen[instance] ?? 0) else { return false }
+                        seen[instance] = entry.seq
+                        return true
+                    }
+                    if isNext { hub.publish(entry.points) }
+                }
+            }
+        } catch {
+            logger.debug("Live fetch failed", metadata: ["error": "\(error)", "instance": "\(instance)"])
+        }
+    }
+}
