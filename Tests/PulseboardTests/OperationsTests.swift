@@ -151,9 +151,23 @@ struct CollectorTests {
             ] {
                 #expect(series.contains(#""name":"\#(name)""#), "missing \(name)")
             }
-            let history = try await client.request(.get, "/api/v1/metrics?name=host.cpu", token: admin).decode(HistoryTests.History.self)
+            // With PostgreSQL (several instances) host series carry the instance's name as a tag.
+            let list = try await client.request(.get, "/api/v1/series", token: admin).decode(SeriesList.self)
+            let cpu = try #require(list.series.first { $0.name == "host.cpu" })
+            #expect(cpu.tags.isEmpty == (engine == .sqlite))
+            let tags = cpu.tags.map { "\($0.key)=\($0.value)" }.joined(separator: ",").addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+            let history = try await client.request(.get, "/api/v1/metrics?name=host.cpu&tags=\(tags)", token: admin).decode(HistoryTests.History.self)
             #expect((history.points?.count ?? 0) >= 2)
             #expect(history.points?.allSatisfy { (0...100).contains($0.value) } == true)
         }
     }
+}
+
+struct SeriesList: Decodable {
+    struct Series: Decodable {
+        var name: String
+        var tags: [String: String]
+    }
+
+    var series: [Series]
 }
