@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+from postgres_server import Postgres
 from pulseboard_process import Server
 
 BATCH = 10
@@ -20,9 +21,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL instead of SQLite")
     args = parser.parse_args()
 
-    server = Server(extra_args=["--no-host-metrics"]).start()
+    extra = ["--no-host-metrics"]
+    postgres = None
+    if args.postgres:
+        postgres = Postgres().start()
+        extra += ["--database-url", postgres.create_database("durability")]
+    engine = "PostgreSQL" if args.postgres else "SQLite"
+    server = Server(extra_args=extra).start()
     token = server.login()
     base_ms = int(time.time() * 1000) - 3_600_000
     # Values acknowledged per series; a series holds at most 500 batches, so that one raw history
@@ -77,11 +85,13 @@ def main():
             failures += 1
             print(f"{series}: {len(missing)} acknowledged points missing, {duplicates} duplicates")
     server.stop()
+    if postgres:
+        postgres.stop()
     total = sum(len(a) for a in acknowledged.values())
     if failures:
-        print(f"1 failed: durability lost or duplicated acknowledged points")
+        print(f"1 failed: durability lost or duplicated acknowledged points ({engine})")
         return 1
-    print(f"durability: {total} acknowledged points across {args.kills} kill -9 restarts, all stored exactly once")
+    print(f"durability ({engine}): {total} acknowledged points across {args.kills} kill -9 restarts, all stored exactly once")
     print("1 passed, 0 failed")
     return 0
 

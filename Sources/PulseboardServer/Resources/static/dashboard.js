@@ -139,9 +139,12 @@
     const chart = charts.get(keyOf(point.name, point.tags));
     if (!chart) { refreshSeries(); return; }
     const t = Date.parse(point.timestamp);
-    const last = chart.points[chart.points.length - 1];
-    if (last && t <= last.t) return; // already in the backfilled history
-    chart.points.push({ t, v: point.value });
+    // Keep time order: with several instances a point committed elsewhere can arrive a little
+    // after a newer local one. A point at an existing time is already in the backfilled history.
+    let at = chart.points.length;
+    while (at > 0 && chart.points[at - 1].t > t) at--;
+    if (at > 0 && chart.points[at - 1].t === t) return;
+    chart.points.splice(at, 0, { t, v: point.value });
     const from = Date.now() - range.span;
     while (chart.points.length > 1 && chart.points[0].t < from) chart.points.shift();
     draw(chart);
