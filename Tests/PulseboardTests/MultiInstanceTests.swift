@@ -61,3 +61,45 @@ struct MultiInstanceTests {
         }
     }
 }
+
+@Suite("PostgreSQL outages", .enabled(if: TestEngine.all.contains(.postgres)))
+struct OutageTests {
+    /// While the database is down, requests that need it fail fast with 503 and Retry-After,
+    /// `/health` says so, WebSockets stay open; when it returns everything resumes.
+    @Test func requestsFailFastWhileTheDatabaseIsDownAndResumeAfter() async throws {
+        let postgres = TestPostgres()
+        let url = try await postgres.newDatabase()
+        try await TestApp.run(engine: .postgres, .live, configure: { $0.databaseURL = url }) { client, _ in
+            let token = try await client.login().accessToken
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
+                _ = try await reader.next()
+                try await outbound.send(#"{"op":"subscribe","channel":"metrics:outage"}"#)
+                _ = try await reader.next()
+
+                try await postgres.stop()
+                let clock = ContinuousClock()
+                let start = clock.now
+                let refused = try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage")
+                #expect(refused.status == .serviceUnavailable)
+                #expect(refused.headers[.retryAfter] != nil)
+                #expect(clock.now - start < .milliseconds(2500))
+                let health = try await client.request(.get, "/health")
+                #expect(health.status == .serviceUnavailable)
+                #expect(clock.now - start < .seconds(5))
+                // The WebSocket is still open.
+                try await outbound.send(#"{"op":"ping"}"#)
+                #expect(try await reader.next().type == "pong")
+
+                try await postgres.start()
+                try await waitUntil {
+                    try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage").status == .ok
+                }
+                #expect(try await reader.next().values == [1])
+                #expect(try await client.request(.get, "/health").status == .ok)
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+}

@@ -150,11 +150,3 @@ struct LiveSession {
         }
     }
 }
-
-/// A flag that one task sets and another reads.
-private final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
-}

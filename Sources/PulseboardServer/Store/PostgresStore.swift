@@ -129,7 +129,8 @@ public final class PostgresStore: Store {
 
     private func users(_ sql: PostgresQuery) async throws -> [User] {
         var users: [User] = []
-        for try await (id, email, role, hash, created) in try await client.query(sql, logger: logger).decode((Int64, String, String, String, Int64).self) {
+        for row in try await rows(sql) {
+            let (id, email, role, hash, created) = try row.decode((Int64, String, String, String, Int64).self)
             users.append(
                 User(id: id, email: email, role: Role(rawValue: role) ?? .student, passwordHash: hash, createdAt: Date(millisecondsSince1970: created)))
         }
@@ -194,7 +195,8 @@ public final class PostgresStore: Store {
 
     private func ingestTokens(_ sql: PostgresQuery) async throws -> [IngestToken] {
         var tokens: [IngestToken] = []
-        for try await (id, name, prefix, created, revoked) in try await client.query(sql, logger: logger).decode((Int64, String, String, Int64, Int64?).self) {
+        for row in try await rows(sql) {
+            let (id, name, prefix, created, revoked) = try row.decode((Int64, String, String, Int64, Int64?).self)
             tokens.append(
                 IngestToken(
                     id: id,
@@ -215,8 +217,8 @@ public final class PostgresStore: Store {
         let logger = self.logger
         let instance = instanceID
         let sequence = liveSequence.withLock { $0 } + 1
-        var logged: [LoggedPoint] = []
-        let (outcomes, created) = try await transaction { connection -> ([CommitOutcome], [SeriesKey: Int64]) in
+        let (outcomes, created, logged) = try await transaction { connection -> ([CommitOutcome], [SeriesKey: Int64], [LoggedPoint]) in
+            var logged: [LoggedPoint] = []
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
             var aggregates = CommitAggregates()
@@ -262,7 +264,7 @@ public final class PostgresStore: Store {
                     logger: logger
                 )
             }
-            return (outcomes, created)
+            return (outcomes, created, logged)
         }
         if !created.isEmpty {
             seriesIDs.withLock { $0.merge(created) { old, _ in old } }
@@ -277,13 +279,11 @@ public final class PostgresStore: Store {
     /// Another instance's logged commits after `seq` (oldest first), at most `limit`.
     func liveLog(instance: String, after seq: Int64, notBefore createdMs: Int64, limit: Int64 = 500) async throws -> [(seq: Int64, points: [MetricPoint])] {
         var entries: [(seq: Int64, points: [MetricPoint])] = []
-        let rows = try await mapOutages {
-            try await client.query(
-                "SELECT seq, points FROM live_log WHERE instance = \(instance) AND seq > \(seq) AND created_at >= \(createdMs) ORDER BY seq LIMIT \(limit)",
-                logger: logger
-            )
-        }
-        for try await (seq, text) in rows.decode((Int64, String).self) {
+        let rows = try await rows(
+            "SELECT seq, points FROM live_log WHERE instance = \(instance) AND seq > \(seq) AND created_at >= \(createdMs) ORDER BY seq LIMIT \(limit)"
+        )
+        for row in rows {
+            let (seq, text) = try row.decode((Int64, String).self)
             let points = try JSONDecoder().decode([LoggedPoint].self, from: Data(text.utf8)).map(\.metricPoint)
             entries.append((seq, points))
         }
@@ -293,13 +293,11 @@ public final class PostgresStore: Store {
     /// The instances that logged commits since `createdMs`, with their latest sequence.
     func liveInstances(since createdMs: Int64) async throws -> [(instance: String, seq: Int64)] {
         var result: [(instance: String, seq: Int64)] = []
-        let rows = try await mapOutages {
-            try await client.query(
-                "SELECT instance, MAX(seq) FROM live_log WHERE created_at >= \(createdMs) AND instance <> \(instanceID) GROUP BY instance",
-                logger: logger
-            )
-        }
-        for try await (instance, seq) in rows.decode((String, Int64).self) {
+        let rows = try await rows(
+            "SELECT instance, MAX(seq) FROM live_log WHERE created_at >= \(createdMs) AND instance <> \(instanceID) GROUP BY instance"
+        )
+        for row in rows {
+            let (instance, seq) = try row.decode((String, Int64).self)
             result.append((instance, seq))
         }
         return result
@@ -374,8 +372,8 @@ public final class PostgresStore: Store {
 
     public func listSeries() async throws -> [SeriesSummary] {
         var result: [SeriesSummary] = []
-        let rows = try await client.query("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags", logger: logger)
-        for try await (name, tags, ts, value) in rows.decode((String, String, Int64?, Double?).self) {
+        for row in try await rows("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags") {
+            let (name, tags, ts, value) = try row.decode((String, String, Int64?, Double?).self)
             result.append(SeriesSummary(series: SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: tags)), lastTimestampMs: ts, lastValue: value))
         }
         return result
@@ -383,11 +381,11 @@ public final class PostgresStore: Store {
 
     public func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
         var result: [(timestampMs: Int64, value: Double)] = []
-        let rows = try await client.query(
-            "SELECT ts, value FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs) ORDER BY ts LIMIT \(Int64(limit))",
-            logger: logger
+        let rows = try await rows(
+            "SELECT ts, value FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs) ORDER BY ts LIMIT \(Int64(limit))"
         )
-        for try await (ts, value) in rows.decode((Int64, Double).self) {
+        for row in rows {
+            let (ts, value) = try row.decode((Int64, Double).self)
             result.append((ts, value))
         }
         return result
@@ -434,8 +432,8 @@ public final class PostgresStore: Store {
         binds.append(fromMs)
         binds.append(toMs)
         var result: [Bucket] = []
-        let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-        for try await (start, count, sum, min, max) in rows.decode((Int64, Int64, Double, Double, Double).self) {
+        for row in try await rows(PostgresQuery(unsafeSQL: sql, binds: binds)) {
+            let (start, count, sum, min, max) = try row.decode((Int64, Int64, Double, Double, Double).self)
             result.append(Bucket(startMs: start, count: count, sum: sum, min: min, max: max))
         }
         return result
@@ -458,20 +456,28 @@ public final class PostgresStore: Store {
 
     // MARK: Helpers
 
+    /// How long a request waits for a connection before the database counts as unavailable.
+    static let connectionWait: Duration = .seconds(2)
+
     @discardableResult
     private func query(_ sql: PostgresQuery) async throws -> [PostgresRow] {
-        try await mapOutages { try await client.query(sql, logger: logger).collect() }
+        try await rows(sql)
     }
 
-    private func single<T: PostgresDecodable>(_ sql: PostgresQuery, as type: T.Type) async throws -> T? {
-        for try await value in try await mapOutages({ try await client.query(sql, logger: logger) }).decode(T.self) {
-            return value
+    private func rows(_ sql: PostgresQuery) async throws -> [PostgresRow] {
+        let logger = self.logger
+        return try await withConnection { try await $0.query(sql, logger: logger).collect() }
+    }
+
+    private func single<T: PostgresDecodable & Sendable>(_ sql: PostgresQuery, as type: T.Type) async throws -> T? {
+        try await rows(sql).first?.decode(T.self)
+    }
+
+    private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = self.logger
+        return try await withConnection { connection in
+            try await connection.withTransaction(logger: logger) { try await body($0) }
         }
-        return nil
-    }
-
-    private func transaction<T>(_ body: (PostgresConnection) async throws -> sending T) async throws -> sending T {
-        try await mapOutages { try await client.withTransaction(logger: logger, body) }
     }
 
     private func mapConflicts<T>(_ message: String, _ body: () async throws -> T) async throws -> T {
@@ -482,15 +488,58 @@ public final class PostgresStore: Store {
         }
     }
 
-    /// Connection failures become `StoreError.unavailable` (503 with Retry-After); errors the
-    /// server reports about a statement stay what they are.
-    private func mapOutages<T>(_ body: () async throws -> sending T) async throws -> sending T {
+    /// Runs `body` on a pooled connection. While the database is down the pool keeps retrying to
+    /// connect; a request that has no connection after `connectionWait` gives up with
+    /// `StoreError.unavailable` (503 with Retry-After) instead of hanging. Once a connection is
+    /// held the statement runs to its end. Connection failures also become `unavailable`;
+    /// errors the server reports about a statement stay what they are.
+    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let connected = Flag()
+        let client = self.client
         do {
-            return try await body()
-        } catch let error as PSQLError where error.code != .server {
-            throw StoreError.unavailable("\(error.code)")
+            return try await withThrowingTaskGroup(of: ConnectionRace<T>.self) { group in
+                group.addTask {
+                    .finished(
+                        try await client.withConnection { connection in
+                            connected.set()
+                            return try await body(connection)
+                        }
+                    )
+                }
+                group.addTask {
+                    try await Task.sleep(for: Self.connectionWait)
+                    return connected.isSet ? .connected : .timedOut
+                }
+                while let result = try await group.next() {
+                    switch result {
+                    case .finished(let value):
+                        group.cancelAll()
+                        return value
+                    case .connected:
+                        continue
+                    case .timedOut:
+                        group.cancelAll()
+                        throw StoreError.unavailable("no database connection within \(Self.connectionWait)")
+                    }
+                }
+                throw StoreError.unavailable("cancelled")
+            }
+        } catch let error as PSQLError where error.code == .server {
+            throw error
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            // A lost connection, a pool that cannot connect, a cancelled wait.
+            logger.warning("Database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            throw StoreError.unavailable("\(error)")
         }
     }
+}
+
+private enum ConnectionRace<T: Sendable>: Sendable {
+    case finished(T)
+    case connected
+    case timedOut
 }
 
 /// A committed point as the live log keeps it (compact JSON).

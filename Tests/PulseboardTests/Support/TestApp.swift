@@ -41,7 +41,7 @@ enum TestApp {
         _ test: @Sendable (any TestClientProtocol, Parts) async throws -> Void
     ) async throws {
         var config = config(configure)
-        if engine == .postgres {
+        if engine == .postgres && config.databaseURL == nil {
             config.databaseURL = try await TestPostgres.shared.newDatabase()
         }
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }

@@ -22,6 +22,7 @@ actor TestPostgres {
     }
 
     private var serverURL: String?
+    private var cluster: (bin: String, directory: String, port: Int, asRoot: Bool)?
     /// The server with its migrated template database, made once however many tests ask at once.
     private var template: Task<String, any Error>?
 
@@ -81,9 +82,11 @@ actor TestPostgres {
             ],
             asPostgres: asRoot
         )
-        Self.stopAtExit = (bin + "/pg_ctl", directory + "/data", asRoot)
+        cluster = (bin, directory, port, asRoot)
+        Self.stopAtExit.append((bin + "/pg_ctl", directory + "/data", asRoot))
+        if Self.stopAtExit.count > 1 { return "postgres://postgres@127.0.0.1:\(port)/postgres" }
         atexit {
-            if let (pgctl, data, asRoot) = TestPostgres.stopAtExit {
+            for (pgctl, data, asRoot) in TestPostgres.stopAtExit {
                 let arguments = asRoot ? ["-u", "postgres", "--", pgctl, "-D", data, "-m", "immediate", "stop"] : ["-D", data, "-m", "immediate", "stop"]
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: asRoot ? "/sbin/runuser" : pgctl)
@@ -98,8 +101,28 @@ actor TestPostgres {
         return url
     }
 
-    /// The server to stop when the test process ends (set once, before `atexit` can run).
-    nonisolated(unsafe) static var stopAtExit: (String, String, Bool)?
+    /// The servers to stop when the test process ends. nonisolated(unsafe): written only while
+    /// tests start servers (under each actor), read once by `atexit` when the process ends.
+    nonisolated(unsafe) static var stopAtExit: [(String, String, Bool)] = []
+
+    /// Stops this server (for outage tests; use an instance of your own, not `shared`).
+    func stop() throws {
+        let cluster = try #require(cluster)
+        try run(cluster.bin + "/pg_ctl", ["-D", cluster.directory + "/data", "-m", "fast", "-w", "stop"], asPostgres: cluster.asRoot)
+    }
+
+    /// Starts it again on the same port.
+    func start() throws {
+        let cluster = try #require(cluster)
+        try run(
+            cluster.bin + "/pg_ctl",
+            [
+                "-D", cluster.directory + "/data", "-l", cluster.directory + "/server.log", "-w", "-o",
+                "-p \(cluster.port) -k \(cluster.directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
+            ],
+            asPostgres: cluster.asRoot
+        )
+    }
 
     private func psql(_ url: String, _ sql: String) throws {
         try run("/usr/bin/psql", [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
