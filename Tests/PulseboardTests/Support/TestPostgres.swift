@@ -78,7 +78,7 @@ actor TestPostgres {
             bin + "/pg_ctl",
             [
                 "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-o",
-                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
+                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000", "start",
             ],
             asPostgres: asRoot
         )
@@ -86,14 +86,10 @@ actor TestPostgres {
         Self.stopAtExit.append((bin + "/pg_ctl", directory + "/data", asRoot))
         if Self.stopAtExit.count > 1 { return "postgres://postgres@127.0.0.1:\(port)/postgres" }
         atexit {
+            // Not Foundation's Process: it cannot notice a child's exit while the process exits.
             for (pgctl, data, asRoot) in TestPostgres.stopAtExit {
-                let arguments = asRoot ? ["-u", "postgres", "--", pgctl, "-D", data, "-m", "immediate", "stop"] : ["-D", data, "-m", "immediate", "stop"]
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: asRoot ? "/sbin/runuser" : pgctl)
-                process.arguments = arguments
-                process.standardOutput = FileHandle.nullDevice
-                try? process.run()
-                process.waitUntilExit()
+                let command = [pgctl, "-D", data, "-m", "immediate", "stop"]
+                _ = TestPostgres.spawnAndWait(asRoot ? ["/sbin/runuser", "-u", "postgres", "--"] + command : command, outputPath: "/dev/null")
             }
         }
         let url = "postgres://postgres@127.0.0.1:\(port)/postgres"
@@ -118,7 +114,7 @@ actor TestPostgres {
             cluster.bin + "/pg_ctl",
             [
                 "-D", cluster.directory + "/data", "-l", cluster.directory + "/server.log", "-w", "-o",
-                "-p \(cluster.port) -k \(cluster.directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start",
+                "-p \(cluster.port) -k \(cluster.directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000", "start",
             ],
             asPostgres: cluster.asRoot
         )
@@ -135,6 +131,14 @@ actor TestPostgres {
         let argv = asPostgres ? ["/sbin/runuser", "-u", "postgres", "--", executable] + arguments : [executable] + arguments
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("pulseboard-pg-\(UUID().uuidString).out").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        guard Self.spawnAndWait(argv, outputPath: outputPath) == 0 else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw TestPostgresError(description: "\(argv.joined(separator: " ")) failed: \(text)")
+        }
+    }
+
+    /// Starts `argv` with standard output and error in `outputPath`, and returns its exit status.
+    static func spawnAndWait(_ argv: [String], outputPath: String) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -144,15 +148,10 @@ actor TestPostgres {
         var pid: pid_t = 0
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
-        guard posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ) == 0 else {
-            throw TestPostgresError(description: "cannot start \(argv[0])")
-        }
+        guard posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ) == 0 else { return -1 }
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        guard status == 0 else {
-            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw TestPostgresError(description: "\(argv.joined(separator: " ")) failed: \(text)")
-        }
+        return status
     }
 
     static func freePort() -> Int {
