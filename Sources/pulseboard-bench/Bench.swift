@@ -24,6 +24,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Points stored for the history run.") var historyPoints: Int = 10_000_000
     @Option(help: "History queries to time.") var historyQueries: Int = 200
     @Option(help: "Port of the benchmarked server.") var port: Int = 18_080
+    @Option(help: "postgres://… to benchmark the PostgreSQL engine (an empty database); default SQLite in a temporary folder.")
+    var databaseURL: String?
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -35,6 +37,7 @@ struct Bench: AsyncParsableCommand {
         config.adminPassword = "bench-admin-password"
         config.bcryptCost = 10
         config.sendQueueMessages = 4096
+        config.databaseURL = databaseURL
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
 
         let pulseboard = try await Pulseboard.build(config, logger: logger)
@@ -47,7 +50,7 @@ struct Bench: AsyncParsableCommand {
             group.addTask { try await services.run() }
             let base = "http://127.0.0.1:\(port)"
             try await waitForHealth(http, base)
-            print("Pulseboard benchmark — \(machineDescription())")
+            print("Pulseboard benchmark on \(databaseURL == nil ? "SQLite" : "PostgreSQL") — \(machineDescription())")
             print("Idle server process RSS after start: \(residentMegabytes()) MB (bench client in the same process, before any load)\n")
 
             let (_, ingestToken) = try await UserAdministration.createIngestToken(name: "bench", in: pulseboard.store)
