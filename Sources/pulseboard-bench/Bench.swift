@@ -41,7 +41,16 @@ struct Bench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
 
         let pulseboard = try await Pulseboard.build(config, logger: logger)
-        let services = ServiceGroup(services: [pulseboard.application], gracefulShutdownSignals: [], logger: logger)
+        var applications: [any Service] = [pulseboard.application]
+        // With PostgreSQL a second instance on the same database receives the live data.
+        var second: Pulseboard?
+        if databaseURL != nil {
+            var secondConfig = config
+            secondConfig.port = port + 1
+            second = try await Pulseboard.build(secondConfig, logger: logger)
+            applications.append(second!.application)
+        }
+        let services = ServiceGroup(services: applications, gracefulShutdownSignals: [], logger: logger)
         let http = HTTPClient(
             eventLoopGroupProvider: .singleton,
             configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections))
@@ -54,17 +63,25 @@ struct Bench: AsyncParsableCommand {
             print("Idle server process RSS after start: \(residentMegabytes()) MB (bench client in the same process, before any load)\n")
 
             let (_, ingestToken) = try await UserAdministration.createIngestToken(name: "bench", in: pulseboard.store)
-            print("| ingest | points/s (durable) | ack p50 | ack p99 |")
-            print("|---|---|---|---|")
+            print("| ingest | points/s (durable) | ack p50 | ack p99 | NOTIFY/s |")
+            print("|---|---|---|---|---|")
             for batch in batchSizes {
+                let notifiedBefore = pulseboard.telemetry.liveNotificationsSent
                 let result = try await ingest(http, base, token: ingestToken, batch: batch)
-                print("| batch \(batch), \(connections) connections | \(Int(result.pointsPerSecond)) | \(ms(result.p50)) | \(ms(result.p99)) |")
+                let notifyRate = Double(pulseboard.telemetry.liveNotificationsSent - notifiedBefore) / seconds
+                print(
+                    "| batch \(batch), \(connections) connections | \(Int(result.pointsPerSecond)) | \(ms(result.p50)) | \(ms(result.p99)) | \(databaseURL == nil ? "—" : String(Int(notifyRate))) |"
+                )
             }
 
-            let live = try await liveDelivery(http, base, token: ingestToken)
             print("\n| live delivery | subscribers | messages received | p50 | p99 |")
             print("|---|---|---|---|---|")
-            print("| ingest → WebSocket | \(subscribers) | \(live.count) | \(ms(live.p50)) | \(ms(live.p99)) |")
+            let live = try await liveDelivery(http, ingestBase: base, subscribePort: port, token: ingestToken)
+            print("| ingest → WebSocket, same instance | \(subscribers) | \(live.count) | \(ms(live.p50)) | \(ms(live.p99)) |")
+            if second != nil {
+                let cross = try await liveDelivery(http, ingestBase: base, subscribePort: port + 1, token: ingestToken)
+                print("| ingest on A → WebSocket on B | \(subscribers) | \(cross.count) | \(ms(cross.p50)) | \(ms(cross.p99)) |")
+            }
 
             let history = try await historyQuery(http, base, store: pulseboard.store)
             print("\n| history query (\(historyPoints) points stored, maxPoints=1000) | p50 | p95 |")
@@ -134,11 +151,12 @@ struct Bench: AsyncParsableCommand {
 
     // MARK: Live delivery
 
-    func liveDelivery(_ http: HTTPClient, _ base: String, token: String) async throws -> Latencies {
+    func liveDelivery(_ http: HTTPClient, ingestBase base: String, subscribePort: Int, token: String) async throws -> Latencies {
         let accessToken = try await login(http, base)
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        let channel = "bench.live.\(subscribePort)"
         let (received, receivedContinuation) = AsyncStream<[Double]>.makeStream()
-        let wsURL = "ws://127.0.0.1:\(port)/ws"
+        let wsURL = "ws://127.0.0.1:\(subscribePort)/ws"
         let configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
         let logger = Logger(label: "bench-ws")
         let expected = livePoints
@@ -147,7 +165,7 @@ struct Bench: AsyncParsableCommand {
                 group.addTask {
                     try await WebSocketClient.connect(url: wsURL, configuration: configuration, logger: logger) { inbound, outbound, _ in
                         try await outbound.write(.text(#"{"op":"auth","token":"\#(accessToken)"}"#))
-                        try await outbound.write(.text(#"{"op":"subscribe","channel":"metrics:bench.live"}"#))
+                        try await outbound.write(.text(#"{"op":"subscribe","channel":"metrics:\#(channel)"}"#))
                         var samples: [Double] = []
                         for try await message in inbound.messages(maxSize: 1 << 20) {
                             guard case .text(let text) = message else { continue }
@@ -172,7 +190,7 @@ struct Bench: AsyncParsableCommand {
                 var request = HTTPClientRequest(url: base + "/api/v1/metrics")
                 request.method = .POST
                 request.headers.add(name: "Authorization", value: "Bearer \(token)")
-                request.body = .bytes(ByteBuffer(string: #"[{"name":"bench.live","value":\#(Date().timeIntervalSince1970)}]"#))
+                request.body = .bytes(ByteBuffer(string: #"[{"name":"\#(channel)","value":\#(Date().timeIntervalSince1970)}]"#))
                 let response = try await http.execute(request, timeout: .seconds(10))
                 _ = try await response.body.collect(upTo: 1 << 16)
                 try await Task.sleep(for: .milliseconds(20))

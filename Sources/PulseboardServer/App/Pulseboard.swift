@@ -51,7 +51,7 @@ public struct Pulseboard: Sendable {
             ),
         ]
         if let postgres = store as? PostgresStore {
-            services.append(PostgresFanout(store: postgres, hub: hub, logger: logger))
+            services.append(PostgresFanout(store: postgres, hub: hub, telemetry: telemetry, logger: logger))
         }
         if config.hostMetrics {
             // With several instances on one database, each one's host series carry its name.

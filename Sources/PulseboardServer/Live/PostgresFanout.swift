@@ -16,14 +16,16 @@ final class PostgresFanout: Service {
 
     let store: PostgresStore
     let hub: Hub
+    let telemetry: Telemetry
     let logger: Logger
     /// Only entries logged after this instance started are relayed (older ones are history).
     let startedMs = Date().millisecondsSince1970
     private let lastSeen = Mutex<[String: Int64]>([:])
 
-    init(store: PostgresStore, hub: Hub, logger: Logger) {
+    init(store: PostgresStore, hub: Hub, telemetry: Telemetry, logger: Logger) {
         self.store = store
         self.hub = hub
+        self.telemetry = telemetry
         self.logger = logger
     }
 
@@ -41,6 +43,7 @@ final class PostgresFanout: Service {
         for await _ in store.committed.cancelOnGracefulShutdown() {
             do {
                 try await store.client.query("SELECT pg_notify(\(Self.channel), \(store.instanceID))", logger: logger)
+                telemetry.liveNotificationSent()
             } catch {
                 logger.debug("NOTIFY failed; other instances catch up by polling", metadata: ["error": "\(error)"])
             }

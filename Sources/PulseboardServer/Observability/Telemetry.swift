@@ -18,6 +18,8 @@ public final class Telemetry: Sendable {
     private let connections = Atomic<Int>(0)
     private let queuedPoints = Atomic<Int>(0)
     private let droppedClients = Atomic<Int>(0)
+    private let liveNotifications: Counter
+    private let notificationsSent = Atomic<Int>(0)
 
     public init() {
         ingestPoints = registry.makeCounter(name: "pulseboard_ingest_points_total", help: "Metric points committed.")
@@ -30,6 +32,10 @@ public final class Telemetry: Sendable {
                 .milliseconds(250), .seconds(1),
             ],
             help: "Time to commit one group of batches."
+        )
+        liveNotifications = registry.makeCounter(
+            name: "pulseboard_live_notifications_total",
+            help: "NOTIFY messages sent to other instances (PostgreSQL only)."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
         webSocketDroppedClients = registry.makeCounter(
@@ -85,6 +91,14 @@ public final class Telemetry: Sendable {
     }
 
     var droppedWebSocketClients: Int { droppedClients.load(ordering: .relaxed) }
+
+    func liveNotificationSent() {
+        liveNotifications.increment()
+        notificationsSent.add(1, ordering: .relaxed)
+    }
+
+    /// NOTIFY messages sent since start (for the benchmark's notifications per second).
+    public var liveNotificationsSent: Int { notificationsSent.load(ordering: .relaxed) }
 
     /// Points committed since the previous call.
     func takeCommittedPoints() -> Int {
