@@ -21,6 +21,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Points that may wait for the writer before ingest answers 503. [env PULSEBOARD_WRITE_QUEUE_POINTS, default 200000]")
     var writeQueuePoints: Int?
     @Option(help: "Recent live messages kept per channel for resuming clients. [env PULSEBOARD_LIVE_HISTORY, default 256]") var liveHistory: Int?
+    @Option(help: "Bytes of recent live messages kept per channel. [env PULSEBOARD_LIVE_HISTORY_BYTES, default 4194304]")
+    var liveHistoryBytes: Int?
     @Option(help: "Messages queued per WebSocket client before it is dropped. [env PULSEBOARD_SEND_QUEUE, default 1024]") var sendQueue: Int?
     @Option(help: "Days of points kept. [env PULSEBOARD_RETENTION_DAYS, default 30]") var retentionDays: Int?
     @Option(help: "Hours an Idempotency-Key is remembered. [env PULSEBOARD_IDEMPOTENCY_HOURS, default 24]") var idempotencyHours: Int?
@@ -44,6 +46,7 @@ struct Serve: AsyncParsableCommand {
         config.maxBatchPoints = try settings.value(maxBatchPoints, "PULSEBOARD_MAX_BATCH_POINTS", default: config.maxBatchPoints)
         config.writeQueuePoints = try settings.value(writeQueuePoints, "PULSEBOARD_WRITE_QUEUE_POINTS", default: config.writeQueuePoints)
         config.liveHistory = try settings.value(liveHistory, "PULSEBOARD_LIVE_HISTORY", default: config.liveHistory)
+        config.liveHistoryBytes = try settings.value(liveHistoryBytes, "PULSEBOARD_LIVE_HISTORY_BYTES", default: config.liveHistoryBytes)
         config.sendQueueMessages = try settings.value(sendQueue, "PULSEBOARD_SEND_QUEUE", default: config.sendQueueMessages)
         config.retentionDays = try settings.value(retentionDays, "PULSEBOARD_RETENTION_DAYS", default: config.retentionDays)
         config.idempotencyHours = try settings.value(idempotencyHours, "PULSEBOARD_IDEMPOTENCY_HOURS", default: config.idempotencyHours)

@@ -131,6 +131,22 @@ struct LiveTests {
         }
     }
 
+    @Test func theRingOfRecentMessagesIsBoundedInBytes() async {
+        let hub = Hub(ringCapacity: 100, ringBytes: 10_000)
+        let payload = String(repeating: "x", count: 3000)
+        for _ in 1...10 { hub.publish(channel: "broadcast", data: ["pad": payload]) }
+        let subscriber = LiveSubscriber(queueCapacity: 100) {}
+        // Only the last few 3 KB messages fit in 10 KB: resuming from 5 needs a reset.
+        hub.subscribe(subscriber, to: "broadcast", since: 5, epoch: hub.epoch)
+        hub.subscribe(subscriber, to: "broadcast", since: 8, epoch: hub.epoch)
+        subscriber.finish()
+        var types: [String] = []
+        for await text in subscriber.messages {
+            types.append(text.contains(#""type":"reset""#) ? "reset" : text.contains(#""type":"subscribed""#) ? "subscribed" : "data")
+        }
+        #expect(types == ["subscribed", "reset", "subscribed", "data", "data"])
+    }
+
     @Test(arguments: TestEngine.all) func subscribingNeedsAuthenticationAndTheRightRole(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine, .live) { client, _ in
             let admin = try await client.login().accessToken

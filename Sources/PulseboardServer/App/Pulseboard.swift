@@ -38,7 +38,7 @@ public struct Pulseboard: Sendable {
             sessionLifetime: config.sessionLifetime
         )
         let telemetry = Telemetry()
-        let hub = Hub(ringCapacity: config.liveHistory)
+        let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
         let writer = Writer(store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         var services: [any Service] = [
             store,

@@ -24,6 +24,8 @@ public struct ServerConfig: Sendable {
     public var writeQueuePoints = 200_000
     /// Recent messages kept per live channel for clients that resume with `since`.
     public var liveHistory = 256
+    /// …and at most this many bytes of them per channel.
+    public var liveHistoryBytes = 4 << 20
     /// Messages queued per WebSocket client before it is dropped as too slow.
     public var sendQueueMessages = 1024
     public var hostMetrics = true

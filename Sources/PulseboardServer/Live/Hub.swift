@@ -10,7 +10,10 @@ import Synchronization
 public final class Hub: Sendable {
     /// Identifies this hub's sequence numbering; a client that saw another epoch must reload.
     public let epoch: String
+    /// Recent messages kept per channel: at most this many…
     let ringCapacity: Int
+    /// …and at most this many bytes (one group commit can make one large message).
+    let ringBytes: Int
     private let state = Mutex(State())
 
     private struct State {
@@ -20,11 +23,13 @@ public final class Hub: Sendable {
     private struct Channel {
         var seq: UInt64 = 0
         var recent: Deque<(seq: UInt64, text: String)> = []
+        var recentBytes = 0
         var subscribers: [UInt64: LiveSubscriber] = [:]
     }
 
-    public init(ringCapacity: Int) {
+    public init(ringCapacity: Int, ringBytes: Int = 4 << 20) {
         self.ringCapacity = ringCapacity
+        self.ringBytes = ringBytes
         epoch = UUID().uuidString.lowercased()
     }
 
@@ -35,7 +40,10 @@ public final class Hub: Sendable {
             entry.seq += 1
             let text = LiveMessage.data(channel: channel, seq: entry.seq, data: data)
             entry.recent.append((entry.seq, text))
-            if entry.recent.count > ringCapacity { entry.recent.removeFirst() }
+            entry.recentBytes += text.utf8.count
+            while entry.recent.count > ringCapacity || (entry.recentBytes > ringBytes && entry.recent.count > 1) {
+                entry.recentBytes -= entry.recent.removeFirst().text.utf8.count
+            }
             for subscriber in entry.subscribers.values {
                 subscriber.send(text)
             }
