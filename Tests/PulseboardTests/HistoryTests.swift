@@ -147,12 +147,54 @@ struct HistoryTests {
         #expect(365 * 86_400_000 / yearWidth < 100)
     }
 
-    @Test func timestampsFormatWithMilliseconds() {
+    @Test func timestampsFormatWithMilliseconds() throws {
         #expect(Timestamp.format(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
         #expect(Timestamp.format(milliseconds: 1_767_225_600_123) == "2026-01-01T00:00:00.123Z")
         #expect(Timestamp.format(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
         #expect(Timestamp.parse("2026-01-01T01:00:00+01:00")?.millisecondsSince1970 == 1_767_225_600_000)
         #expect(Timestamp.parse("2026-01-01T00:00:00.5Z")?.millisecondsSince1970 == 1_767_225_600_500)
         #expect(Timestamp.parse("not a time") == nil)
+        // The fast path agrees with Foundation's parser.
+        let formats = [
+            "2026-11-22T12:34:56Z", "2026-11-22T12:34:56.7Z", "2024-02-29T23:59:59.999999Z", "1999-12-31T23:00:00-05:30", "2026-01-01T00:00:00.123+01:00",
+        ]
+        for text in formats {
+            let fast = try #require(Timestamp.parseMilliseconds(text), "\(text)")
+            let slow =
+                (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))) ?? (try? Date(text, strategy: Date.ISO8601FormatStyle()))
+            #expect(fast == slow?.millisecondsSince1970, "\(text)")
+        }
+        for text in [
+            "2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:00:00", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00Zjunk",
+            "2026-01-01T00:00:00.5", "2026-01-01T00:00:00+1:00",
+        ] {
+            #expect(Timestamp.parseMilliseconds(text) == nil, "\(text)")
+        }
+        // Mangled input never crashes the parser, and what it accepts Foundation reads alike (to
+        // the millisecond: Foundation rounds long fractions, we truncate; before 1970 Foundation's
+        // calendar is not the proleptic Gregorian one of ISO 8601).
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789-:+.TZtz ")
+        for _ in 0..<5000 {
+            var characters = Array(formats.randomElement(using: &generator)!)
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let at = Int.random(in: 0..<characters.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: characters[at] = alphabet.randomElement(using: &generator)!
+                case 1: characters.remove(at: at)
+                default: characters.insert(alphabet.randomElement(using: &generator)!, at: at)
+                }
+                if characters.isEmpty { break }
+            }
+            let text = String(characters)
+            if let fast = Timestamp.parseMilliseconds(text) {
+                let slow =
+                    (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+                    ?? (try? Date(text, strategy: Date.ISO8601FormatStyle()))
+                if let slow, fast >= 0 {
+                    #expect(abs(fast - slow.millisecondsSince1970) <= 1, "\(text)")
+                }
+            }
+        }
     }
 }
