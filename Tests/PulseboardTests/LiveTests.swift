@@ -37,6 +37,18 @@ struct LiveReader {
         return Message(fields: try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]))
     }
 
+    /// Sends `{"op":"auth"}` and returns the answer.
+    mutating func authenticate(_ token: String, on outbound: WebSocketOutboundWriter) async throws -> Message {
+        try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
+        return try await next()
+    }
+
+    /// Sends `{"op":"subscribe"}` (without `since`) and returns the answer.
+    mutating func subscribe(_ channel: String, on outbound: WebSocketOutboundWriter) async throws -> Message {
+        try await outbound.send(#"{"op":"subscribe","channel":"\#(channel)"}"#)
+        return try await next()
+    }
+
     /// Reads until the server closes the connection.
     mutating func drain() async throws {
         while try await iterator.next() != nil {}
@@ -58,8 +70,7 @@ struct LiveTests {
             let token = try await client.login().accessToken
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
-                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
-                #expect(try await reader.next().type == "authenticated")
+                #expect(try await reader.authenticate(token, on: outbound).type == "authenticated")
                 try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
                 let subscribed = try await reader.next()
                 #expect(subscribed.type == "subscribed")
@@ -86,8 +97,7 @@ struct LiveTests {
             }
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
-                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
-                _ = try await reader.next()
+                _ = try await reader.authenticate(token, on: outbound)
                 try await outbound.send(#"{"op":"subscribe","channel":"broadcast","since":2,"epoch":"\#(parts.hub.epoch)"}"#)
                 #expect(try await reader.next().seq == 5)  // subscribed, at the current sequence
                 var replayed: [Int?] = []
@@ -108,8 +118,7 @@ struct LiveTests {
             }
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
-                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
-                _ = try await reader.next()
+                _ = try await reader.authenticate(token, on: outbound)
                 for request in [
                     #"{"op":"subscribe","channel":"broadcast","since":2}"#,
                     #"{"op":"subscribe","channel":"broadcast","since":9,"epoch":"another-server"}"#,
@@ -153,14 +162,11 @@ struct LiveTests {
             let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
-                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
-                #expect(try await reader.next().code == "unauthenticated")
+                #expect(try await reader.subscribe("metrics:cpu", on: outbound).code == "unauthenticated")
                 try await outbound.send(#"{"op":"auth","token":"\#(student)"}"#)
                 #expect(try await reader.next().type == "authenticated")
-                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
-                #expect(try await reader.next().code == "forbidden")
-                try await outbound.send(#"{"op":"subscribe","channel":"nonsense"}"#)
-                #expect(try await reader.next().code == "forbidden")
+                #expect(try await reader.subscribe("metrics:cpu", on: outbound).code == "forbidden")
+                #expect(try await reader.subscribe("nonsense", on: outbound).code == "forbidden")
                 try await outbound.send("not json")
                 #expect(try await reader.next().code == "malformed")
                 try await outbound.close(.normalClosure, reason: nil)
@@ -183,8 +189,7 @@ struct LiveTests {
             try await client.ws("/ws", configuration: configuration) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
                 #expect(try await reader.next().type == "authenticated")
-                try await outbound.send(#"{"op":"subscribe","channel":"metrics:cpu"}"#)
-                #expect(try await reader.next().type == "subscribed")
+                #expect(try await reader.subscribe("metrics:cpu", on: outbound).type == "subscribed")
                 try await outbound.close(.normalClosure, reason: nil)
             }
             try await client.ws("/ws/metrics?type=cpu", configuration: configuration) { inbound, outbound, _ in
@@ -215,10 +220,8 @@ struct LiveTests {
             let payload = String(repeating: "x", count: 8 * 1024)
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
-                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
-                _ = try await reader.next()
-                try await outbound.send(#"{"op":"subscribe","channel":"metrics:flood"}"#)
-                _ = try await reader.next()
+                _ = try await reader.authenticate(token, on: outbound)
+                _ = try await reader.subscribe("metrics:flood", on: outbound)
                 var received = 0
                 // Publish in rounds the reading client keeps up with, until the stalled one is dropped.
                 while parts.telemetry.droppedWebSocketClients == 0 {

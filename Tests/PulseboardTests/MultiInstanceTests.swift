@@ -26,10 +26,8 @@ struct MultiInstanceTests {
                 let token = try await a.login().accessToken
                 try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                     var reader = LiveReader(inbound)
-                    try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
-                    #expect(try await reader.next().type == "authenticated")
-                    try await outbound.send(#"{"op":"subscribe","channel":"metrics:cross"}"#)
-                    #expect(try await reader.next().type == "subscribed")
+                    #expect(try await reader.authenticate(token, on: outbound).type == "authenticated")
+                    #expect(try await reader.subscribe("metrics:cross", on: outbound).type == "subscribed")
                     for value in 1...3 {
                         #expect(try await a.ingest(#"[{"name":"cross","value":\#(value)}]"#, token: token).status == .ok)
                     }
@@ -73,10 +71,8 @@ struct OutageTests {
             let token = try await client.login().accessToken
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
-                try await outbound.send(#"{"op":"auth","token":"\#(token)"}"#)
-                _ = try await reader.next()
-                try await outbound.send(#"{"op":"subscribe","channel":"metrics:outage"}"#)
-                _ = try await reader.next()
+                _ = try await reader.authenticate(token, on: outbound)
+                _ = try await reader.subscribe("metrics:outage", on: outbound)
 
                 try await postgres.stop()
                 let clock = ContinuousClock()
