@@ -52,8 +52,10 @@ struct MultiInstanceTests {
         let client = PostgresClient(configuration: try PostgresStore.configuration(url), backgroundLogger: TestApp.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
-            let rows = try await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()")
-                .collect()
+            let rows = try await client.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+            )
+            .collect()
             #expect(!rows.isEmpty, "no LISTEN connection was found")
             group.cancelAll()
         }

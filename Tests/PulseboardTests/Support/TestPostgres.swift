@@ -145,6 +145,14 @@ actor TestPostgres {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else is inherited: a server started here (pg_ctl start) would otherwise keep
+        // the test process's sockets open, and an app under test would wait forever, at its
+        // shutdown, for connections whose other end lives on in PostgreSQL. Descriptors that
+        // other tests open meanwhile take the lowest free numbers, so the margin covers them.
+        let highest = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }.max() ?? 0
+        for descriptor in 3..<(highest + 1024) {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
         var pid: pid_t = 0
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
