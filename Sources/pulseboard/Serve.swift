@@ -29,6 +29,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Lifetime of access tokens in seconds. [env PULSEBOARD_ACCESS_TOKEN_TTL, default 900]") var accessTokenTtl: Int?
     @Option(help: "Lifetime of browser sessions in seconds. [env PULSEBOARD_SESSION_TTL, default 43200]") var sessionTtl: Int?
     @Option(help: "bcrypt cost, at least 10. [env PULSEBOARD_BCRYPT_COST, default 12]") var bcryptCost: Int?
+    @Flag(
+        help:
+            "Accept learning events without a class token, into the class with code 'open' (a local classroom only). [env PULSEBOARD_OPEN_INGEST, default false]"
+    )
+    var openIngest = false
+    @Flag(help: "Serve /api/v1/test/events, which keeps test events in memory for 10 minutes. [env PULSEBOARD_ENABLE_TEST_API, default false]")
+    var enableTestApi = false
+    @Option(help: "Comma-separated browser origins allowed to call the API (CORS). [env PULSEBOARD_CORS_ORIGINS, default none]") var corsOrigins: String?
+    @Option(help: "Minutes without events before a student shows as idle. [env PULSEBOARD_IDLE_MINUTES, default 5]") var idleMinutes: Int?
 
     func run() async throws {
         let settings = Settings()
@@ -53,6 +62,12 @@ struct Serve: AsyncParsableCommand {
         config.accessTokenLifetime = .seconds(try settings.value(accessTokenTtl, "PULSEBOARD_ACCESS_TOKEN_TTL", default: 900))
         config.sessionLifetime = .seconds(try settings.value(sessionTtl, "PULSEBOARD_SESSION_TTL", default: 43_200))
         config.bcryptCost = UInt8(clamping: try settings.value(bcryptCost, "PULSEBOARD_BCRYPT_COST", default: Int(config.bcryptCost)))
+        config.openIngest = try settings.bool(openIngest, "PULSEBOARD_OPEN_INGEST", default: false)
+        config.enableTestAPI = try settings.bool(enableTestApi, "PULSEBOARD_ENABLE_TEST_API", default: false)
+        config.corsOrigins = try settings.value(corsOrigins, "PULSEBOARD_CORS_ORIGINS", default: "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        config.idleMinutes = try settings.value(idleMinutes, "PULSEBOARD_IDLE_MINUTES", default: config.idleMinutes)
         guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
         guard config.idempotencyHours >= 24 else { throw ValidationError("Idempotency keys are kept at least 24 hours.") }
 

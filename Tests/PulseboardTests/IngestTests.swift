@@ -171,9 +171,9 @@ struct WriterTests {
 
 /// Waits for a condition that another task makes true (bounded: fails after 5 s).
 func waitUntil(_ condition: @Sendable () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(5)
+    let deadline = ContinuousClock.now + .seconds(15)
     while try await !condition() {
-        try #require(ContinuousClock.now < deadline, "condition not met within 5 s")
+        try #require(ContinuousClock.now < deadline, "condition not met within 15 s")
         try await Task.sleep(for: .milliseconds(5))
     }
 }

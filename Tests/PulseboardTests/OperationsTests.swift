@@ -67,13 +67,14 @@ struct OperationsTests {
         let paths = try #require(document?["paths"] as? [String: [String: Any]])
         var documented = Set<RecordingRouter.Route>()
         for (path, item) in paths {
-            for (method, operation) in item where ["get", "post", "put", "patch", "delete"].contains(method) {
+            for (method, operation) in item where ["get", "post", "put", "patch", "delete", "options"].contains(method) {
                 documented.insert(.init(method: method.uppercased(), path: path))
                 let responses = (operation as? [String: Any])?["responses"] as? [String: Any]
                 #expect(responses?.isEmpty == false, "\(method) \(path) documents no responses")
             }
         }
-        let config = TestApp.config()
+        // Every optional route switched on.
+        let config = TestApp.config { $0.enableTestAPI = true }
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
         let routes = Set(try await Pulseboard.build(config, logger: TestApp.logger).routes)
         #expect(routes.subtracting(documented).isEmpty, "routes missing from the document: \(routes.subtracting(documented))")

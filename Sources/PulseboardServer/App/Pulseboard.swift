@@ -22,11 +22,12 @@ public struct Pulseboard: Sendable {
         let hasher = PasswordHasher(cost: config.bcryptCost)
         // Migrations, the JWT secret and the first admin, on a store of their own (a connection
         // pool runs once).
-        let (secret, generatedPassword) = try await StoreFactory.open(config, logger: logger).whileRunning { setup in
+        let (secret, generatedPassword, openClassID) = try await StoreFactory.open(config, logger: logger).whileRunning { setup in
             try await setup.migrate()
             let secret = try await Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory, store: setup)
             let password = try await Bootstrap.ensureAdmin(store: setup, hasher: hasher, email: config.adminEmail, password: config.adminPassword)
-            return (secret, password)
+            let openClass = config.openIngest ? try await Classes(store: setup).ensureOpenClass(now: Date()) : nil
+            return (secret, password, openClass?.id)
         }
 
         let auth = try await AuthService(
@@ -39,9 +40,16 @@ public struct Pulseboard: Sendable {
         )
         let telemetry = Telemetry()
         let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
-        let writer = Writer(store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
+        let classes = Classes(store: store)
+        let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
+        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger)
+        let writer = Writer(
+            store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints,
+            eventsCommitted: { processor.eventsCommitted($0) })
         var services: [any Service] = [
             store,
+            // Before the writer: services stop in reverse order, so the writer drains first.
+            processor,
             writer,
             MaintenanceService(
                 store: store,
@@ -73,10 +81,16 @@ public struct Pulseboard: Sendable {
         TokensController(auth: auth).addRoutes(to: routes)
         IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).addRoutes(to: routes)
         HistoryController(store: store).addRoutes(to: routes)
+        EventsController(
+            writer: writer, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
+            testEvents: config.enableTestAPI ? TestEvents() : nil
+        ).addRoutes(to: routes)
+        ClassesController(classes: classes, progress: progress, hub: hub).addRoutes(to: routes)
         LiveController(
             session: LiveSession(
                 hub: hub,
                 auth: auth,
+                policy: ChannelPolicy(classes: classes),
                 telemetry: telemetry,
                 settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
             )

@@ -34,6 +34,15 @@ public struct ServerConfig: Sendable {
     public var retentionDays = 30
     public var idempotencyHours = 24
     public var behindTLS = false
+    /// Accept learning events without a class token (into the class with code `open`): for a
+    /// local classroom only.
+    public var openIngest = false
+    /// Keep test events in memory under /api/v1/test/events (end-to-end checks only).
+    public var enableTestAPI = false
+    /// Browser origins allowed to call the API with credentials (CORS); ingest routes allow any origin.
+    public var corsOrigins: [String] = []
+    /// Minutes without events after which a student counts as idle.
+    public var idleMinutes = 5
 
     public init() {}
 

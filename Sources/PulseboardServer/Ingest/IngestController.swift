@@ -21,7 +21,7 @@ struct IngestController {
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/metrics") { request, context -> Response in
             let scope = try Self.ingestScope(context)
-            let body = try await collectBody(request)
+            let body = try await Self.collectBody(request, limit: limits.maxBodyBytes)
             let inputs: [PointInput]
             do {
                 inputs = try JSONDecoder.pulseboard.decode([PointInput].self, from: body)
@@ -35,28 +35,33 @@ struct IngestController {
             let points = try PointValidation.validate(inputs, now: Date())
             guard !points.isEmpty else { return try JSONResponse(Accepted(accepted: 0, duplicate: false)).response }
             let key = try Self.idempotencyKey(request).map { "\(scope):\($0)" }
-            let outcome: CommitOutcome
-            do {
-                outcome = try await writer.submit(IngestBatch(points: points, idempotencyKey: key))
-            } catch Writer.Failure.queueFull {
-                throw APIError.unavailable(retryAfter: 1, "The write queue is full; retry shortly.")
-            } catch Writer.Failure.shuttingDown {
-                throw APIError.unavailable(retryAfter: 5, "The server is shutting down; retry shortly.")
-            } catch Writer.Failure.commitFailed {
-                throw APIError.unavailable(retryAfter: 2, "The database did not commit the batch; nothing was stored, retry.")
-            }
+            let outcome = try await Self.commit(IngestBatch(points: points, idempotencyKey: key), to: writer)
             return try JSONResponse(Accepted(accepted: points.count, duplicate: outcome == .duplicate)).response
         }
     }
 
-    private func collectBody(_ request: Request) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limits.maxBodyBytes {
-            throw APIError.tooLarge("The body is larger than \(limits.maxBodyBytes) bytes.")
+    /// The request body, or 413 beyond `limit` bytes.
+    static func collectBody(_ request: Request, limit: Int) async throws -> Data {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw APIError.tooLarge("The body is larger than \(limit) bytes.")
         }
         do {
-            return Data(buffer: try await request.body.collect(upTo: limits.maxBodyBytes))
+            return Data(buffer: try await request.body.collect(upTo: limit))
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError.tooLarge("The body is larger than \(limits.maxBodyBytes) bytes.")
+            throw APIError.tooLarge("The body is larger than \(limit) bytes.")
+        }
+    }
+
+    /// Hands a batch to the writer and waits for its commit; the writer's refusals become 503s.
+    static func commit(_ batch: IngestBatch, to writer: Writer) async throws -> CommitOutcome {
+        do {
+            return try await writer.submit(batch)
+        } catch Writer.Failure.queueFull {
+            throw APIError.unavailable(retryAfter: 1, "The write queue is full; retry shortly.")
+        } catch Writer.Failure.shuttingDown {
+            throw APIError.unavailable(retryAfter: 5, "The server is shutting down; retry shortly.")
+        } catch Writer.Failure.commitFailed {
+            throw APIError.unavailable(retryAfter: 2, "The database did not commit the batch; nothing was stored, retry.")
         }
     }
 

@@ -32,6 +32,8 @@ public final class Writer: Service {
     let hub: Hub
     let telemetry: Telemetry
     let logger: Logger
+    /// Receives the learning events each commit stored for the first time.
+    let eventsCommitted: @Sendable ([LearningEvent]) -> Void
     /// Points that may wait in the queue before submissions are refused.
     let capacity: Int
     /// Points committed in one transaction at most (a full queue is committed in several).
@@ -41,7 +43,11 @@ public final class Writer: Service {
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
 
-    public init(store: any Store, hub: Hub, telemetry: Telemetry, logger: Logger, capacity: Int, maxPointsPerCommit: Int = 50_000) {
+    public init(
+        store: any Store, hub: Hub, telemetry: Telemetry, logger: Logger, capacity: Int, maxPointsPerCommit: Int = 50_000,
+        eventsCommitted: @escaping @Sendable ([LearningEvent]) -> Void = { _ in }
+    ) {
+        self.eventsCommitted = eventsCommitted
         self.store = store
         self.hub = hub
         self.telemetry = telemetry
@@ -57,9 +63,9 @@ public final class Writer: Service {
             let refusal: Failure? = state.withLock { state in
                 guard state.accepting else { return .shuttingDown }
                 // An empty queue always takes a batch, however large, so no valid batch is refused forever.
-                guard state.queuedPoints == 0 || state.queuedPoints + batch.points.count <= capacity else { return .queueFull }
+                guard state.queuedPoints == 0 || state.queuedPoints + batch.size <= capacity else { return .queueFull }
                 state.jobs.append(Job(batch: batch, continuation: continuation))
-                state.queuedPoints += batch.points.count
+                state.queuedPoints += batch.size
                 telemetry.setQueuedPoints(state.queuedPoints)
                 return nil
             }
@@ -96,8 +102,8 @@ public final class Writer: Service {
             var taken = 0
             var count = 0
             for job in state.jobs {
-                if count > 0 && taken + job.batch.points.count > maxPointsPerCommit { break }
-                taken += job.batch.points.count
+                if count > 0 && taken + job.batch.size > maxPointsPerCommit { break }
+                taken += job.batch.size
                 count += 1
             }
             let jobs = Array(state.jobs.prefix(count))
@@ -114,11 +120,15 @@ public final class Writer: Service {
         do {
             let outcomes = try await store.commit(jobs.map(\.batch), now: Date())
             var committed: [MetricPoint] = []
-            for (job, outcome) in zip(jobs, outcomes) where outcome != .duplicate {
+            var newEvents: [LearningEvent] = []
+            for (job, outcome) in zip(jobs, outcomes) {
+                guard case .stored(_, let events) = outcome else { continue }
                 committed.append(contentsOf: job.batch.points)
+                newEvents.append(contentsOf: events)
             }
             telemetry.recordCommit(batches: jobs.count, points: committed.count, duration: clock.now - start)
             hub.publish(committed)
+            eventsCommitted(newEvents)
             for (job, outcome) in zip(jobs, outcomes) {
                 job.continuation.resume(returning: outcome)
             }

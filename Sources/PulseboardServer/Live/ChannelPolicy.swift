@@ -1,14 +1,46 @@
-/// Who may subscribe to which channel: an authorization decision made on every subscribe.
-enum ChannelPolicy {
+/// The channel names of DESIGN.md.
+enum LiveChannels {
     static let metricsPrefix = "metrics:"
+    static let broadcast = "broadcast"
+
+    /// Every change to a class's picture, for its instructor's live view.
+    static func classView(_ classID: Int64) -> String { "class:\(classID)" }
+    /// One student's execution updates.
+    static func progress(_ email: String) -> String { "progress:\(email)" }
+    /// Messages for one user.
+    static func notifications(_ userID: Int64) -> String { "notifications:\(userID)" }
+}
+
+/// Who may subscribe to which channel: an authorization decision made on every subscribe.
+/// Admins see everything; instructors operational metrics, their classes and their students;
+/// students their own progress and notifications; everyone `broadcast`.
+struct ChannelPolicy: Sendable {
+    let classes: Classes
 
     /// Nil when allowed, otherwise why not.
-    static func refusal(for channel: String, user: UserClaims) -> String? {
-        if channel == "broadcast" { return nil }
-        if channel.hasPrefix(metricsPrefix) {
-            guard channel.count > metricsPrefix.count else { return "A metrics channel names a metric: metrics:<name>." }
-            return user.role == .student ? "Students cannot see operational metrics." : nil
+    func refusal(for channel: String, user: UserClaims) async -> String? {
+        if channel == LiveChannels.broadcast { return nil }
+        guard let colon = channel.firstIndex(of: ":"), channel.index(after: colon) < channel.endIndex else {
+            return "Unknown channel: use metrics:<name>, class:<id>, progress:<email>, notifications:<user id> or broadcast."
         }
-        return "Unknown channel."
+        let kind = channel[..<colon]
+        let name = String(channel[channel.index(after: colon)...])
+        if user.role == .admin { return nil }
+        switch kind {
+        case "metrics":
+            return user.role == .student ? "Students cannot see operational metrics." : nil
+        case "class":
+            guard user.role == .instructor, let id = Int64(name), let record = try? await classes.find(id: id), record.ownerID == user.id else {
+                return "Only the class's instructor may follow it."
+            }
+            return nil
+        case "progress":
+            if user.role == .student { return name == user.email.lowercased() ? nil : "Students follow only their own progress." }
+            return (try? await classes.teaches(instructorID: user.id, studentEmail: name)) == true ? nil : "Not a student of your classes."
+        case "notifications":
+            return name == String(user.id) ? nil : "Only your own notifications."
+        default:
+            return "Unknown channel: use metrics:<name>, class:<id>, progress:<email>, notifications:<user id> or broadcast."
+        }
     }
 }

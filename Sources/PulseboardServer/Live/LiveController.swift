@@ -23,7 +23,7 @@ struct LiveController {
                 inbound: inbound,
                 outbound: outbound,
                 principal: context.requestContext.principal,
-                initialChannel: ChannelPolicy.metricsPrefix + name,
+                initialChannel: LiveChannels.metricsPrefix + name,
                 connection: context.requestContext.channel,
                 logger: context.logger
             )

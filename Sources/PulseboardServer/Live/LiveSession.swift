@@ -29,6 +29,7 @@ struct LiveSession {
 
     let hub: Hub
     let auth: AuthService
+    let policy: ChannelPolicy
     let telemetry: Telemetry
     let settings: Settings
 
@@ -64,11 +65,11 @@ struct LiveSession {
             subscriber.send(LiveMessage.control(type: "authenticated"))
         }
 
-        func subscribe(_ channel: String, since: UInt64?, epoch: String?) {
+        func subscribe(_ channel: String, since: UInt64?, epoch: String?) async {
             guard let user else {
                 return subscriber.send(LiveMessage.error(code: "unauthenticated", message: "Authenticate before subscribing.", channel: channel))
             }
-            if let refusal = ChannelPolicy.refusal(for: channel, user: user) {
+            if let refusal = await policy.refusal(for: channel, user: user) {
                 return subscriber.send(LiveMessage.error(code: "forbidden", message: refusal, channel: channel))
             }
             guard channels.contains(channel) || channels.count < settings.maxChannels else {
@@ -82,7 +83,7 @@ struct LiveSession {
 
         if let initialPrincipal {
             authenticate(initialPrincipal)
-            if let initialChannel { subscribe(initialChannel, since: nil, epoch: nil) }
+            if let initialChannel { await subscribe(initialChannel, since: nil, epoch: nil) }
         }
 
         await withTaskGroup(of: Void.self) { group in
@@ -132,7 +133,7 @@ struct LiveSession {
                             authenticate(principal)
                         }
                     case ("subscribe", let channel?):
-                        subscribe(channel, since: request.since, epoch: request.epoch)
+                        await subscribe(channel, since: request.since, epoch: request.epoch)
                     case ("unsubscribe", let channel?):
                         if channels.remove(channel) != nil { hub.unsubscribe(subscriber, from: channel) }
                         subscriber.send(LiveMessage.control(type: "unsubscribed", channel: channel))

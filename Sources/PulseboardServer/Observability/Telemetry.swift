@@ -19,6 +19,9 @@ public final class Telemetry: Sendable {
     private let queuedPoints = Atomic<Int>(0)
     private let droppedClients = Atomic<Int>(0)
     private let liveNotifications: Counter
+    let eventsReceived: Counter
+    let eventFieldsDropped: Counter
+    let eventHandlerFailures: Counter
     private let notificationsSent = Atomic<Int>(0)
 
     public init() {
@@ -36,6 +39,15 @@ public final class Telemetry: Sendable {
         liveNotifications = registry.makeCounter(
             name: "pulseboard_live_notifications_total",
             help: "NOTIFY messages sent to other instances (PostgreSQL only)."
+        )
+        eventsReceived = registry.makeCounter(name: "pulseboard_events_received_total", help: "Learning events received (repeats included).")
+        eventFieldsDropped = registry.makeCounter(
+            name: "pulseboard_event_fields_dropped_total",
+            help: "Fields of learning events dropped for having the wrong type (the events were kept)."
+        )
+        eventHandlerFailures = registry.makeCounter(
+            name: "pulseboard_event_handler_failures_total",
+            help: "Failed attempts to apply learning events to the class picture (retried)."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
         webSocketDroppedClients = registry.makeCounter(

@@ -129,5 +129,132 @@ enum Migrations {
                 "CREATE INDEX live_log_created ON live_log(created_at)",
             ]
         ),
+        Migration(
+            version: 4,
+            name: "classes and the learning-progress picture",
+            statements: [
+                """
+                CREATE TABLE classes (
+                    id {{id}},
+                    name TEXT NOT NULL,
+                    code TEXT NOT NULL UNIQUE,
+                    description TEXT NOT NULL,
+                    owner_id BIGINT NOT NULL REFERENCES users(id),
+                    token_hash TEXT NOT NULL UNIQUE,
+                    token_prefix TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                // The raw event stream, as received (with eventId and eventTime filled in).
+                """
+                CREATE TABLE events (
+                    id {{id}},
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL,
+                    event_type TEXT NOT NULL,
+                    event_time BIGINT NOT NULL,
+                    received_at BIGINT NOT NULL,
+                    email TEXT,
+                    payload TEXT NOT NULL,
+                    processed_at BIGINT,
+                    UNIQUE (class_id, event_id)
+                )
+                """,
+                "CREATE INDEX events_class_time ON events(class_id, event_time)",
+                "CREATE INDEX events_student_time ON events(class_id, email, event_time)",
+                "CREATE INDEX events_unprocessed ON events(id) WHERE processed_at IS NULL",
+                """
+                CREATE TABLE students (
+                    id {{id}},
+                    email TEXT NOT NULL UNIQUE,
+                    name TEXT,
+                    team TEXT,
+                    first_seen BIGINT NOT NULL,
+                    last_seen BIGINT NOT NULL
+                )
+                """,
+                // A student's current place in a class: what the live view shows.
+                """
+                CREATE TABLE class_students (
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+                    joined_at BIGINT NOT NULL,
+                    last_event_at BIGINT,
+                    last_event_type TEXT,
+                    notebook_path TEXT,
+                    cell_index BIGINT,
+                    cell_id TEXT,
+                    cells_executed BIGINT NOT NULL DEFAULT 0,
+                    last_execution_failed BIGINT NOT NULL DEFAULT 0,
+                    PRIMARY KEY (class_id, student_id)
+                )
+                """,
+                """
+                CREATE TABLE student_sessions (
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    session_id TEXT NOT NULL,
+                    student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+                    started_at BIGINT NOT NULL,
+                    last_seen BIGINT NOT NULL,
+                    ended_at BIGINT,
+                    PRIMARY KEY (class_id, session_id)
+                )
+                """,
+                """
+                CREATE TABLE notebooks (
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    path TEXT NOT NULL,
+                    first_seen BIGINT NOT NULL,
+                    PRIMARY KEY (class_id, path)
+                )
+                """,
+                """
+                CREATE TABLE cell_executions (
+                    id {{id}},
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL,
+                    notebook_path TEXT NOT NULL,
+                    cell_id TEXT,
+                    cell_index BIGINT,
+                    execution_count BIGINT,
+                    duration_ms DOUBLE PRECISION,
+                    has_error BIGINT NOT NULL,
+                    error_message TEXT,
+                    code TEXT,
+                    executed_at BIGINT NOT NULL,
+                    UNIQUE (class_id, event_id)
+                )
+                """,
+                "CREATE INDEX cell_executions_student ON cell_executions(class_id, student_id, executed_at)",
+                "CREATE INDEX cell_executions_notebook ON cell_executions(class_id, notebook_path, cell_index)",
+                """
+                CREATE TABLE notebook_accesses (
+                    id {{id}},
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL,
+                    notebook_path TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    at BIGINT NOT NULL,
+                    UNIQUE (class_id, event_id)
+                )
+                """,
+                """
+                CREATE TABLE help_requests (
+                    id {{id}},
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+                    notebook_path TEXT,
+                    cell_index BIGINT,
+                    opened_at BIGINT NOT NULL,
+                    closed_at BIGINT,
+                    closed_by TEXT
+                )
+                """,
+                "CREATE INDEX help_requests_open ON help_requests(class_id, student_id) WHERE closed_at IS NULL",
+            ]
+        ),
     ]
 }

@@ -250,7 +250,11 @@ public final class PostgresStore: Store {
                     values.append(point.value)
                     aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
-                outcomes.append(.stored(points: batch.points.count))
+                var newEvents: [LearningEvent] = []
+                for event in batch.events where try await !Self.run(EventLog.insert(event, receivedAt: now), on: connection, logger: logger).isEmpty {
+                    newEvents.append(event)
+                }
+                outcomes.append(.stored(points: batch.points.count, newEvents: newEvents))
             }
             if !ids.isEmpty {
                 try await connection.query(
@@ -308,6 +312,51 @@ public final class PostgresStore: Store {
     func sharedSecret(named name: String, proposed: String) async throws -> String {
         try await query("INSERT INTO server_secrets (name, value) VALUES (\(name), \(proposed)) ON CONFLICT (name) DO NOTHING")
         return try await single("SELECT value FROM server_secrets WHERE name = \(name)", as: String.self) ?? proposed
+    }
+
+    // MARK: Portable statements
+
+    @discardableResult
+    public func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]] {
+        let logger = self.logger
+        return try await mapConflicts("A unique value is taken.") {
+            try await transaction { connection in
+                var results: [[SQLRow]] = []
+                for statement in statements {
+                    results.append(try await Self.run(statement, on: connection, logger: logger))
+                }
+                return results
+            }
+        }
+    }
+
+    public func select(_ statement: SQLStatement) async throws -> [SQLRow] {
+        let logger = self.logger
+        return try await withConnection { try await Self.run(statement, on: $0, logger: logger) }
+    }
+
+    private static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
+        var binds = PostgresBindings()
+        for argument in statement.arguments {
+            switch argument {
+            case .integer(let number): binds.append(number)
+            case .real(let number): binds.append(number)
+            case .text(let text): binds.append(text)
+            case .null: binds.appendNull()
+            }
+        }
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: statement.numberedPlaceholders, binds: binds), logger: logger).collect()
+        return try rows.map { row in
+            try row.map { cell -> SQLValue in
+                guard cell.bytes != nil else { return .null }
+                switch cell.dataType {
+                case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+                case .float4, .float8, .numeric: return .real(try cell.decode(Double.self))
+                case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+                default: return .text(try cell.decode(String.self))
+                }
+            }
+        }
     }
 
     private static func findOrCreateSeries(_ key: SeriesKey, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
@@ -476,7 +525,12 @@ public final class PostgresStore: Store {
     private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         return try await withConnection { connection in
-            try await connection.withTransaction(logger: logger) { try await body($0) }
+            do {
+                return try await connection.withTransaction(logger: logger) { try await body($0) }
+            } catch let error as PostgresTransactionError {
+                // What went wrong inside, so that a unique violation is still recognised as one.
+                throw error.closureError ?? error.beginError ?? error.commitError ?? error
+            }
         }
     }
 

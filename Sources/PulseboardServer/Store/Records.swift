@@ -61,17 +61,24 @@ public struct MetricPoint: Sendable, Equatable {
 /// What one ingest request hands to the writer.
 public struct IngestBatch: Sendable {
     public var points: [MetricPoint]
+    /// Learning events, each stored once (by class and event id).
+    public var events: [LearningEvent]
     /// Scoped by the caller (so two clients cannot collide): "<principal>:<Idempotency-Key>".
     public var idempotencyKey: String?
 
-    public init(points: [MetricPoint], idempotencyKey: String? = nil) {
+    public init(points: [MetricPoint] = [], events: [LearningEvent] = [], idempotencyKey: String? = nil) {
         self.points = points
+        self.events = events
         self.idempotencyKey = idempotencyKey
     }
+
+    /// What the batch weighs in the writer's queue.
+    var size: Int { points.count + events.count }
 }
 
 public enum CommitOutcome: Sendable, Equatable {
-    case stored(points: Int)
+    /// Stored; `newEvents` are the events not seen before (the others were repeats).
+    case stored(points: Int, newEvents: [LearningEvent] = [])
     /// The idempotency key was seen before: the batch was stored by an earlier request.
     case duplicate
 }

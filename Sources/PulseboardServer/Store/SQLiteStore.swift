@@ -231,7 +231,8 @@ public final class SQLiteStore: Store {
                     try insertPoint.execute(arguments: [id, point.timestampMs, point.value])
                     aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
-                outcomes.append(.stored(points: batch.points.count))
+                let newEvents = try batch.events.filter { try !Self.run(EventLog.insert($0, receivedAt: now), in: db).isEmpty }
+                outcomes.append(.stored(points: batch.points.count, newEvents: newEvents))
             }
             try Self.apply(aggregates, in: db)
             return (outcomes, created)
@@ -240,6 +241,42 @@ public final class SQLiteStore: Store {
             seriesIDs.withLock { $0.merge(created) { old, _ in old } }
         }
         return outcomes
+    }
+
+    // MARK: Portable statements
+
+    @discardableResult
+    public func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]] {
+        try await mapConflicts("A unique value is taken.") {
+            try await pool.write { db in try statements.map { try Self.run($0, in: db) } }
+        }
+    }
+
+    public func select(_ statement: SQLStatement) async throws -> [SQLRow] {
+        try await pool.read { db in try Self.run(statement, in: db) }
+    }
+
+    private static func run(_ statement: SQLStatement, in db: Database) throws -> [SQLRow] {
+        let arguments = StatementArguments(
+            statement.arguments.map { value -> (any DatabaseValueConvertible)? in
+                switch value {
+                case .integer(let number): number
+                case .real(let number): number
+                case .text(let text): text
+                case .null: nil
+                }
+            })
+        return try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: arguments).map { row in
+            row.databaseValues.map { value in
+                switch value.storage {
+                case .int64(let number): .integer(number)
+                case .double(let number): .real(number)
+                case .string(let text): .text(text)
+                case .blob(let data): .text(String(decoding: data, as: UTF8.self))
+                case .null: .null
+                }
+            }
+        }
     }
 
     private static func findOrCreateSeries(_ key: SeriesKey, in db: Database) throws -> Int64 {

@@ -50,6 +50,13 @@ public protocol Store: Service {
     /// whose width divides `widthMs`.
     func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket]
 
+    // MARK: Portable statements (features written once for both engines)
+    /// Runs the statements in one transaction and returns the rows each one produced.
+    @discardableResult
+    func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]]
+    /// Runs one query outside any write transaction.
+    func select(_ statement: SQLStatement) async throws -> [SQLRow]
+
     // MARK: Housekeeping
     /// Deletes points, rollups, idempotency keys and sessions past their time.
     func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws

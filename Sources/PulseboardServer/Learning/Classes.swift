@@ -1,0 +1,121 @@
+import Foundation
+
+/// A class: what an instructor teaches, with the ingest token its students' JupyterLabs use.
+public struct ClassRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var code: String
+    public var description: String
+    public var ownerID: Int64
+    public var tokenPrefix: String
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// Classes in storage, through portable statements.
+struct Classes {
+    let store: any Store
+
+    private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at"
+
+    func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date) async throws -> ClassRecord {
+        let rows = try await store.transaction([
+            SQLStatement(
+                """
+                INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
+                """,
+                .text(name), .text(code), .text(description), .integer(ownerID), .text(token.hash), .text(token.prefix),
+                .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
+            )
+        ])
+        guard let record = rows.first?.first.flatMap(Self.record) else { throw StoreError.unavailable("the new class was not returned") }
+        return record
+    }
+
+    func find(id: Int64) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id))).first.flatMap(Self.record)
+    }
+
+    func find(code: String) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code))).first.flatMap(Self.record)
+    }
+
+    /// The class whose ingest token has this hash.
+    func find(tokenHash: String) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.flatMap(Self.record)
+    }
+
+    /// Every class (for admins) or an instructor's own.
+    func list(ownerID: Int64?) async throws -> [ClassRecord] {
+        let statement =
+            if let ownerID {
+                SQLStatement("SELECT \(Self.columns) FROM classes WHERE owner_id = ? ORDER BY name, id", .integer(ownerID))
+            } else {
+                SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id")
+            }
+        return try await store.select(statement).compactMap(Self.record)
+    }
+
+    /// Replaces the ingest token (the old one stops working at once).
+    func rotateToken(classID: Int64, token: IssuedSecret, now: Date) async throws {
+        try await store.transaction([
+            SQLStatement(
+                "UPDATE classes SET token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
+                .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
+            )
+        ])
+    }
+
+    /// The class that takes tokenless events in `--open-ingest` mode (code `open`), created on
+    /// first start, owned by the first admin.
+    func ensureOpenClass(now: Date) async throws -> ClassRecord {
+        if let existing = try await find(code: "open") { return existing }
+        guard let owner = try await store.listUsers().filter({ $0.role == .admin }).min(by: { $0.id < $1.id }) else {
+            throw ConfigurationError("Open ingest needs an admin to own the open class.")
+        }
+        do {
+            return try await create(
+                name: "Open classroom", code: "open", description: "Events received without a class token (--open-ingest).", ownerID: owner.id,
+                token: .classToken(), now: now)
+        } catch StoreError.conflict {
+            // Another instance created it at the same moment.
+            guard let existing = try await find(code: "open") else { throw StoreError.unavailable("the open class vanished") }
+            return existing
+        }
+    }
+
+    /// Whether the student is in one of the instructor's classes.
+    func teaches(instructorID: Int64, studentEmail: String) async throws -> Bool {
+        try await !store.select(
+            SQLStatement(
+                """
+                SELECT 1 FROM class_students cs JOIN students s ON s.id = cs.student_id JOIN classes c ON c.id = cs.class_id
+                WHERE s.email = ? AND c.owner_id = ?
+                """,
+                .text(studentEmail.lowercased()), .integer(instructorID)
+            )
+        ).isEmpty
+    }
+
+    private static func record(_ row: SQLRow) -> ClassRecord? {
+        guard row.count == 8, let id = row[0].int, let name = row[1].string, let code = row[2].string, let description = row[3].string,
+            let owner = row[4].int, let prefix = row[5].string, let created = row[6].int, let updated = row[7].int
+        else { return nil }
+        return ClassRecord(
+            id: id, name: name, code: code, description: description, ownerID: owner, tokenPrefix: prefix,
+            createdAt: Date(millisecondsSince1970: created), updatedAt: Date(millisecondsSince1970: updated))
+    }
+}
+
+/// A class ingest token as issued: the secret is shown once; only its hash is stored, with a
+/// prefix to recognise it by.
+struct IssuedSecret: Sendable {
+    let secret: String
+    var hash: String { SecretToken.hash(secret) }
+    var prefix: String { String(secret.prefix(12)) }
+
+    static func classToken() -> IssuedSecret {
+        IssuedSecret(secret: SecretToken.generate(prefix: "pbc_"))
+    }
+}

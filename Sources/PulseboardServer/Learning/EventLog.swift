@@ -1,0 +1,52 @@
+import Foundation
+
+/// The raw event stream (table `events`): every event as received, once per class and event id,
+/// kept for timelines, export and for re-applying what a crash left unprocessed.
+enum EventLog {
+    /// Stores an event unless its id is known in its class; returns a row only when it was new.
+    static func insert(_ event: LearningEvent, receivedAt: Date) -> SQLStatement {
+        SQLStatement(
+            """
+            INSERT INTO events (class_id, event_id, event_type, event_time, received_at, email, payload)
+            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (class_id, event_id) DO NOTHING RETURNING id
+            """,
+            .integer(event.classID), .text(event.eventID), .text(event.type), .integer(event.timeMs),
+            .integer(receivedAt.millisecondsSince1970), SQLValue(event.email), .text(event.payload)
+        )
+    }
+
+    static func markProcessed(_ event: LearningEvent, at now: Date) -> SQLStatement {
+        SQLStatement(
+            "UPDATE events SET processed_at = ? WHERE class_id = ? AND event_id = ?",
+            .integer(now.millisecondsSince1970), .integer(event.classID), .text(event.eventID)
+        )
+    }
+
+    /// Events stored but not yet applied to the class picture, oldest first.
+    static func unprocessed(limit: Int) -> SQLStatement {
+        SQLStatement(
+            "SELECT class_id, received_at, payload FROM events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+            .integer(Int64(limit))
+        )
+    }
+
+    static func events(from rows: [SQLRow]) -> [LearningEvent] {
+        rows.compactMap { row in
+            guard let classID = row[0].int, let received = row[1].int, let payload = row[2].string else { return nil }
+            return EventParser.reparse(payload: payload, classID: classID, receivedAt: Date(millisecondsSince1970: received))
+        }
+    }
+
+    /// A class's events in [from, to), optionally of one student, oldest first, paged.
+    static func range(classID: Int64, email: String?, fromMs: Int64, toMs: Int64, limit: Int, offset: Int) -> SQLStatement {
+        var sql = "SELECT class_id, received_at, payload FROM events WHERE class_id = ? AND event_time >= ? AND event_time < ?"
+        var arguments: [SQLValue] = [.integer(classID), .integer(fromMs), .integer(toMs)]
+        if let email {
+            sql += " AND email = ?"
+            arguments.append(.text(email))
+        }
+        sql += " ORDER BY event_time, id LIMIT ? OFFSET ?"
+        arguments += [.integer(Int64(limit)), .integer(Int64(offset))]
+        return SQLStatement(sql, arguments: arguments)
+    }
+}
