@@ -109,4 +109,36 @@ struct WebTests {
             #expect(try await client.request(.get, "/static/nothing.js").status == .notFound)
         }
     }
+
+    @Test(arguments: TestEngine.all) func classPagesAreForTheirInstructorAndTheirCSRFHeaderAllowsWrites(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let session = try await Self.browserLogin(client)
+            let admin = try await client.login().accessToken
+            let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
+            let stranger = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let csrf = "page-csrf-value"
+            let cookies = "pb_session=\(session); pb_csrf=\(csrf)"
+            // The page's script creates a class with the session cookie and the CSRF header…
+            let created = try await client.request(
+                .post, "/api/v1/classes", json: #"{"name":"<b>Bold</b> class","code":"web1"}"#,
+                headers: [.cookie: cookies, AuthMiddleware.csrfHeader: csrf])
+            #expect(created.status == .created)
+            let course = try created.decode(CreatedClass.self)
+            // …which a cross-site request cannot: without the header, or with another value, it is refused.
+            for headers: HTTPFields in [[.cookie: cookies], [.cookie: cookies, AuthMiddleware.csrfHeader: "guess"]] {
+                #expect(try await client.request(.post, "/api/v1/classes", json: #"{"name":"x","code":"web2"}"#, headers: headers).status == .unauthorized)
+            }
+            let list = try await client.request(.get, "/classes", headers: [.cookie: cookies])
+            #expect(list.status == .ok)
+            #expect(list.text.contains("/classes/\(course.id)"))
+            #expect(list.text.contains("&lt;b&gt;Bold&lt;/b&gt;") && !list.text.contains("<b>Bold</b>"), "names are escaped")
+            let page = try await client.request(.get, "/classes/\(course.id)", headers: [.cookie: cookies])
+            #expect(page.status == .ok)
+            #expect(page.text.contains(#"data-class-id="\#(course.id)""#) && page.text.contains("/static/class.js"))
+            #expect(try await client.request(.get, "/classes/999999", headers: [.cookie: cookies]).status == .notFound)
+            #expect(try await client.request(.get, "/classes/\(course.id)").status == .found)
+            #expect(try await client.request(.get, "/classes/\(course.id)", token: stranger).status == .forbidden)
+            #expect(try await client.request(.get, "/classes", token: student).status == .forbidden)
+        }
+    }
 }

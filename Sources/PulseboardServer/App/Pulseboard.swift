@@ -97,6 +97,8 @@ public struct Pulseboard: Sendable {
         ).addRoutes(to: routes)
         WebController(
             auth: auth,
+            classes: classes,
+            idleMinutes: config.idleMinutes,
             templates: try await MustacheLibrary(directory: try Resources.url("templates").path),
             assets: try StaticAssets(directory: try Resources.url("static")),
             secureCookies: config.behindTLS

@@ -1,12 +1,15 @@
+import HTTPTypes
 import Hummingbird
 
 /// Works out who is calling, from `Authorization: Bearer …` (an access token or an ingest token)
 /// or from the browser session cookie. A bearer credential that is present but invalid is a 401
-/// straight away. The cookie counts only for safe methods (GET, HEAD) and for WebSocket upgrades:
-/// state-changing API calls need a bearer token, which a cross-site form cannot send (CSRF).
+/// straight away. The cookie counts for safe methods (GET, HEAD) and WebSocket upgrades; for
+/// state-changing calls only with an `X-CSRF-Token` header equal to the CSRF cookie, which our
+/// own pages can send and a cross-site form cannot (double submit).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     static let sessionCookie = "pb_session"
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
 
     let auth: AuthService
 
@@ -17,7 +20,7 @@ struct AuthMiddleware: RouterMiddleware {
                 throw APIError.unauthorized("The bearer token is invalid, expired or revoked.")
             }
             context.principal = principal
-        } else if request.method == .get || request.method == .head,
+        } else if request.method == .get || request.method == .head || WebController.csrfMatches(request, request.headers[Self.csrfHeader]),
             let session = request.cookies[Self.sessionCookie]?.value
         {
             context.principal = try await auth.principal(session: session)

@@ -2,13 +2,16 @@ import Foundation
 import Hummingbird
 import Mustache
 
-/// The browser side: the login page, the dashboard, logout, and the page's own static files.
+/// The browser side: the login page, the dashboard, the classes and a class's live view, logout,
+/// and the pages' own static files.
 /// Pages are rendered on the server (Mustache); the dashboard script is ours, small, with no
 /// third-party code, so the page works offline.
 struct WebController {
     static let csrfCookie = "pb_csrf"
 
     let auth: AuthService
+    let classes: Classes
+    let idleMinutes: Int
     let templates: MustacheLibrary
     let assets: StaticAssets
     let secureCookies: Bool
@@ -61,10 +64,38 @@ struct WebController {
             let (token, cookie) = Self.csrfToken(request)
             var response = html(
                 templates.render(
-                    DashboardPage(email: user.email, role: user.role.rawValue, csrf: token, canSeeMetrics: user.role != .student),
+                    DashboardPage(
+                        email: user.email, role: user.role.rawValue, csrf: token, canSeeMetrics: user.role != .student,
+                        teaches: user.role != .student),
                     withTemplate: "dashboard"
                 ) ?? ""
             )
+            if let cookie { response.setCookie(csrfCookie(cookie)) }
+            return response
+        }
+        router.get("/classes") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            guard user.role != .student else { throw APIError.forbidden("Classes are for instructors.") }
+            let list = try await classes.list(ownerID: user.role == .admin ? nil : user.id)
+            let (token, cookie) = Self.csrfToken(request)
+            let page = ClassesPage(
+                email: user.email, role: user.role.rawValue, csrf: token,
+                classes: list.map { ClassesPage.Item(id: $0.id, name: $0.name, code: $0.code, description: $0.description) })
+            var response = html(templates.render(page, withTemplate: "classes") ?? "")
+            if let cookie { response.setCookie(csrfCookie(cookie)) }
+            return response
+        }
+        router.get("/classes/{id}") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            guard let id = context.parameters.get("id", as: Int64.self), let record = try await classes.find(id: id) else {
+                throw APIError.notFound("No class with this id.")
+            }
+            guard user.role == .admin || record.ownerID == user.id else { throw APIError.forbidden("This is another instructor's class.") }
+            let (token, cookie) = Self.csrfToken(request)
+            let page = ClassPage(
+                email: user.email, role: user.role.rawValue, csrf: token, id: record.id, name: record.name, code: record.code,
+                idleMinutes: idleMinutes)
+            var response = html(templates.render(page, withTemplate: "class") ?? "")
             if let cookie { response.setCookie(csrfCookie(cookie)) }
             return response
         }
@@ -90,6 +121,31 @@ struct WebController {
         var role: String
         var csrf: String
         var canSeeMetrics: Bool
+        var teaches: Bool
+    }
+
+    private struct ClassesPage {
+        struct Item {
+            var id: Int64
+            var name: String
+            var code: String
+            var description: String
+        }
+
+        var email: String
+        var role: String
+        var csrf: String
+        var classes: [Item]
+    }
+
+    private struct ClassPage {
+        var email: String
+        var role: String
+        var csrf: String
+        var id: Int64
+        var name: String
+        var code: String
+        var idleMinutes: Int
     }
 
     private func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status) -> Response {

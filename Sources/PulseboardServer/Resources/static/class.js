@@ -1,0 +1,173 @@
+// A class's live view: subscribes to `class:<id>` over the WebSocket, then loads the class
+// picture from the progress API and applies the channel's updates to it, resuming with `since`
+// after a drop (or reloading on a reset).
+// Cards are rebuilt at most once per animation frame, so 200 students stay responsive. Every
+// text from events goes through textContent: nothing a student sends can become markup.
+"use strict";
+
+(() => {
+  const root = document.getElementById("class");
+  const classId = root.dataset.classId;
+  const csrf = root.dataset.csrf;
+  const idleMs = Number(root.dataset.idleMinutes) * 60_000;
+  const channel = `class:${classId}`;
+  const students = new Map();
+  let lastSeq = null;
+  let epoch = null;
+  let renderPending = false;
+
+  const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
+
+  function statusOf(student, now) {
+    if (student.helpRequest) return "needs_help";
+    if (!student.lastActivity || now - Date.parse(student.lastActivity) > idleMs) return "idle";
+    return student.status === "needs_help" ? "active" : student.status;
+  }
+
+  function waited(since, now) {
+    const seconds = Math.max(0, Math.round((now - Date.parse(since)) / 1000));
+    return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  }
+
+  function card(student, now) {
+    const status = statusOf(student, now);
+    const node = element("div", "card");
+    node.dataset.status = status;
+    node.dataset.email = student.email;
+    node.append(element("div", "name", student.name || student.email));
+    const where = student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · cell ${student.cellIndex}` : ""}` : "no notebook yet";
+    node.append(element("div", "detail", where));
+    node.append(element("div", "detail", `${status.replace("_", " ")} · ${student.cellsExecuted} runs · ${student.recentErrors} recent errors`));
+    node.addEventListener("click", () => showTimeline(student));
+    return node;
+  }
+
+  function render() {
+    renderPending = false;
+    const now = Date.now();
+    const all = [...students.values()];
+    const help = all.filter((s) => s.helpRequest).sort((a, b) => a.helpRequest.since.localeCompare(b.helpRequest.since));
+    const helpSection = document.getElementById("help");
+    helpSection.replaceChildren(
+      ...help.map((student) => {
+        const node = card(student, now);
+        node.append(element("span", "waiting", `waiting ${waited(student.helpRequest.since, now)}`));
+        const resolve = element("button", "secondary", "Helped");
+        resolve.addEventListener("click", (event) => {
+          event.stopPropagation();
+          fetch(`/api/v1/classes/${classId}/help/${student.helpRequest.id}/resolve`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
+        });
+        node.append(resolve);
+        return node;
+      }),
+    );
+    const grid = document.getElementById("students");
+    const groups = new Map();
+    const byTeam = document.getElementById("group-by-team").checked;
+    for (const student of all) {
+      const key = byTeam ? student.team || "(no team)" : "";
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(student);
+    }
+    const sections = [];
+    for (const key of [...groups.keys()].sort()) {
+      if (byTeam) sections.push(element("h2", "team", key));
+      const box = element("div", "grid");
+      box.append(...groups.get(key).map((student) => card(student, now)));
+      sections.push(box);
+    }
+    grid.replaceChildren(...sections);
+    const counts = {};
+    for (const student of all) counts[statusOf(student, now)] = (counts[statusOf(student, now)] || 0) + 1;
+    document.getElementById("summary").textContent =
+      `${all.length} students · ${counts.active || 0} active · ${counts.erroring || 0} erroring · ${counts.needs_help || 0} need help · ${counts.idle || 0} idle`;
+  }
+
+  function scheduleRender() {
+    if (!renderPending) {
+      renderPending = true;
+      requestAnimationFrame(render);
+    }
+  }
+
+  async function load() {
+    const response = await fetch(`/api/v1/classes/${classId}/progress`);
+    if (!response.ok) return;
+    const body = await response.json();
+    students.clear();
+    for (const student of body.students) students.set(student.email, student);
+    scheduleRender();
+  }
+
+  async function showTimeline(student) {
+    const panel = document.getElementById("timeline");
+    document.getElementById("timeline-title").textContent = student.name ? `${student.name} <${student.email}>` : student.email;
+    const list = document.getElementById("timeline-events");
+    list.replaceChildren(element("li", "muted", "loading…"));
+    panel.hidden = false;
+    const response = await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(student.email)}/timeline?limit=1000`);
+    const body = await response.json().catch(() => ({ events: [] }));
+    list.replaceChildren(
+      ...(body.events || []).reverse().map((event) => {
+        const item = element("li");
+        const title = `${new Date(event.eventTime).toLocaleTimeString()} ${event.eventType}` + (event.cellIndex != null ? ` · cell ${event.cellIndex}` : "");
+        item.append(element("div", event.hasError ? "error" : "", title));
+        if (event.errorMessage) item.append(element("div", "error", event.errorMessage));
+        if (event.code) item.append(element("pre", "", event.code));
+        return item;
+      }),
+    );
+  }
+
+  document.getElementById("timeline-close").addEventListener("click", () => (document.getElementById("timeline").hidden = true));
+  document.getElementById("group-by-team").addEventListener("change", scheduleRender);
+  document.getElementById("rotate").addEventListener("click", async () => {
+    if (!confirm("Replace the ingest token? Every student's serverUrl must then change.")) return;
+    const response = await fetch(`/api/v1/classes/${classId}/token`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
+    const body = await response.json().catch(() => ({}));
+    const target = document.getElementById("server-url");
+    target.textContent = response.ok ? location.origin + body.serverUrl : body.error?.message || `Error ${response.status}`;
+    target.hidden = false;
+  });
+  setInterval(scheduleRender, 1000);
+
+  let backoff = 500;
+  function connect() {
+    const state = document.getElementById("connection");
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    socket.onopen = () => {
+      backoff = 500;
+      socket.send(JSON.stringify({ op: "subscribe", channel, since: lastSeq ?? undefined, epoch: epoch ?? undefined }));
+    };
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.channel !== channel) return;
+      if (message.type === "subscribed") {
+        state.textContent = "live";
+        state.dataset.state = "live";
+        // Loaded after subscribing: what the picture misses then arrives on the channel.
+        if (lastSeq == null || (epoch && message.epoch !== epoch)) load();
+        epoch = message.epoch;
+        if (lastSeq == null) lastSeq = message.seq;
+      } else if (message.type === "reset") {
+        lastSeq = message.seq;
+        epoch = message.epoch ?? epoch;
+        load();
+      } else if (message.type === "data") {
+        lastSeq = message.seq;
+        if (message.data.kind === "student") {
+          students.set(message.data.student.email, message.data.student);
+          scheduleRender();
+        }
+      }
+    };
+    socket.onclose = () => {
+      state.textContent = "reconnecting…";
+      state.dataset.state = "offline";
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 10_000);
+    };
+  }
+
+  connect();
+})();
