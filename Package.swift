@@ -50,12 +50,14 @@ let package = Package(
             ],
             resources: [.copy("Resources")]
         ),
-        // The command line: serve, migrate, user, token.
+        // The command line: serve, migrate, user, token, class, simulate.
         .executableTarget(
             name: "pulseboard",
             dependencies: [
                 "PulseboardServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The benchmark: starts a server on a temporary database and loads it over loopback.

@@ -1,8 +1,13 @@
 """End-to-end in a real browser: headless Chromium logs in through the form and sees the host
-CPU chart receive new live points within 5 s. With --screenshot it saves the dashboard."""
+CPU chart receive new live points within 5 s; then creates a class on the classes page, opens its
+live view while `pulseboard simulate` plays a class, and sees a help request appear within 2 s.
+With --screenshot / --class-screenshot it saves the dashboard and the class view."""
 import argparse
+import json
+import subprocess
 import sys
 import time
+import uuid
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -15,6 +20,7 @@ from pulseboard_process import ADMIN_EMAIL, ADMIN_PASSWORD, Server
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--screenshot")
+    parser.add_argument("--class-screenshot")
     args = parser.parse_args()
 
     server = Server().start()
@@ -49,11 +55,62 @@ def main():
             time.sleep(3)
             browser.save_screenshot(args.screenshot)
         print(f"browser: logged in, CPU chart received a live point {waited:.1f} s after the first")
-        print("1 passed, 0 failed")
+        class_live_view(browser, server, args.class_screenshot)
+        print("2 passed, 0 failed")
         return 0
     finally:
         browser.quit()
         server.stop()
+
+
+def class_live_view(browser, server, screenshot):
+    # The classes page creates a class (a state-changing call with the session cookie + CSRF header).
+    browser.get(server.url + "/classes")
+    browser.find_element(By.NAME, "name").send_keys("E2E class <i>1</i>")
+    browser.find_element(By.NAME, "code").send_keys("e2e-1")
+    browser.find_element(By.CSS_SELECTOR, "#new-class button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "created").is_displayed())
+    server_url = browser.find_element(By.ID, "server-url").text
+    assert "/api/v1/events?token=pbc_" in server_url, server_url
+    token = server_url.split("token=")[1]
+    link = browser.find_element(By.CSS_SELECTOR, "#class-list a")
+    assert link.text == "E2E class <i>1</i>", link.text  # shown as text, not markup
+    link.click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+
+    binary = server.binary
+    simulator = subprocess.Popen([binary, "simulate", "--url", server.url, "--token", token, "--students", "40", "--teams", "5",
+                                  "--interval", "1", "--duration", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#students .card")) >= 40)
+        # A help request from the extension reaches the instructor's page.
+        email = "help-e2e@example.com"
+        event = {"eventId": str(uuid.uuid4()), "eventType": "help", "emailAddress": email, "userName": "Needs <b>Help</b>",
+                 "teamName": "team-1", "notebookPath": "week1/intro.ipynb", "cellIndex": 7}
+        status, _ = server.request("POST", "/api/v1/events?token=" + token, [event], headers={"Origin": "http://localhost:8888"})
+        assert status == 200, status
+        sent = time.time()
+        selector = f'#help .card[data-email="{email}"]'
+        WebDriverWait(browser, 2).until(lambda b: b.find_elements(By.CSS_SELECTOR, selector))
+        shown = time.time() - sent
+        card = browser.find_element(By.CSS_SELECTOR, selector)
+        assert "Needs <b>Help</b>" in card.text, card.text  # escaped, never markup
+        if screenshot:
+            time.sleep(4)
+            browser.save_screenshot(screenshot)
+        # The instructor helped: the request leaves the pinned list.
+        card.find_element(By.CSS_SELECTOR, "button").click()
+        WebDriverWait(browser, 5).until(lambda b: not b.find_elements(By.CSS_SELECTOR, selector))
+        # A click on a card opens the student's timeline.
+        browser.find_element(By.CSS_SELECTOR, "#students .card").click()
+        WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors
+        cards = len(browser.find_elements(By.CSS_SELECTOR, "#students .card"))
+        print(f"browser: class live view with {cards} simulated students; a help request appeared {shown:.2f} s after it was sent")
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=30)
 
 
 if __name__ == "__main__":

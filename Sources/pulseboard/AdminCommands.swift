@@ -122,3 +122,52 @@ struct TokenCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct ClassCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "class",
+        abstract: "Manage classes (whose students' JupyterLab extensions send learning events).",
+        subcommands: [Create.self, List.self, RotateToken.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a class; its ingest token is shown once.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "The class's name.") var name: String
+        @Option(help: "A unique code: letters, digits, '-', '_' or '.'.") var code: String
+        @Option(help: "Email of the instructor (or admin) who owns it.") var owner: String
+        @Option(help: "A description.") var description = ""
+
+        func run() async throws {
+            let (name, code, owner, description) = (name, code, owner, description)
+            let (record, token) = try await data.withStore {
+                try await ClassAdministration.create(name: name, code: code, description: description, ownerEmail: owner, in: $0)
+            }
+            print("Created class \(record.id) '\(record.name)' (\(record.code)). Each student's cell-monitor serverUrl (token shown once):")
+            print("  http://<this server>/api/v1/events?token=\(token)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List classes.")
+        @OptionGroup var data: DataOptions
+
+        func run() async throws {
+            for record in try await data.withStore({ try await ClassAdministration.list(in: $0) }) {
+                print("\(record.id)\t\(record.code)\t\(record.tokenPrefix)…\towner \(record.ownerID)\t\(record.name)")
+            }
+        }
+    }
+
+    struct RotateToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace a class's ingest token; the old one stops working.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The class's id (see 'class list').") var id: Int64
+
+        func run() async throws {
+            let id = id
+            let token = try await data.withStore { try await ClassAdministration.rotateToken(classID: id, in: $0) }
+            print("New serverUrl for class \(id) (shown once): http://<this server>/api/v1/events?token=\(token)")
+        }
+    }
+}

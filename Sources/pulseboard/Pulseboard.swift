@@ -14,7 +14,7 @@ struct PulseboardCommand: AsyncParsableCommand {
               PULSEBOARD_JWT_SECRET      HS256 secret, at least 32 bytes (default: generated into <data-dir>/jwt-secret)
               PULSEBOARD_ADMIN_PASSWORD  password of the first admin (default: generated and printed once)
             """,
-        subcommands: [Serve.self, Migrate.self, UserCommand.self, TokenCommand.self],
+        subcommands: [Serve.self, Migrate.self, UserCommand.self, TokenCommand.self, ClassCommand.self, Simulate.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -163,7 +163,7 @@ struct WriterTests {
             while outcomes.count < 2, let outcome = try await group.next() {
                 if let outcome { outcomes.append(outcome) }
             }
-            #expect(Set(outcomes.map { "\($0)" }) == ["stored(points: 5)", "stored(points: 10)"])
+            #expect(Set(outcomes.map { "\($0)" }) == ["\(CommitOutcome.stored(points: 5))", "\(CommitOutcome.stored(points: 10))"])
             group.cancelAll()
         }
     }

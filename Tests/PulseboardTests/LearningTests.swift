@@ -296,7 +296,8 @@ struct LearningEventTests {
             #expect(try await client.progress(course.id, token: instructor).students?.last?.status == "erroring")
 
             // bob's timeline, paged, and the class's events as CSV.
-            let timeline = try await client.request(.get, "/api/v1/classes/\(course.id)/students/bob@example.com/timeline?limit=1&offset=1", token: instructor)
+            let timeline = try await client.request(
+                .get, "/api/v1/classes/\(course.id)/students/bob%40example.com/timeline?limit=1&offset=1", token: instructor)
             #expect(timeline.status == .ok)
             #expect(timeline.text.contains("ZeroDivisionError") && !timeline.text.contains(#""cellIndex":0"#))
             #expect(

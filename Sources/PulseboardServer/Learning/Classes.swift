@@ -119,3 +119,35 @@ struct IssuedSecret: Sendable {
         IssuedSecret(secret: SecretToken.generate(prefix: "pbc_"))
     }
 }
+
+/// Class chores for the command line (`pulseboard class …`).
+public enum ClassAdministration {
+    /// Creates a class owned by an instructor or admin; returns it with its ingest token (shown once).
+    public static func create(name: String, code: String, description: String, ownerEmail: String, in store: any Store) async throws -> (
+        ClassRecord, token: String
+    ) {
+        guard let owner = try await store.user(email: ownerEmail.lowercased()), owner.role != .student else {
+            throw ConfigurationError("No instructor or admin with the email \(ownerEmail).")
+        }
+        let token = IssuedSecret.classToken()
+        do {
+            let record = try await Classes(store: store).create(
+                name: name, code: code, description: description, ownerID: owner.id, token: token, now: Date())
+            return (record, token.secret)
+        } catch StoreError.conflict {
+            throw ConfigurationError("The class code '\(code)' is taken.")
+        }
+    }
+
+    public static func list(in store: any Store) async throws -> [ClassRecord] {
+        try await Classes(store: store).list(ownerID: nil)
+    }
+
+    /// Replaces a class's ingest token and returns the new one (shown once).
+    public static func rotateToken(classID: Int64, in store: any Store) async throws -> String {
+        guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
+        let token = IssuedSecret.classToken()
+        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date())
+        return token.secret
+    }
+}

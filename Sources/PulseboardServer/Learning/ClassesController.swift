@@ -116,7 +116,8 @@ struct ClassesController {
         }
         router.get("/api/v1/classes/{id}/students/{email}/timeline") { request, context -> Response in
             let record = try await authorizedClass(context)
-            let email = try context.parameters.require("email").lowercased()
+            let raw = try context.parameters.require("email")
+            let email = (raw.removingPercentEncoding ?? raw).lowercased()
             let page = try EventPage(request)
             let events = try await classes.store.select(
                 EventLog.range(classID: record.id, email: email, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))

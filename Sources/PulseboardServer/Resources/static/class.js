@@ -29,58 +29,95 @@
     return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
   }
 
+  // One element per student (and per open help request), updated in place: re-rendering never
+  // replaces what the instructor is about to click.
+  const cards = new Map();
+  const helpCards = new Map();
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
   function card(student, now) {
+    let entry = cards.get(student.email);
+    if (!entry) {
+      entry = { node: element("div", "card"), name: element("div", "name"), where: element("div", "detail"), detail: element("div", "detail") };
+      entry.node.dataset.email = student.email;
+      entry.node.append(entry.name, entry.where, entry.detail);
+      entry.node.addEventListener("click", () => showTimeline(students.get(student.email)));
+      cards.set(student.email, entry);
+    }
     const status = statusOf(student, now);
-    const node = element("div", "card");
-    node.dataset.status = status;
-    node.dataset.email = student.email;
-    node.append(element("div", "name", student.name || student.email));
-    const where = student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · cell ${student.cellIndex}` : ""}` : "no notebook yet";
-    node.append(element("div", "detail", where));
-    node.append(element("div", "detail", `${status.replace("_", " ")} · ${student.cellsExecuted} runs · ${student.recentErrors} recent errors`));
-    node.addEventListener("click", () => showTimeline(student));
-    return node;
+    if (entry.node.dataset.status !== status) entry.node.dataset.status = status;
+    setText(entry.name, student.name || student.email);
+    setText(entry.where, student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · cell ${student.cellIndex}` : ""}` : "no notebook yet");
+    setText(entry.detail, `${status.replace("_", " ")} · ${student.cellsExecuted} runs · ${student.recentErrors} recent errors`);
+    return entry.node;
+  }
+
+  function helpCard(student, now) {
+    let entry = helpCards.get(student.email);
+    if (!entry || entry.id !== student.helpRequest.id) {
+      entry = { id: student.helpRequest.id, node: element("div", "card"), name: element("div", "name"), waiting: element("span", "waiting") };
+      entry.node.dataset.status = "needs_help";
+      entry.node.dataset.email = student.email;
+      const resolve = element("button", "secondary", "Helped");
+      resolve.addEventListener("click", (event) => {
+        event.stopPropagation();
+        fetch(`/api/v1/classes/${classId}/help/${entry.id}/resolve`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
+      });
+      entry.node.append(entry.name, entry.waiting, resolve);
+      entry.node.addEventListener("click", () => showTimeline(students.get(student.email)));
+      helpCards.set(student.email, entry);
+    }
+    const where = student.helpRequest.cellIndex != null ? ` · cell ${student.helpRequest.cellIndex}` : "";
+    setText(entry.name, (student.name || student.email) + where);
+    setText(entry.waiting, `waiting ${waited(student.helpRequest.since, now)}`);
+    return entry.node;
+  }
+
+  /// Replaces a container's children only when they differ.
+  function show(container, nodes) {
+    const current = container.children;
+    if (current.length === nodes.length && nodes.every((node, index) => current[index] === node)) return;
+    container.replaceChildren(...nodes);
   }
 
   function render() {
     renderPending = false;
     const now = Date.now();
-    const all = [...students.values()];
+    const all = [...students.values()].sort((a, b) => a.email.localeCompare(b.email));
     const help = all.filter((s) => s.helpRequest).sort((a, b) => a.helpRequest.since.localeCompare(b.helpRequest.since));
-    const helpSection = document.getElementById("help");
-    helpSection.replaceChildren(
-      ...help.map((student) => {
-        const node = card(student, now);
-        node.append(element("span", "waiting", `waiting ${waited(student.helpRequest.since, now)}`));
-        const resolve = element("button", "secondary", "Helped");
-        resolve.addEventListener("click", (event) => {
-          event.stopPropagation();
-          fetch(`/api/v1/classes/${classId}/help/${student.helpRequest.id}/resolve`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
-        });
-        node.append(resolve);
-        return node;
-      }),
-    );
-    const grid = document.getElementById("students");
-    const groups = new Map();
+    show(document.getElementById("help"), help.map((student) => helpCard(student, now)));
+    for (const email of helpCards.keys()) if (!students.get(email)?.helpRequest) helpCards.delete(email);
     const byTeam = document.getElementById("group-by-team").checked;
+    const groups = new Map();
     for (const student of all) {
       const key = byTeam ? student.team || "(no team)" : "";
       if (!groups.has(key)) groups.set(key, []);
-      groups.get(key).push(student);
+      groups.get(key).push(card(student, now));
     }
     const sections = [];
     for (const key of [...groups.keys()].sort()) {
-      if (byTeam) sections.push(element("h2", "team", key));
-      const box = element("div", "grid");
-      box.append(...groups.get(key).map((student) => card(student, now)));
-      sections.push(box);
+      if (byTeam) sections.push(persistent(headings, key, () => element("h2", "team", key)));
+      const grid = persistent(grids, key, () => element("div", "grid"));
+      show(grid, groups.get(key));
+      sections.push(grid);
     }
-    grid.replaceChildren(...sections);
+    show(document.getElementById("students"), sections);
     const counts = {};
     for (const student of all) counts[statusOf(student, now)] = (counts[statusOf(student, now)] || 0) + 1;
-    document.getElementById("summary").textContent =
-      `${all.length} students · ${counts.active || 0} active · ${counts.erroring || 0} erroring · ${counts.needs_help || 0} need help · ${counts.idle || 0} idle`;
+    setText(
+      document.getElementById("summary"),
+      `${all.length} students · ${counts.active || 0} active · ${counts.erroring || 0} erroring · ${counts.needs_help || 0} need help · ${counts.idle || 0} idle`,
+    );
+  }
+
+  const headings = new Map();
+  const grids = new Map();
+  function persistent(map, key, make) {
+    if (!map.has(key)) map.set(key, make());
+    return map.get(key);
   }
 
   function scheduleRender() {
