@@ -141,8 +141,8 @@ struct ClassesController {
         }
         router.post("/api/v1/classes/{id}/help/{requestId}/resolve") { _, context -> Response in
             let record = try await authorizedClass(context)
-            let requestID = try context.parameters.require("requestId", as: Int64.self)
-            guard try await progress.resolveHelp(classID: record.id, requestID: requestID, now: Date()),
+            guard let requestID = context.parameters.get("requestId", as: Int64.self),
+                try await progress.resolveHelp(classID: record.id, requestID: requestID, now: Date()),
                 let email = try await progress.helpRequestStudent(classID: record.id, requestID: requestID)
             else {
                 throw APIError.notFound("No open help request with this id in this class.")
