@@ -26,6 +26,10 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Port of the benchmarked server.") var port: Int = 18_080
     @Option(help: "postgres://… to benchmark the PostgreSQL engine (an empty database); default SQLite in a temporary folder.")
     var databaseURL: String?
+    @Option(parsing: .upToNextOption, help: "Runs: ingest, live, history, events (learning events ingest), class (simulated class + live view).")
+    var runs: [String] = ["ingest", "live", "history", "events", "class"]
+    @Option(help: "Simulated students in the class run.") var students: Int = 200
+    @Option(help: "Seconds of the class run.") var classSeconds: Double = 30
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -63,9 +67,11 @@ struct Bench: AsyncParsableCommand {
             print("Idle server process RSS after start: \(residentMegabytes()) MB (bench client in the same process, before any load)\n")
 
             let (_, ingestToken) = try await UserAdministration.createIngestToken(name: "bench", in: pulseboard.store)
-            print("| ingest | points/s (durable) | ack p50 | ack p99 | NOTIFY/s |")
-            print("|---|---|---|---|---|")
-            for batch in batchSizes {
+            if runs.contains("ingest") {
+                print("| ingest | points/s (durable) | ack p50 | ack p99 | NOTIFY/s |")
+                print("|---|---|---|---|---|")
+            }
+            for batch in batchSizes where runs.contains("ingest") {
                 let notifiedBefore = pulseboard.telemetry.liveNotificationsSent
                 let result = try await ingest(http, base, token: ingestToken, batch: batch)
                 let notifyRate = Double(pulseboard.telemetry.liveNotificationsSent - notifiedBefore) / seconds
@@ -74,19 +80,45 @@ struct Bench: AsyncParsableCommand {
                 )
             }
 
-            print("\n| live delivery | subscribers | messages received | p50 | p99 |")
-            print("|---|---|---|---|---|")
-            let live = try await liveDelivery(http, ingestBase: base, subscribePort: port, token: ingestToken)
-            print("| ingest → WebSocket, same instance | \(subscribers) | \(live.count) | \(ms(live.p50)) | \(ms(live.p99)) |")
-            if second != nil {
-                let cross = try await liveDelivery(http, ingestBase: base, subscribePort: port + 1, token: ingestToken)
-                print("| ingest on A → WebSocket on B | \(subscribers) | \(cross.count) | \(ms(cross.p50)) | \(ms(cross.p99)) |")
+            if runs.contains("live") {
+                print("\n| live delivery | subscribers | messages received | p50 | p99 |")
+                print("|---|---|---|---|---|")
+                let live = try await liveDelivery(http, ingestBase: base, subscribePort: port, token: ingestToken)
+                print("| ingest → WebSocket, same instance | \(subscribers) | \(live.count) | \(ms(live.p50)) | \(ms(live.p99)) |")
+                if second != nil {
+                    let cross = try await liveDelivery(http, ingestBase: base, subscribePort: port + 1, token: ingestToken)
+                    print("| ingest on A → WebSocket on B | \(subscribers) | \(cross.count) | \(ms(cross.p50)) | \(ms(cross.p99)) |")
+                }
             }
 
-            let history = try await historyQuery(http, base, store: pulseboard.store)
-            print("\n| history query (\(historyPoints) points stored, maxPoints=1000) | p50 | p95 |")
-            print("|---|---|---|")
-            print("| random ranges from 1 h to the whole series | \(ms(history.p50)) | \(ms(history.p95)) |")
+            if runs.contains("history") {
+                let history = try await historyQuery(http, base, store: pulseboard.store)
+                print("\n| history query (\(historyPoints) points stored, maxPoints=1000) | p50 | p95 |")
+                print("|---|---|---|")
+                print("| random ranges from 1 h to the whole series | \(ms(history.p50)) | \(ms(history.p95)) |")
+            }
+
+            if runs.contains("events") {
+                let (course, classToken) = try await ClassAdministration.create(
+                    name: "Bench events", code: "bench-events", description: "", ownerEmail: "admin@example.com", in: pulseboard.store)
+                _ = course
+                print("\n| learning events ingest | events/s (durable) | ack p50 | ack p99 |")
+                print("|---|---|---|---|")
+                let events = try await eventIngest(http, base, classToken: classToken, batch: 100)
+                print("| batch 100, \(connections) connections | \(Int(events.pointsPerSecond)) | \(ms(events.p50)) | \(ms(events.p99)) |")
+            }
+
+            if runs.contains("class") {
+                let (course, classToken) = try await ClassAdministration.create(
+                    name: "Bench class", code: "bench-class", description: "", ownerEmail: "admin@example.com", in: pulseboard.store)
+                let run = try await classLive(
+                    http, base, classID: course.id, classToken: classToken, students: students, interval: 2, duration: classSeconds)
+                print("\n| simulated class, instructor view open | events sent | updates received | event → view p50 | p99 | process CPU |")
+                print("|---|---|---|---|---|---|")
+                print(
+                    "| \(students) students, one action each every 2 s, \(Int(classSeconds)) s | \(run.events) | \(run.latencies.count) | \(ms(run.latencies.p50)) | \(ms(run.latencies.p99)) | \(Int(run.cpuPercent)) % of one core |"
+                )
+            }
             print("\nRSS after the runs: \(residentMegabytes()) MB")
 
             await services.triggerGracefulShutdown()
@@ -301,7 +333,7 @@ struct Bench: AsyncParsableCommand {
 }
 
 extension Duration {
-    fileprivate var seconds: Double {
+    var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
