@@ -23,7 +23,8 @@ extension Bench {
                         let time = iso(Date().timeIntervalSince1970)
                         let events = (0..<batch).map { index in
                             let student = (connection * batch + index) % 200
-                            return #"{"eventId":"bench-\#(connection)-\#(sequence)-\#(index)","eventType":"cell_executed","eventTime":"\#(time)","emailAddress":"student\#(student)@example.com","userName":"Student \#(student)","teamName":"team-\#(student % 10)","sessionId":"s\#(student)","notebookPath":"week1/intro.ipynb","cellId":"c\#(index % 40)","cellIndex":\#(index % 40),"cellType":"code","code":"x = \#(index)","executionCount":\#(sequence),"hasError":false,"executionDurationMs":12.5}"#
+                            return
+                                #"{"eventId":"bench-\#(connection)-\#(sequence)-\#(index)","eventType":"cell_executed","eventTime":"\#(time)","emailAddress":"student\#(student)@example.com","userName":"Student \#(student)","teamName":"team-\#(student % 10)","sessionId":"s\#(student)","notebookPath":"week1/intro.ipynb","cellId":"c\#(index % 40)","cellIndex":\#(index % 40),"cellType":"code","code":"x = \#(index)","executionCount":\#(sequence),"hasError":false,"executionDurationMs":12.5}"#
                         }
                         sequence += 1
                         var request = HTTPClientRequest(url: base + "/api/v1/events?token=\(classToken)")

@@ -198,6 +198,20 @@ struct LearningEventTests {
             let login = try await client.request(.post, "/auth/login", json: "{}", headers: [.origin: "http://localhost:8888"])
             #expect(login.headers[.accessControlAllowOrigin] == nil)
         }
+        // Unless the operator lists them: then with credentials.
+        try await TestApp.run(engine: engine, configure: { $0.corsOrigins = ["https://lms.example.edu"] }) { client, _ in
+            let listed = try await client.request(
+                .options, "/api/v1/classes", headers: [.origin: "https://lms.example.edu", .accessControlRequestMethod: "POST"])
+            #expect(listed.status == .noContent)
+            #expect(listed.headers[.accessControlAllowOrigin] == "https://lms.example.edu")
+            #expect(listed.headers[.accessControlAllowCredentials] == "true")
+            let me = try await client.request(.get, "/auth/me", headers: [.origin: "https://lms.example.edu"])
+            #expect(me.headers[.accessControlAllowOrigin] == "https://lms.example.edu")
+            let other = try await client.request(.get, "/auth/me", headers: [.origin: "https://evil.example"])
+            #expect(other.headers[.accessControlAllowOrigin] == nil)
+            let ingest = try await client.sendEvents([ExtensionEvent.json("help")], classToken: nil)
+            #expect(ingest.headers[.accessControlAllowOrigin] == "*")
+        }
     }
 
     @Test(arguments: TestEngine.all) func openIngestTakesEventsWithoutAToken(engine: TestEngine) async throws {

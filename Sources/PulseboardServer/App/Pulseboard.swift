@@ -72,6 +72,7 @@ public struct Pulseboard: Sendable {
         let router = Router(context: AppRequestContext.self)
         router.add(middleware: RequestTelemetryMiddleware(telemetry: telemetry))
         router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
+        if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: AuthMiddleware(auth: auth))
         let routes = RecordingRouter(router)

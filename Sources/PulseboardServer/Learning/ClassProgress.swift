@@ -60,7 +60,12 @@ struct ClassProgress {
     /// Errors counted as recent.
     var errorWindow: Duration = .seconds(600)
 
-    func students(classID: Int64, email: String? = nil, now: Date = Date()) async throws -> [StudentProgress] {
+    func students(classID: Int64, email: String, now: Date = Date()) async throws -> [StudentProgress] {
+        try await students(classID: classID, emails: [email], now: now)
+    }
+
+    /// Every student of the class, or only those with the given emails.
+    func students(classID: Int64, emails: [String]? = nil, now: Date = Date()) async throws -> [StudentProgress] {
         var sql = """
             SELECT s.email, s.name, s.team, cs.last_event_at, cs.last_event_type, cs.notebook_path, cs.cell_index, cs.cells_executed,
                 cs.last_execution_failed,
@@ -73,9 +78,9 @@ struct ClassProgress {
             WHERE cs.class_id = ?
             """
         var arguments: [SQLValue] = [.integer(now.millisecondsSince1970 - errorWindow.milliseconds), .integer(classID)]
-        if let email {
-            sql += " AND s.email = ?"
-            arguments.append(.text(email))
+        if let emails {
+            sql += " AND s.email IN (" + Array(repeating: "?", count: emails.count).joined(separator: ", ") + ")"
+            arguments += emails.map(SQLValue.text)
         }
         sql += " ORDER BY s.email"
         let idleBefore = now.millisecondsSince1970 - idleAfter.milliseconds

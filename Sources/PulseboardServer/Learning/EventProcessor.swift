@@ -116,8 +116,8 @@ final class EventProcessor: Service {
             hub.publish(channel: LiveChannels.progress(email), data: ProgressEvent(event))
         }
         for (classID, emails) in touched {
-            for email in emails.sorted() {
-                guard let student = try? await progress.students(classID: classID, email: email).first else { continue }
+            // One query per class and batch, however many students it touched.
+            for student in (try? await progress.students(classID: classID, emails: emails.sorted())) ?? [] {
                 hub.publish(channel: LiveChannels.classView(classID), data: ClassUpdate.student(student))
             }
         }

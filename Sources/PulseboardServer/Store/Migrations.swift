@@ -227,7 +227,8 @@ enum Migrations {
                     UNIQUE (class_id, event_id)
                 )
                 """,
-                "CREATE INDEX cell_executions_student ON cell_executions(class_id, student_id, executed_at)",
+                // Recent errors per student are counted on every live update: errors only, by time.
+                "CREATE INDEX cell_executions_student_errors ON cell_executions(class_id, student_id, has_error, executed_at)",
                 "CREATE INDEX cell_executions_notebook ON cell_executions(class_id, notebook_path, cell_index)",
                 """
                 CREATE TABLE notebook_accesses (
