@@ -1,6 +1,7 @@
 """End-to-end in a real browser: headless Chromium logs in through the form and sees the host
 CPU chart receive new live points within 5 s; then creates a class on the classes page, opens its
-live view while `pulseboard simulate` plays a class, and sees a help request appear within 2 s.
+live view while `pulseboard simulate` plays a class, and sees a help request appear within 2 s;
+finally a simulated student logs in and sees their class, their events live and an announcement.
 With --screenshot / --class-screenshot it saves the dashboard and the class view."""
 import argparse
 import json
@@ -56,7 +57,7 @@ def main():
             browser.save_screenshot(args.screenshot)
         print(f"browser: logged in, CPU chart received a live point {waited:.1f} s after the first")
         class_live_view(browser, server, args.class_screenshot)
-        print("2 passed, 0 failed")
+        print("3 passed, 0 failed")
         return 0
     finally:
         browser.quit()
@@ -108,9 +109,32 @@ def class_live_view(browser, server, screenshot):
         assert not errors, errors
         cards = len(browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         print(f"browser: class live view with {cards} simulated students; a help request appeared {shown:.2f} s after it was sent")
+        student_page(browser, server)
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
+
+
+def student_page(browser, server):
+    """A simulated student logs in: their class and their live events, and an admin's announcement."""
+    admin = server.login()
+    status, body = server.request("POST", "/api/v1/users", {"email": "student001@example.com", "password": "student-password-1",
+                                                            "role": "student"}, token=admin)
+    assert status == 201, body
+    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "login-button"))
+    browser.find_element(By.ID, "email").send_keys("student001@example.com")
+    browser.find_element(By.ID, "password").send_keys("student-password-1")
+    browser.find_element(By.ID, "login-button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-classes .card"))
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-events li"))
+    status, _ = server.request("POST", "/api/v1/broadcast", {"message": "Break until <b>11:00</b>"}, token=admin)
+    assert status == 202, status
+    WebDriverWait(browser, 5).until(lambda b: "Break until <b>11:00</b>" in b.find_element(By.ID, "announcements").text)
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+    print("browser: a student sees their class, their own events live and an admin's announcement")
 
 
 if __name__ == "__main__":

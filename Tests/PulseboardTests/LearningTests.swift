@@ -456,4 +456,35 @@ struct LearningLiveTests {
             }
         }
     }
+
+    @Test(arguments: TestEngine.all) func studentsSeeTheirOwnProgressAndAdminsBroadcast(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live) { client, _ in
+            let admin = try await client.login().accessToken
+            let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let student = try await client.tokenForNewUser(role: .student, adminToken: admin, email: "student001@example.com")
+            let course = try await client.createClass("mine", token: instructor)
+            #expect(try await client.request(.get, "/api/v1/me/progress", token: student).text == #"{"classes":[]}"#)
+            #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", cell: 5)], classToken: try #require(course.ingestToken)).status == .ok)
+            try await waitUntil { try await client.request(.get, "/api/v1/me/progress", token: student).text.contains(#""cellsExecuted":1"#) }
+            let mine = try await client.request(.get, "/api/v1/me/progress", token: student)
+            #expect(mine.text.contains(#""className":"Class mine""#) && mine.text.contains(#""cellIndex":5"#))
+            #expect(try await client.request(.get, "/api/v1/me/progress").status == .unauthorized)
+
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(student, on: outbound)
+                #expect(try await reader.subscribe("broadcast", on: outbound).type == "subscribed")
+                #expect(try await client.request(.post, "/api/v1/broadcast", token: instructor, json: #"{"message":"hi"}"#).status == .forbidden)
+                #expect(try await client.request(.post, "/api/v1/broadcast", token: admin, json: #"{"message":"  "}"#).status == .unprocessableContent)
+                #expect(try await client.request(.post, "/api/v1/broadcast", token: admin, json: #"{"text":"hi"}"#).status == .badRequest)
+                #expect(try await client.request(.post, "/api/v1/broadcast", token: admin, json: #"{"message":"Break until 11:00"}"#).status == .accepted)
+                let message = try await reader.next()
+                #expect(message.channel == "broadcast")
+                let data = try #require(message.fields["data"] as? [String: Any])
+                #expect(data["message"] as? String == "Break until 11:00")
+                #expect(data["from"] as? String == TestApp.adminEmail)
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
 }

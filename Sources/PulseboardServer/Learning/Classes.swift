@@ -85,6 +85,19 @@ struct Classes {
         }
     }
 
+    /// The classes a student (by email) has sent events to.
+    func of(studentEmail: String) async throws -> [(id: Int64, name: String)] {
+        try await store.select(
+            SQLStatement(
+                """
+                SELECT c.id, c.name FROM class_students cs JOIN students s ON s.id = cs.student_id JOIN classes c ON c.id = cs.class_id
+                WHERE s.email = ? ORDER BY c.name, c.id
+                """,
+                .text(studentEmail.lowercased())
+            )
+        ).compactMap { row in row[0].int.map { ($0, row[1].string ?? "") } }
+    }
+
     /// Whether the student is in one of the instructor's classes.
     func teaches(instructorID: Int64, studentEmail: String) async throws -> Bool {
         try await !store.select(

@@ -55,6 +55,12 @@ struct ClassesController {
         var students: [StudentProgress]
     }
 
+    struct MyClass: Encodable {
+        var classId: Int64
+        var className: String
+        var progress: StudentProgress
+    }
+
     let classes: Classes
     let progress: ClassProgress
     let hub: Hub
@@ -84,6 +90,16 @@ struct ClassesController {
             let user = try context.requireUser([.admin, .instructor])
             let list = try await classes.list(ownerID: user.role == .admin ? nil : user.id)
             return try JSONResponse(ClassList(classes: list.map { ClassView($0) }, total: list.count)).response
+        }
+        router.get("/api/v1/me/progress") { _, context -> Response in
+            let user = try context.requireUser()
+            var mine: [MyClass] = []
+            for (id, name) in try await classes.of(studentEmail: user.email) {
+                if let student = try await progress.students(classID: id, email: user.email.lowercased()).first {
+                    mine.append(MyClass(classId: id, className: name, progress: student))
+                }
+            }
+            return try JSONResponse(["classes": mine]).response
         }
         router.get("/api/v1/classes/{id}") { _, context -> Response in
             try JSONResponse(ClassView(try await authorizedClass(context))).response

@@ -65,7 +65,7 @@ struct WebController {
             var response = html(
                 templates.render(
                     DashboardPage(
-                        email: user.email, role: user.role.rawValue, csrf: token, canSeeMetrics: user.role != .student,
+                        email: user.email, userID: user.id, role: user.role.rawValue, csrf: token, canSeeMetrics: user.role != .student,
                         teaches: user.role != .student),
                     withTemplate: "dashboard"
                 ) ?? ""
@@ -118,6 +118,7 @@ struct WebController {
 
     private struct DashboardPage {
         var email: String
+        var userID: Int64
         var role: String
         var csrf: String
         var canSeeMetrics: Bool

@@ -1,0 +1,36 @@
+import Foundation
+import Hummingbird
+
+/// `POST /api/v1/broadcast`: an admin's system message to every connected user, on `broadcast`.
+struct BroadcastController {
+    struct SystemMessage: Codable, Sendable {
+        var message: String
+    }
+
+    struct Broadcast: Encodable, Sendable {
+        var kind = "system"
+        var message: String
+        var from: String
+        var at: String
+    }
+
+    struct Sent: Encodable {
+        var channel: String
+        var seq: UInt64
+    }
+
+    let hub: Hub
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.post("/api/v1/broadcast") { request, context -> Response in
+            let admin = try context.requireUser([.admin])
+            let body = try await request.decode(as: SystemMessage.self, context: context)
+            let message = body.message.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard (1...2_000).contains(message.count) else {
+                throw APIError.unprocessable("A system message has 1 to 2,000 characters.", details: ["field": .string("message")])
+            }
+            hub.publish(channel: LiveChannels.broadcast, data: Broadcast(message: message, from: admin.email, at: Timestamp.format(Date())))
+            return try JSONResponse(Sent(channel: LiveChannels.broadcast, seq: hub.sequence(of: LiveChannels.broadcast)), status: .accepted).response
+        }
+    }
+}
