@@ -8,7 +8,7 @@ import Testing
 @testable import PulseboardServer
 
 /// Two instances on one PostgreSQL database, as behind a load balancer.
-@Suite("Several instances on PostgreSQL", .enabled(if: TestEngine.all.contains(.postgres)))
+@Suite("Several instances on PostgreSQL", .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
 struct MultiInstanceTests {
     @Test func livePointsCrossInstancesInOrderEvenAfterTheListenConnectionDrops() async throws {
         let url = try await TestPostgres.shared.newDatabase()
@@ -48,6 +48,37 @@ struct MultiInstanceTests {
         }
     }
 
+    @Test func aClassViewOnOneInstanceFollowsEventsTakenByTheOther() async throws {
+        let url = try await TestPostgres.shared.newDatabase()
+        func config() -> ServerConfig {
+            TestApp.config {
+                $0.databaseURL = url
+                $0.jwtSecret = nil
+            }
+        }
+        let first = try await Pulseboard.build(config(), logger: TestApp.logger)
+        let second = try await Pulseboard.build(config(), logger: TestApp.logger)
+        try await first.application.test(.live) { a in
+            try await second.application.test(.live) { b in
+                let admin = try await a.login().accessToken
+                let instructor = try await a.tokenForNewUser(role: .instructor, adminToken: admin)
+                let course = try await a.createClass("across", token: instructor)
+                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                    var reader = LiveReader(inbound)
+                    _ = try await reader.authenticate(instructor, on: outbound)
+                    #expect(try await reader.subscribe("class:\(course.id)", on: outbound).type == "subscribed")
+                    let help = try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: try #require(course.ingestToken))
+                    #expect(help.status == .ok)
+                    let update = try await reader.next()
+                    let card = try #require((update.fields["data"] as? [String: Any])?["student"] as? [String: Any])
+                    #expect(update.channel == "class:\(course.id)")
+                    #expect(card["status"] as? String == "needs_help")
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
+            }
+        }
+    }
+
     static func terminateListeners(_ url: String) async throws {
         let client = PostgresClient(configuration: try PostgresStore.configuration(url), backgroundLogger: TestApp.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -62,7 +93,7 @@ struct MultiInstanceTests {
     }
 }
 
-@Suite("PostgreSQL outages", .enabled(if: TestEngine.all.contains(.postgres)))
+@Suite("PostgreSQL outages", .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
 struct OutageTests {
     /// While the database is down, requests that need it fail fast with 503 and Retry-After,
     /// `/health` says so, WebSockets stay open; when it returns everything resumes.

@@ -42,7 +42,9 @@ public struct Pulseboard: Sendable {
         let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
         let classes = Classes(store: store)
         let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
-        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger)
+        let fanout = (store as? PostgresStore).map { PostgresFanout(store: $0, hub: hub, progress: progress, telemetry: telemetry, logger: logger) }
+        let processor = EventProcessor(
+            store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: { fanout?.cardsChanged($0) })
         let writer = Writer(
             store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints,
             eventsCommitted: { processor.eventsCommitted($0) })
@@ -58,9 +60,7 @@ public struct Pulseboard: Sendable {
                 logger: logger
             ),
         ]
-        if let postgres = store as? PostgresStore {
-            services.append(PostgresFanout(store: postgres, hub: hub, telemetry: telemetry, logger: logger))
-        }
+        if let fanout { services.append(fanout) }
         if config.hostMetrics {
             // With several instances on one database, each one's host series carry its name.
             let tags = config.databaseURL == nil ? [:] : ["instance": "\(ProcessInfo.processInfo.hostName):\(config.port)"]

@@ -14,6 +14,8 @@ final class EventProcessor: Service {
     let progress: ClassProgress
     let telemetry: Telemetry
     let logger: Logger
+    /// Told which students' cards changed (by class), for other instances' class views.
+    let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void
     /// Waits before the retries of a failed batch.
     let retryDelays: [Duration]
     let sweepInterval: Duration = .seconds(30)
@@ -23,9 +25,11 @@ final class EventProcessor: Service {
 
     init(
         store: any Store, hub: Hub, router: EventRouter = .standard, progress: ClassProgress, telemetry: Telemetry, logger: Logger,
-        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)]
+        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)],
+        cardsChanged: @escaping @Sendable ([Int64: Set<String>]) -> Void = { _ in }
     ) {
         self.retryDelays = retryDelays
+        self.cardsChanged = cardsChanged
         self.store = store
         self.hub = hub
         self.router = router
@@ -115,6 +119,7 @@ final class EventProcessor: Service {
             touched[event.classID, default: []].insert(email)
             hub.publish(channel: LiveChannels.progress(email), data: ProgressEvent(event))
         }
+        cardsChanged(touched)
         for (classID, emails) in touched {
             // One query per class and batch, however many students it touched.
             for student in (try? await progress.students(classID: classID, emails: emails.sorted())) ?? [] {

@@ -11,20 +11,28 @@ import Synchronization
 /// sequence they saw from that instance, and publish them to their own hub. A LISTEN connection
 /// that drops is re-established with backoff and followed by a catch-up over every instance, so
 /// nothing logged during the gap is missed; a slow periodic catch-up covers lost notifications.
+///
+/// Class views travel the same way, lighter: after applying learning events an instance
+/// notifies which students' cards changed (`cards:` + class ids and emails, never the cards);
+/// the others read those cards from the shared database and publish them to their own
+/// `class:<id>` subscribers. A card notification lost while LISTEN reconnects is made good by the
+/// student's next event or a reload of the page.
 final class PostgresFanout: Service {
     static let channel = "pulseboard_live"
 
     let store: PostgresStore
     let hub: Hub
+    let progress: ClassProgress
     let telemetry: Telemetry
     let logger: Logger
     /// Only entries logged after this instance started are relayed (older ones are history).
     let startedMs = Date().millisecondsSince1970
     private let lastSeen = Mutex<[String: Int64]>([:])
 
-    init(store: PostgresStore, hub: Hub, telemetry: Telemetry, logger: Logger) {
+    init(store: PostgresStore, hub: Hub, progress: ClassProgress, telemetry: Telemetry, logger: Logger) {
         self.store = store
         self.hub = hub
+        self.progress = progress
         self.telemetry = telemetry
         self.logger = logger
     }
@@ -59,7 +67,11 @@ final class PostgresFanout: Service {
                     // Whatever was logged while we were not listening.
                     await catchUpAll()
                     for try await notification in notifications.cancelOnGracefulShutdown() where notification.payload != store.instanceID {
-                        await catchUp(instance: notification.payload)
+                        if let cards = CardsChanged(notification.payload) {
+                            if cards.from != store.instanceID { await publish(cards) }
+                        } else {
+                            await catchUp(instance: notification.payload)
+                        }
                     }
                 }
                 backoff = .milliseconds(100)
@@ -69,6 +81,42 @@ final class PostgresFanout: Service {
                 logger.warning("LISTEN connection lost; reconnecting", metadata: ["error": "\(error)", "retry_in": "\(wait)"])
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                 backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Tells the other instances which students' cards changed (in notifications of at most
+    /// about 7 KB: PostgreSQL's limit is 8,000 bytes).
+    func cardsChanged(_ touched: [Int64: Set<String>]) {
+        var chunks: [CardsChanged] = []
+        var current = CardsChanged(from: store.instanceID, cards: [])
+        for (classID, emails) in touched {
+            for email in emails {
+                current.cards.append(.init(classId: classID, email: email))
+                if current.cards.count == 50 {
+                    chunks.append(current)
+                    current.cards = []
+                }
+            }
+        }
+        if !current.cards.isEmpty { chunks.append(current) }
+        guard !chunks.isEmpty else { return }
+        Task {
+            for chunk in chunks {
+                do {
+                    try await store.client.query("SELECT pg_notify(\(Self.channel), \(chunk.payload))", logger: logger)
+                } catch {
+                    logger.debug("Card NOTIFY failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private func publish(_ changed: CardsChanged) async {
+        for (classID, cards) in Dictionary(grouping: changed.cards, by: \.classId) {
+            guard let students = try? await progress.students(classID: classID, emails: cards.map(\.email)) else { continue }
+            for student in students {
+                hub.publish(channel: LiveChannels.classView(classID), data: ClassUpdate.student(student))
             }
         }
     }
@@ -114,5 +162,33 @@ final class PostgresFanout: Service {
         } catch {
             logger.debug("Live fetch failed", metadata: ["error": "\(error)", "instance": "\(instance)"])
         }
+    }
+}
+
+/// A card notification: `cards:` followed by JSON naming the instance and the changed cards.
+struct CardsChanged: Codable, Sendable {
+    struct Card: Codable, Sendable {
+        var classId: Int64
+        var email: String
+    }
+
+    static let prefix = "cards:"
+    var from: String
+    var cards: [Card]
+
+    init(from: String, cards: [Card]) {
+        self.from = from
+        self.cards = cards
+    }
+
+    init?(_ payload: String) {
+        guard payload.hasPrefix(Self.prefix),
+            let decoded = try? JSONDecoder().decode(CardsChanged.self, from: Data(payload.dropFirst(Self.prefix.count).utf8))
+        else { return nil }
+        self = decoded
+    }
+
+    var payload: String {
+        Self.prefix + String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self)
     }
 }
