@@ -86,7 +86,7 @@ public struct Pulseboard: Sendable {
             writer: writer, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
             testEvents: config.enableTestAPI ? TestEvents() : nil
         ).addRoutes(to: routes)
-        ClassesController(classes: classes, progress: progress, hub: hub).addRoutes(to: routes)
+        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub).addRoutes(to: routes)
         BroadcastController(hub: hub).addRoutes(to: routes)
         LiveController(
             session: LiveSession(

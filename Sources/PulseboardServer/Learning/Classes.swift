@@ -46,15 +46,43 @@ struct Classes {
         try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.flatMap(Self.record)
     }
 
-    /// Every class (for admins) or an instructor's own.
-    func list(ownerID: Int64?) async throws -> [ClassRecord] {
+    /// Every class (for admins) or an instructor's own, by name, a page of them.
+    func list(ownerID: Int64?, skip: Int = 0, limit: Int = Int(Int32.max)) async throws -> [ClassRecord] {
+        let page = [SQLValue.integer(Int64(limit)), .integer(Int64(skip))]
         let statement =
             if let ownerID {
-                SQLStatement("SELECT \(Self.columns) FROM classes WHERE owner_id = ? ORDER BY name, id", .integer(ownerID))
+                SQLStatement(
+                    "SELECT \(Self.columns) FROM classes WHERE owner_id = ? ORDER BY name, id LIMIT ? OFFSET ?", arguments: [.integer(ownerID)] + page)
             } else {
-                SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id")
+                SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id LIMIT ? OFFSET ?", arguments: page)
             }
         return try await store.select(statement).compactMap(Self.record)
+    }
+
+    func count(ownerID: Int64?) async throws -> Int64 {
+        let statement =
+            if let ownerID {
+                SQLStatement("SELECT COUNT(*) FROM classes WHERE owner_id = ?", .integer(ownerID))
+            } else {
+                SQLStatement("SELECT COUNT(*) FROM classes")
+            }
+        return try await store.select(statement).first?.first?.int ?? 0
+    }
+
+    /// Saves a class's name, code, description and owner (a taken code is `StoreError.conflict`).
+    func update(_ record: ClassRecord, now: Date) async throws {
+        try await store.transaction([
+            SQLStatement(
+                "UPDATE classes SET name = ?, code = ?, description = ?, owner_id = ?, updated_at = ? WHERE id = ?",
+                .text(record.name), .text(record.code), .text(record.description), .integer(record.ownerID),
+                .integer(now.millisecondsSince1970), .integer(record.id)
+            )
+        ])
+    }
+
+    /// Deletes a class with everything recorded for it (events, progress, enrolments).
+    func delete(id: Int64) async throws {
+        try await store.transaction([SQLStatement("DELETE FROM classes WHERE id = ?", .integer(id))])
     }
 
     /// Replaces the ingest token (the old one stops working at once).

@@ -2,8 +2,9 @@ import Foundation
 import Hummingbird
 
 /// Classes and their learning-progress picture, for their instructor and admins:
-/// `POST/GET /api/v1/classes`, `GET /api/v1/classes/{id}`, token rotation, progress (per student
-/// or per team), notebooks, a student's timeline, CSV export and resolving help requests.
+/// `POST/GET /api/v1/classes`, `GET/PUT/PATCH/DELETE /api/v1/classes/{id}`, the roster (one by
+/// one or from a CSV upload), token rotation, progress (per student or per team), notebooks, a
+/// student's timeline, CSV export and resolving help requests.
 struct ClassesController {
     struct CreateClass: Decodable {
         var name: String
@@ -38,9 +39,35 @@ struct ClassesController {
         }
     }
 
+    /// PUT needs every field but the description; PATCH any. Only admins may set `ownerId`.
+    struct ClassChange: Decodable {
+        var name: String?
+        var code: String?
+        var description: String?
+        var ownerId: Int64?
+    }
+
     struct ClassList: Encodable {
         var classes: [ClassView]
-        var total: Int
+        var total: Int64
+        var skip: Int
+        var limit: Int
+    }
+
+    struct NewMember: Decodable {
+        var email: String
+        var name: String?
+        var team: String?
+    }
+
+    struct Roster: Encodable {
+        var students: [Enrolment.Member]
+    }
+
+    struct UploadReport: Encodable {
+        var enrolled: Int
+        var alreadyEnrolled: Int
+        var rejected: [RosterCSV.Rejection]
     }
 
     struct Progress: Encodable {
@@ -62,6 +89,7 @@ struct ClassesController {
     }
 
     let classes: Classes
+    let enrolment: Enrolment
     let progress: ClassProgress
     let hub: Hub
 
@@ -69,14 +97,8 @@ struct ClassesController {
         router.post("/api/v1/classes") { request, context -> Response in
             let user = try context.requireUser([.admin, .instructor])
             let body = try await request.decode(as: CreateClass.self, context: context)
-            let name = body.name.trimmingCharacters(in: .whitespaces)
-            let code = body.code.trimmingCharacters(in: .whitespaces)
-            guard (1...200).contains(name.count) else {
-                throw APIError.unprocessable("A class name has 1 to 200 characters.", details: ["field": .string("name")])
-            }
-            guard (1...50).contains(code.count), code.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-                throw APIError.unprocessable("A class code has 1 to 50 letters, digits, '-', '_' or '.'.", details: ["field": .string("code")])
-            }
+            let name = try Self.validated(name: body.name)
+            let code = try Self.validated(code: body.code)
             let token = IssuedSecret.classToken()
             do {
                 let record = try await classes.create(
@@ -86,10 +108,15 @@ struct ClassesController {
                 throw APIError.conflict("The class code '\(code)' is taken.")
             }
         }
-        router.get("/api/v1/classes") { _, context -> Response in
+        router.get("/api/v1/classes") { request, context -> Response in
             let user = try context.requireUser([.admin, .instructor])
-            let list = try await classes.list(ownerID: user.role == .admin ? nil : user.id)
-            return try JSONResponse(ClassList(classes: list.map { ClassView($0) }, total: list.count)).response
+            let query = request.uri.queryParameters
+            let skip = try HistoryController.integer(query.get("skip"), field: "skip", range: 0...Int(Int32.max)) ?? 0
+            let limit = try HistoryController.integer(query.get("limit"), field: "limit", range: 1...500) ?? 100
+            let owner = user.role == .admin ? nil : user.id
+            let list = try await classes.list(ownerID: owner, skip: skip, limit: limit)
+            let total = try await classes.count(ownerID: owner)
+            return try JSONResponse(ClassList(classes: list.map { ClassView($0) }, total: total, skip: skip, limit: limit)).response
         }
         router.get("/api/v1/me/progress") { _, context -> Response in
             let user = try context.requireUser()
@@ -103,6 +130,62 @@ struct ClassesController {
         }
         router.get("/api/v1/classes/{id}") { _, context -> Response in
             try JSONResponse(ClassView(try await authorizedClass(context))).response
+        }
+        router.put("/api/v1/classes/{id}") { request, context -> Response in
+            try await change(request, context, replacing: true)
+        }
+        router.patch("/api/v1/classes/{id}") { request, context -> Response in
+            try await change(request, context, replacing: false)
+        }
+        router.delete("/api/v1/classes/{id}") { _, context -> Response in
+            let record = try await authorizedClass(context)
+            try await classes.delete(id: record.id)
+            return Response(status: .noContent)
+        }
+        router.get("/api/v1/classes/{id}/students") { _, context -> Response in
+            let record = try await authorizedClass(context)
+            return try JSONResponse(Roster(students: try await enrolment.roster(classID: record.id))).response
+        }
+        router.post("/api/v1/classes/{id}/students") { request, context -> Response in
+            let record = try await authorizedClass(context)
+            let body = try await request.decode(as: NewMember.self, context: context)
+            let email = try UsersController.validated(email: body.email)
+            let name = try Self.optional(body.name, field: "name", max: 200)
+            let team = try Self.optional(body.team, field: "team", max: 100)
+            let added = try await enrolment.enrol(classID: record.id, email: email, name: name, team: team, now: Date())
+            let member = try await enrolment.roster(classID: record.id).first { $0.email == email }
+            return try JSONResponse(Roster(students: member.map { [$0] } ?? []), status: added ? .created : .ok).response
+        }
+        router.delete("/api/v1/classes/{id}/students/{email}") { _, context -> Response in
+            let record = try await authorizedClass(context)
+            let raw = try context.parameters.require("email")
+            guard try await enrolment.unenrol(classID: record.id, email: AuthService.normalise(email: raw.removingPercentEncoding ?? raw)) else {
+                throw APIError.notFound("No such student in this class.")
+            }
+            return Response(status: .noContent)
+        }
+        router.post("/api/v1/classes/{id}/students/csv") { request, context -> Response in
+            let record = try await authorizedClass(context)
+            let body = try await IngestController.collectBody(request, limit: 1 << 20)
+            guard let text = String(data: body, encoding: .utf8) else {
+                throw APIError.badRequest("The upload is not UTF-8 text.", code: "malformed")
+            }
+            let parsed: (rows: [RosterCSV.Row], rejected: [RosterCSV.Rejection])
+            do {
+                parsed = try RosterCSV.parse(text)
+            } catch let RosterCSV.Failure.unreadable(reason) {
+                throw APIError.unprocessable(reason, details: ["field": .string("file")])
+            }
+            var report = UploadReport(enrolled: 0, alreadyEnrolled: 0, rejected: parsed.rejected)
+            for row in parsed.rows {
+                if try await enrolment.enrol(classID: record.id, email: row.email, name: row.name, team: row.team, now: Date()) {
+                    report.enrolled += 1
+                } else {
+                    report.alreadyEnrolled += 1
+                }
+            }
+            report.rejected.sort { $0.line < $1.line }
+            return try JSONResponse(report).response
         }
         router.post("/api/v1/classes/{id}/token") { _, context -> Response in
             let record = try await authorizedClass(context)
@@ -168,6 +251,59 @@ struct ClassesController {
             }
             return Response(status: .noContent)
         }
+    }
+
+    private func change(_ request: Request, _ context: AppRequestContext, replacing: Bool) async throws -> Response {
+        let user = try context.requireUser([.admin, .instructor])
+        var record = try await authorizedClass(context)
+        let body = try await request.decode(as: ClassChange.self, context: context)
+        if replacing, body.name == nil || body.code == nil {
+            throw APIError.badRequest(
+                "PUT replaces the class: send name and code (and description).", details: ["field": .string(body.name == nil ? "name" : "code")])
+        }
+        if let name = body.name { record.name = try Self.validated(name: name) }
+        if let code = body.code { record.code = try Self.validated(code: code) }
+        if body.description != nil || replacing {
+            record.description = try Self.optional(body.description, field: "description", max: 5_000) ?? ""
+        }
+        if let owner = body.ownerId {
+            guard user.role == .admin else { throw APIError.forbidden("Only admins may give a class to another owner.") }
+            guard let newOwner = try await classes.store.user(id: owner), newOwner.role != .student else {
+                throw APIError.unprocessable("The owner must be an instructor or an admin.", details: ["field": .string("ownerId")])
+            }
+            record.ownerID = owner
+        }
+        do {
+            try await classes.update(record, now: Date())
+        } catch StoreError.conflict {
+            throw APIError.conflict("The class code '\(record.code)' is taken.")
+        }
+        return try JSONResponse(ClassView(try await classes.find(id: record.id) ?? record)).response
+    }
+
+    static func validated(name: String) throws -> String {
+        let name = name.trimmingCharacters(in: .whitespaces)
+        guard (1...200).contains(name.count) else {
+            throw APIError.unprocessable("A class name has 1 to 200 characters.", details: ["field": .string("name")])
+        }
+        return name
+    }
+
+    static func validated(code: String) throws -> String {
+        let code = code.trimmingCharacters(in: .whitespaces)
+        guard (1...50).contains(code.count), code.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw APIError.unprocessable("A class code has 1 to 50 letters, digits, '-', '_' or '.'.", details: ["field": .string("code")])
+        }
+        return code
+    }
+
+    /// A trimmed optional text of at most `max` characters (empty is none).
+    static func optional(_ text: String?, field: String, max: Int) throws -> String? {
+        guard let text = text?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+        guard text.count <= max else {
+            throw APIError.unprocessable("'\(field)' has at most \(max) characters.", details: ["field": .string(field)])
+        }
+        return text
     }
 
     /// The class in the path, if the caller may see it: admins any, instructors their own

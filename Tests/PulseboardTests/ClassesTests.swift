@@ -1,0 +1,139 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import PulseboardServer
+
+@Suite("Classes and their rosters")
+struct ClassesTests {
+    struct Roster: Decodable {
+        struct Member: Decodable {
+            var email: String
+            var name: String?
+            var team: String?
+            var lastActivity: String?
+        }
+
+        var students: [Member]
+    }
+
+    struct Report: Decodable {
+        struct Rejection: Decodable {
+            var line: Int
+            var email: String?
+            var reason: String
+        }
+
+        var enrolled: Int
+        var alreadyEnrolled: Int
+        var rejected: [Rejection]
+    }
+
+    @Test(arguments: TestEngine.all) func classesAreCreatedPagedChangedAndDeleted(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let admin = try await client.login().accessToken
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let colleagueEmail = "colleague@example.com"
+            let colleague = try await client.tokenForNewUser(role: .instructor, adminToken: admin, email: colleagueEmail)
+            let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
+            for code in ["c1", "c2", "c3"] { _ = try await client.createClass(code, token: owner) }
+            let page = try await client.request(.get, "/api/v1/classes?skip=1&limit=1", token: owner)
+            #expect(page.text.contains(#""total":3"#) && page.text.contains(#""code":"c2""#) && !page.text.contains(#""code":"c1""#))
+            #expect(try await client.request(.get, "/api/v1/classes?limit=0", token: owner).status == .badRequest)
+            let course = try await client.createClass("c4", token: owner)
+            let uri = "/api/v1/classes/\(course.id)"
+
+            let patched = try await client.request(.patch, uri, token: owner, json: #"{"name":"Renamed","description":"Week 1 to 10"}"#)
+            #expect(patched.status == .ok)
+            #expect(patched.text.contains(#""name":"Renamed""#) && patched.text.contains(#""code":"c4""#))
+            #expect(try await client.request(.put, uri, token: owner, json: #"{"name":"Only a name"}"#).status == .badRequest)
+            let put = try await client.request(.put, uri, token: owner, json: #"{"name":"Put","code":"c4b"}"#)
+            #expect(put.status == .ok && put.text.contains(#""description":"""#))
+            #expect(try await client.request(.patch, uri, token: owner, json: #"{"code":"c1"}"#).status == .conflict)
+            #expect(try await client.request(.patch, uri, token: owner, json: #"{"code":"bad code"}"#).status == .unprocessableContent)
+            #expect(try await client.request(.patch, uri, token: owner, json: #"{"name":5}"#).status == .badRequest)
+            // Only admins give a class away, and only to an instructor or admin.
+            #expect(try await client.request(.patch, uri, token: owner, json: #"{"ownerId":1}"#).status == .forbidden)
+            let users = try await client.request(.get, "/api/v1/users", token: admin).decode([String: [UserSummary]].self)["users"] ?? []
+            let colleagueID = try #require(users.first { $0.email == colleagueEmail }?.id)
+            let studentID = try #require(users.first { $0.role == "student" }?.id)
+            #expect(try await client.request(.patch, uri, token: admin, json: #"{"ownerId":\#(studentID)}"#).status == .unprocessableContent)
+            #expect(try await client.request(.patch, uri, token: admin, json: #"{"ownerId":\#(colleagueID)}"#).status == .ok)
+            #expect(try await client.request(.get, uri, token: owner).status == .forbidden)
+            #expect(try await client.request(.get, uri, token: colleague).status == .ok)
+            for method in [HTTPRequest.Method.put, .patch, .delete] {
+                #expect(try await client.request(method, uri, token: owner, json: #"{"name":"x","code":"y"}"#).status == .forbidden)
+                #expect(try await client.request(method, uri, token: student, json: #"{"name":"x","code":"y"}"#).status == .forbidden)
+            }
+            #expect(try await client.request(.delete, uri, token: colleague).status == .noContent)
+            #expect(try await client.request(.get, uri, token: colleague).status == .notFound)
+            #expect(try await client.request(.delete, uri, token: colleague).status == .notFound)
+        }
+    }
+
+    @Test(arguments: TestEngine.all) func studentsAreEnrolledOneByOneOrFromACSVAndMeetTheirEvents(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let admin = try await client.login().accessToken
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let stranger = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let course = try await client.createClass("roster", token: owner)
+            let students = "/api/v1/classes/\(course.id)/students"
+
+            let added = try await client.request(.post, students, token: owner, json: #"{"email":"Ann@Example.com","name":"Ann","team":"red"}"#)
+            #expect(added.status == .created)
+            #expect(try await client.request(.post, students, token: owner, json: #"{"email":"ann@example.com"}"#).status == .ok)
+            #expect(try await client.request(.post, students, token: owner, json: #"{"email":"not an email"}"#).status == .unprocessableContent)
+            #expect(try await client.request(.post, students, token: owner, json: #"{"name":"no email"}"#).status == .badRequest)
+            #expect(try await client.request(.post, students, token: stranger, json: #"{"email":"x@example.com"}"#).status == .forbidden)
+
+            let csv = """
+                email,name,team
+                bob@example.com,Bob,blue
+                "cid@example.com","Cid, Jr.",blue
+                not-an-email,Nobody,red
+                ,Missing,red
+                bob@example.com,Bob again,blue
+                ann@example.com,Ann,red
+
+                """
+            let report = try await client.executeRequest(
+                uri: students + "/csv", method: .post, headers: [.authorization: "Bearer \(owner)", .contentType: "text/csv"],
+                body: ByteBuffer(string: csv)
+            ).decode(Report.self)
+            #expect(report.enrolled == 2)
+            #expect(report.alreadyEnrolled == 1)
+            #expect(report.rejected.map(\.line) == [4, 5, 6])
+            #expect(report.rejected.map(\.reason) == ["not an email address", "no email", "listed twice; the first row counts"])
+            let noHeader = try await client.executeRequest(
+                uri: students + "/csv", method: .post, headers: [.authorization: "Bearer \(owner)", .contentType: "text/csv"],
+                body: ByteBuffer(string: "a,b\n1,2\n"))
+            #expect(noHeader.status == .unprocessableContent)
+
+            // Events from an enrolled email land on the same student.
+            #expect(
+                try await client.sendEvents(
+                    [ExtensionEvent.json("cell_executed", email: "bob@example.com", name: "Robert", cell: 1)], classToken: course.ingestToken
+                ).status == .ok)
+            try await waitUntil {
+                let roster = try await client.request(.get, students, token: owner).decode(Roster.self)
+                return roster.students.first { $0.email == "bob@example.com" }?.lastActivity != nil
+            }
+            let roster = try await client.request(.get, students, token: owner).decode(Roster.self)
+            #expect(roster.students.map(\.email) == ["ann@example.com", "bob@example.com", "cid@example.com"])
+            #expect(roster.students.map(\.name) == ["Ann", "Robert", "Cid, Jr."])
+            #expect(roster.students.map(\.team) == ["red", "team-a", "blue"])
+
+            #expect(try await client.request(.delete, students + "/cid%40example.com", token: owner).status == .noContent)
+            #expect(try await client.request(.delete, students + "/cid@example.com", token: owner).status == .notFound)
+            #expect(try await client.request(.get, students, token: owner).decode(Roster.self).students.count == 2)
+        }
+    }
+}
+
+struct UserSummary: Decodable {
+    var id: Int64
+    var email: String
+    var role: String
+}
