@@ -4,9 +4,9 @@ live view while `pulseboard simulate` plays a class, and sees a help request app
 finally a simulated student logs in and sees their class, their events live and an announcement.
 With --screenshot / --class-screenshot it saves the dashboard and the class view."""
 import argparse
-import json
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -107,6 +107,15 @@ def class_live_view(browser, server, screenshot):
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
         errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         assert not errors, errors
+        # The roster: a CSV upload through the page reports each refused line.
+        browser.find_element(By.CSS_SELECTOR, "#roster summary").click()
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as upload:
+            upload.write("email,name,team\nnew.student@example.com,New Student,team-9\nnot-an-email,X,team-9\n")
+        browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(upload.name)
+        browser.find_element(By.CSS_SELECTOR, "#upload button").click()
+        WebDriverWait(browser, 5).until(lambda b: "1 enrolled" in b.find_element(By.ID, "upload-report").text)
+        assert "line 3 (not-an-email): not an email address" in browser.find_element(By.ID, "upload-report").text
+        WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, '#students .card[data-email="new.student@example.com"]'))
         cards = len(browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         print(f"browser: class live view with {cards} simulated students; a help request appeared {shown:.2f} s after it was sent")
         student_page(browser, server)

@@ -168,6 +168,68 @@
   });
   setInterval(scheduleRender, 1000);
 
+  // The roster: enrol one student, upload a CSV, remove a student. Errors go next to the field.
+  const post = (path, body, type) =>
+    fetch(`/api/v1/classes/${classId}${path}`, { method: "POST", headers: { "Content-Type": type, "X-CSRF-Token": csrf }, body });
+
+  function fieldError(form, field, message) {
+    const slot = form.querySelector(`[data-error-for="${field}"]`);
+    if (slot) slot.textContent = message || "";
+  }
+
+  async function loadRoster() {
+    const response = await fetch(`/api/v1/classes/${classId}/students`);
+    if (!response.ok) return;
+    const { students: members } = await response.json();
+    document.getElementById("roster-list").replaceChildren(
+      ...members.map((member) => {
+        const item = element("li", "", `${member.email}${member.name ? ` — ${member.name}` : ""}${member.team ? ` (${member.team})` : ""} `);
+        const remove = element("button", "link", "remove");
+        remove.addEventListener("click", async () => {
+          await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(member.email)}`, { method: "DELETE", headers: { "X-CSRF-Token": csrf } });
+          students.delete(member.email);
+          scheduleRender();
+          loadRoster();
+        });
+        item.append(remove);
+        return item;
+      }),
+    );
+  }
+
+  document.getElementById("roster").addEventListener("toggle", loadRoster);
+  document.getElementById("enrol").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const data = Object.fromEntries(new FormData(form));
+    fieldError(form, "email", "");
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(data.email.trim())) return fieldError(form, "email", "Enter an email address.");
+    const response = await post("/students", JSON.stringify({ email: data.email.trim(), name: data.name || undefined, team: data.team || undefined }), "application/json");
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      return fieldError(form, body.error?.field || "email", body.error?.message || `Error ${response.status}`);
+    }
+    form.reset();
+    loadRoster();
+    load();
+  });
+  document.getElementById("upload").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const file = form.elements.file.files[0];
+    fieldError(form, "file", "");
+    if (!file) return fieldError(form, "file", "Choose a CSV file.");
+    const response = await post("/students/csv", await file.text(), "text/csv");
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) return fieldError(form, "file", body.error?.message || `Error ${response.status}`);
+    const rejected = body.rejected.map((row) => `line ${row.line}${row.email ? ` (${row.email})` : ""}: ${row.reason}`);
+    document.getElementById("upload-report").textContent =
+      `${body.enrolled} enrolled, ${body.alreadyEnrolled} already enrolled, ${body.rejected.length} rejected` + (rejected.length ? ` — ${rejected.join("; ")}` : "");
+    form.reset();
+    loadRoster();
+    load();
+  });
+
   let backoff = 500;
   function connect() {
     const state = document.getElementById("connection");
