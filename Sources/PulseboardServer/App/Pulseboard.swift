@@ -87,6 +87,7 @@ public struct Pulseboard: Sendable {
             testEvents: config.enableTestAPI ? TestEvents() : nil
         ).addRoutes(to: routes)
         ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub).addRoutes(to: routes)
+        AssignmentsController(assignments: Assignments(store: store), classes: classes).addRoutes(to: routes)
         BroadcastController(hub: hub).addRoutes(to: routes)
         LiveController(
             session: LiveSession(

@@ -257,5 +257,25 @@ enum Migrations {
                 "CREATE INDEX help_requests_open ON help_requests(class_id, student_id) WHERE closed_at IS NULL",
             ]
         ),
+        Migration(
+            version: 5,
+            name: "assignments",
+            statements: [
+                """
+                CREATE TABLE assignments (
+                    id {{id}},
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    title TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    notebook_path TEXT NOT NULL,
+                    due_at BIGINT,
+                    created_by BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX assignments_class ON assignments(class_id, due_at)",
+            ]
+        ),
     ]
 }
