@@ -128,6 +128,26 @@ struct ClassesTests {
             #expect(try await client.request(.delete, students + "/cid%40example.com", token: owner).status == .noContent)
             #expect(try await client.request(.delete, students + "/cid@example.com", token: owner).status == .notFound)
             #expect(try await client.request(.get, students, token: owner).decode(Roster.self).students.count == 2)
+
+            // Each change is in the audit trail, with the request that made it; only admins read it.
+            let removal = try await client.request(.delete, students + "/ann%40example.com", token: owner)
+            let requestID = try #require(removal.headers[HTTPField.Name("X-Request-Id")!])
+            struct Audit: Decodable {
+                struct Entry: Decodable {
+                    var action: String
+                    var entity: String
+                    var entityId: String
+                    var requestId: String
+                }
+
+                var entries: [Entry]
+            }
+            let audit = try await client.request(.get, "/api/v1/audit?entity=enrolment", token: admin).decode(Audit.self)
+            #expect(audit.entries.map(\.action) == ["unenrol", "unenrol", "upload", "update", "enrol"])
+            #expect(audit.entries.first?.entityId == "\(course.id)/ann@example.com")
+            #expect(audit.entries.first?.requestId == requestID)
+            #expect(try await client.request(.get, "/api/v1/audit?entity=class", token: admin).text.contains(#""action":"create""#))
+            #expect(try await client.request(.get, "/api/v1/audit", token: owner).status == .forbidden)
         }
     }
 }

@@ -86,8 +86,10 @@ public struct Pulseboard: Sendable {
             writer: writer, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
             testEvents: config.enableTestAPI ? TestEvents() : nil
         ).addRoutes(to: routes)
-        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub).addRoutes(to: routes)
-        AssignmentsController(assignments: Assignments(store: store), classes: classes).addRoutes(to: routes)
+        let audit = AuditTrail(store: store)
+        ClassesController(classes: classes, enrolment: Enrolment(store: store), audit: audit, progress: progress, hub: hub).addRoutes(to: routes)
+        AssignmentsController(assignments: Assignments(store: store), classes: classes, audit: audit).addRoutes(to: routes)
+        audit.addRoutes(to: routes)
         BroadcastController(hub: hub).addRoutes(to: routes)
         LiveController(
             session: LiveSession(

@@ -56,6 +56,7 @@ struct AssignmentsController {
 
     let assignments: Assignments
     let classes: Classes
+    let audit: AuditTrail
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/assignments") { request, context -> Response in
@@ -71,6 +72,7 @@ struct AssignmentsController {
                     id: 0, classID: record.id, title: try Self.validated(title: body.title), description: try Self.description(body.description),
                     notebookPath: try Self.validated(notebookPath: body.notebookPath), dueAtMs: try Self.dueAt(body.dueAt, notBefore: now),
                     createdBy: user.id, createdAtMs: now, updatedAtMs: now))
+            try await audit.record("create", "assignment", id: created.id, details: "class \(created.classID)", context: context)
             return try JSONResponse(AssignmentView(created), status: .created).response
         }
         router.get("/api/v1/assignments") { request, context -> Response in
@@ -100,6 +102,7 @@ struct AssignmentsController {
         router.delete("/api/v1/assignments/{id}") { _, context -> Response in
             let record = try await managedAssignment(context)
             try await assignments.delete(id: record.id)
+            try await audit.record("delete", "assignment", id: record.id, details: "class \(record.classID)", context: context)
             return Response(status: .noContent)
         }
     }
@@ -120,6 +123,7 @@ struct AssignmentsController {
         if body.dueAt != nil || replacing { record.dueAtMs = try Self.dueAt(body.dueAt, notBefore: record.createdAtMs) }
         record.updatedAtMs = Date().millisecondsSince1970
         try await assignments.update(record)
+        try await audit.record(replacing ? "replace" : "change", "assignment", id: record.id, context: context)
         return try JSONResponse(AssignmentView(record)).response
     }
 

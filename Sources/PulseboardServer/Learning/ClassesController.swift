@@ -90,6 +90,7 @@ struct ClassesController {
 
     let classes: Classes
     let enrolment: Enrolment
+    let audit: AuditTrail
     let progress: ClassProgress
     let hub: Hub
 
@@ -103,6 +104,7 @@ struct ClassesController {
             do {
                 let record = try await classes.create(
                     name: name, code: code, description: body.description ?? "", ownerID: user.id, token: token, now: Date())
+                try await audit.record("create", "class", id: record.id, details: "code \(record.code)", context: context)
                 return try JSONResponse(ClassView(record, token: token.secret), status: .created).response
             } catch StoreError.conflict {
                 throw APIError.conflict("The class code '\(code)' is taken.")
@@ -140,6 +142,7 @@ struct ClassesController {
         router.delete("/api/v1/classes/{id}") { _, context -> Response in
             let record = try await authorizedClass(context)
             try await classes.delete(id: record.id)
+            try await audit.record("delete", "class", id: record.id, details: "code \(record.code)", context: context)
             return Response(status: .noContent)
         }
         router.get("/api/v1/classes/{id}/students") { _, context -> Response in
@@ -153,15 +156,18 @@ struct ClassesController {
             let name = try Self.optional(body.name, field: "name", max: 200)
             let team = try Self.optional(body.team, field: "team", max: 100)
             let added = try await enrolment.enrol(classID: record.id, email: email, name: name, team: team, now: Date())
+            try await audit.record(added ? "enrol" : "update", "enrolment", id: "\(record.id)/\(email)", context: context)
             let member = try await enrolment.roster(classID: record.id).first { $0.email == email }
             return try JSONResponse(Roster(students: member.map { [$0] } ?? []), status: added ? .created : .ok).response
         }
         router.delete("/api/v1/classes/{id}/students/{email}") { _, context -> Response in
             let record = try await authorizedClass(context)
             let raw = try context.parameters.require("email")
-            guard try await enrolment.unenrol(classID: record.id, email: AuthService.normalise(email: raw.removingPercentEncoding ?? raw)) else {
+            let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+            guard try await enrolment.unenrol(classID: record.id, email: email) else {
                 throw APIError.notFound("No such student in this class.")
             }
+            try await audit.record("unenrol", "enrolment", id: "\(record.id)/\(email)", context: context)
             return Response(status: .noContent)
         }
         router.post("/api/v1/classes/{id}/students/csv") { request, context -> Response in
@@ -185,12 +191,16 @@ struct ClassesController {
                 }
             }
             report.rejected.sort { $0.line < $1.line }
+            try await audit.record(
+                "upload", "enrolment", id: record.id,
+                details: "\(report.enrolled) enrolled, \(report.alreadyEnrolled) already, \(report.rejected.count) rejected", context: context)
             return try JSONResponse(report).response
         }
         router.post("/api/v1/classes/{id}/token") { _, context -> Response in
             let record = try await authorizedClass(context)
             let token = IssuedSecret.classToken()
             try await classes.rotateToken(classID: record.id, token: token, now: Date())
+            try await audit.record("rotate-token", "class", id: record.id, context: context)
             let rotated = try await classes.find(id: record.id) ?? record
             return try JSONResponse(ClassView(rotated, token: token.secret)).response
         }
@@ -278,6 +288,7 @@ struct ClassesController {
         } catch StoreError.conflict {
             throw APIError.conflict("The class code '\(record.code)' is taken.")
         }
+        try await audit.record(replacing ? "replace" : "change", "class", id: record.id, details: "owner \(record.ownerID)", context: context)
         return try JSONResponse(ClassView(try await classes.find(id: record.id) ?? record)).response
     }
 

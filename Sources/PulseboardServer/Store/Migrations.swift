@@ -277,5 +277,25 @@ enum Migrations {
                 "CREATE INDEX assignments_class ON assignments(class_id, due_at)",
             ]
         ),
+        Migration(
+            version: 6,
+            name: "audit trail",
+            statements: [
+                """
+                CREATE TABLE audit_log (
+                    id {{id}},
+                    at BIGINT NOT NULL,
+                    actor_id BIGINT NOT NULL,
+                    actor_email TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    entity TEXT NOT NULL,
+                    entity_id TEXT NOT NULL,
+                    request_id TEXT NOT NULL,
+                    details TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_log_at ON audit_log(at)",
+            ]
+        ),
     ]
 }
