@@ -24,7 +24,9 @@ def main():
             "--header", f"Authorization: Bearer {token}",
             "--checks", CHECKS,
             "--max-examples", sys.argv[1] if len(sys.argv) > 1 else "40",
-            "--workers", "2",
+            # One worker: schemathesis's coverage phase has crashed inside CPython (an AST error)
+            # when two threads generated at once; that is a crash of the tool, not a finding.
+            "--workers", "1",
             "--seed", "20261122",
         ]
         result = subprocess.run(command)
