@@ -320,6 +320,11 @@ struct ClassesController {
     /// The class in the path, if the caller may see it: admins any, instructors their own
     /// (another instructor's class is 403), students none.
     private func authorizedClass(_ context: AppRequestContext) async throws -> ClassRecord {
+        try await Self.authorizedClass(context, in: classes)
+    }
+
+    /// The same check for the class pages.
+    static func authorizedClass(_ context: AppRequestContext, in classes: Classes) async throws -> ClassRecord {
         let user = try context.requireUser([.admin, .instructor])
         guard let id = context.parameters.get("id", as: Int64.self), let record = try await classes.find(id: id) else {
             throw APIError.notFound("No class with this id.")

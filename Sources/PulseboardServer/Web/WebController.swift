@@ -87,10 +87,7 @@ struct WebController {
         }
         router.get("/classes/{id}") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
-            guard let id = context.parameters.get("id", as: Int64.self), let record = try await classes.find(id: id) else {
-                throw APIError.notFound("No class with this id.")
-            }
-            guard user.role == .admin || record.ownerID == user.id else { throw APIError.forbidden("This is another instructor's class.") }
+            let record = try await ClassesController.authorizedClass(context, in: classes)
             let (token, cookie) = Self.csrfToken(request)
             let page = ClassPage(
                 email: user.email, role: user.role.rawValue, csrf: token, id: record.id, name: record.name, code: record.code,
