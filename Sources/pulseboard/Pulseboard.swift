@@ -40,6 +40,7 @@ struct Settings {
         }
     }
 
+    /// A variable's value when set and not empty (secrets are read only from the environment).
     func secret(_ variable: String) -> String? {
         environment[variable].flatMap { $0.isEmpty ? nil : $0 }
     }

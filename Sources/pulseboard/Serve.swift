@@ -38,6 +38,11 @@ struct Serve: AsyncParsableCommand {
     var enableTestApi = false
     @Option(help: "Comma-separated browser origins allowed to call the API (CORS). [env PULSEBOARD_CORS_ORIGINS, default none]") var corsOrigins: String?
     @Option(help: "Minutes without events before a student shows as idle. [env PULSEBOARD_IDLE_MINUTES, default 5]") var idleMinutes: Int?
+    @Option(
+        help:
+            "Directory for submitted notebooks (shared by every instance). [env PULSEBOARD_SUBMISSIONS_DIR, default <data>/submissions with SQLite, inside PostgreSQL with a database URL]"
+    )
+    var submissionsDir: String?
 
     func run() async throws {
         let settings = Settings()
@@ -68,6 +73,7 @@ struct Serve: AsyncParsableCommand {
             $0.trimmingCharacters(in: .whitespaces)
         }
         config.idleMinutes = try settings.value(idleMinutes, "PULSEBOARD_IDLE_MINUTES", default: config.idleMinutes)
+        config.submissionsDirectory = submissionsDir ?? settings.secret("PULSEBOARD_SUBMISSIONS_DIR")
         guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
         guard config.idempotencyHours >= 24 else { throw ValidationError("Idempotency keys are kept at least 24 hours.") }
 

@@ -79,6 +79,41 @@ struct MultiInstanceTests {
         }
     }
 
+    @Test func aGradeGivenOnOneInstanceReachesTheStudentOnTheOther() async throws {
+        let url = try await TestPostgres.shared.newDatabase()
+        func config() -> ServerConfig {
+            TestApp.config {
+                $0.databaseURL = url
+                $0.jwtSecret = nil
+            }
+        }
+        let first = try await Pulseboard.build(config(), logger: TestApp.logger)
+        let second = try await Pulseboard.build(config(), logger: TestApp.logger)
+        try await first.application.test(.live) { a in
+            try await second.application.test(.live) { b in
+                let scene = try await SubmissionScene.make(a)
+                let aliceID = try await a.userID(scene.alice)
+                let submitted = try await a.submit(Notebook.json("print(3)"), to: scene.assignmentID, token: scene.alice)
+                let submission = try submitted.decode(SubmissionAnswer.self)
+                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                    var reader = LiveReader(inbound)
+                    _ = try await reader.authenticate(scene.alice, on: outbound)
+                    #expect(try await reader.subscribe("notifications:\(aliceID)", on: outbound).type == "subscribed")
+                    #expect(try await reader.subscribe("broadcast", on: outbound).type == "subscribed")
+                    #expect(try await a.request(.patch, "/api/v1/submissions/\(submission.id)", token: scene.owner, json: #"{"grade":64}"#).status == .ok)
+                    let graded = try await reader.next()
+                    #expect(graded.channel == "notifications:\(aliceID)")
+                    #expect((graded.fields["data"] as? [String: Any])?["grade"] as? Double == 64)
+                    #expect(try await a.request(.post, "/api/v1/broadcast", token: scene.admin, json: #"{"message":"Lab closes at 5"}"#).status == .accepted)
+                    let announcement = try await reader.next()
+                    #expect(announcement.channel == "broadcast")
+                    #expect((announcement.fields["data"] as? [String: Any])?["message"] as? String == "Lab closes at 5")
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
+            }
+        }
+    }
+
     static func terminateListeners(_ url: String) async throws {
         let client = PostgresClient(configuration: try PostgresStore.configuration(url), backgroundLogger: TestApp.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -41,8 +41,10 @@ public struct Pulseboard: Sendable {
         let telemetry = Telemetry()
         let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
         let classes = Classes(store: store)
+        let submissions = Submissions(store: store, files: config.notebookFiles)
         let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
         let fanout = (store as? PostgresStore).map { PostgresFanout(store: $0, hub: hub, progress: progress, telemetry: telemetry, logger: logger) }
+        let notifier = Notifier(hub: hub) { channel, notice in fanout?.relay(notice, on: channel) }
         let processor = EventProcessor(
             store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: { fanout?.cardsChanged($0) })
         let writer = Writer(
@@ -57,6 +59,7 @@ public struct Pulseboard: Sendable {
                 store: store,
                 retention: .seconds(config.retentionDays * 86_400),
                 idempotencyLifetime: .seconds(config.idempotencyHours * 3600),
+                submissions: submissions,
                 logger: logger
             ),
         ]
@@ -88,9 +91,11 @@ public struct Pulseboard: Sendable {
         ).addRoutes(to: routes)
         let audit = AuditTrail(store: store)
         ClassesController(classes: classes, enrolment: Enrolment(store: store), audit: audit, progress: progress, hub: hub).addRoutes(to: routes)
-        AssignmentsController(assignments: Assignments(store: store), classes: classes, audit: audit).addRoutes(to: routes)
+        let assignments = Assignments(store: store)
+        AssignmentsController(assignments: assignments, classes: classes, audit: audit).addRoutes(to: routes)
+        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier).addRoutes(to: routes)
         audit.addRoutes(to: routes)
-        BroadcastController(hub: hub).addRoutes(to: routes)
+        BroadcastController(notifier: notifier).addRoutes(to: routes)
         LiveController(
             session: LiveSession(
                 hub: hub,

@@ -43,8 +43,16 @@ public struct ServerConfig: Sendable {
     public var corsOrigins: [String] = []
     /// Minutes without events after which a student counts as idle.
     public var idleMinutes = 5
+    /// Where submitted notebooks are kept; nil: `<data>/submissions` with SQLite, inside the
+    /// database with PostgreSQL.
+    public var submissionsDirectory: String?
 
     public init() {}
 
     public var databasePath: String { dataDirectory + "/pulseboard.sqlite" }
+
+    var notebookFiles: NotebookFiles {
+        if let submissionsDirectory { return .directory(URL(fileURLWithPath: submissionsDirectory)) }
+        return databaseURL == nil ? .directory(URL(fileURLWithPath: dataDirectory + "/submissions")) : .database
+    }
 }

@@ -1,9 +1,10 @@
 import Foundation
 import Hummingbird
 
-/// Who created, changed or deleted classes, enrolments and assignments, when, and in which
-/// request (its `X-Request-Id`); kept in the database, readable by admins at `GET /api/v1/audit`.
-/// Written right after the change it records succeeds.
+/// Who created, changed or deleted classes, enrolments, assignments, submissions and grades,
+/// when, and in which request (its `X-Request-Id`); kept in the database, readable by admins at
+/// `GET /api/v1/audit`. Submissions and grades are recorded in the transaction of the change;
+/// the others right after it commits.
 struct AuditTrail {
     struct Entry: Encodable, Sendable {
         var id: Int64
@@ -25,15 +26,25 @@ struct AuditTrail {
 
     let store: any Store
 
+    /// Records a change that has just been committed (classes, enrolments, assignments).
     func record(_ action: String, _ entity: String, id: some CustomStringConvertible, details: String = "", context: AppRequestContext) async throws {
-        guard case .user(let actor) = context.principal else { return }
-        try await store.transaction([
-            SQLStatement(
-                "INSERT INTO audit_log (at, actor_id, actor_email, action, entity, entity_id, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                .integer(Date().millisecondsSince1970), .integer(actor.id), .text(actor.email), .text(action), .text(entity), .text(id.description),
-                .text(context.id), .text(details)
-            )
-        ])
+        guard let entry = Self.entry(action, entity, id: SQLStatement("?", .text(id.description)), details: details, context: context) else { return }
+        try await store.transaction([entry])
+    }
+
+    /// The audit row of a change, to run in the change's own transaction so that neither exists
+    /// without the other. `id` is SQL yielding the entity's id: a bound value, or a subquery for
+    /// a row the same transaction creates. Nil for callers that are not users.
+    static func entry(_ action: String, _ entity: String, id: SQLStatement, details: String = "", context: AppRequestContext) -> SQLStatement? {
+        guard case .user(let actor) = context.principal else { return nil }
+        return SQLStatement(
+            """
+            INSERT INTO audit_log (at, actor_id, actor_email, action, entity, entity_id, request_id, details)
+            VALUES (?, ?, ?, ?, ?, CAST((\(id.sql)) AS TEXT), ?, ?)
+            """,
+            arguments: [.integer(Date().millisecondsSince1970), .integer(actor.id), .text(actor.email), .text(action), .text(entity)] + id.arguments
+                + [.text(context.id), .text(details)]
+        )
     }
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {

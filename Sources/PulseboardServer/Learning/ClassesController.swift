@@ -372,7 +372,7 @@ enum EventCSV {
             switch value {
             case nil, is NSNull: ""
             case let string as String: string
-            case let number as NSNumber: number.objCType.pointee == CChar(UInt8(ascii: "c")) ? (number.boolValue ? "true" : "false") : "\(number)"
+            case let number as NSNumber: number.isJSONBoolean ? (number.boolValue ? "true" : "false") : "\(number)"
             default: ""
             }
         guard text.contains(where: { ",\"\r\n".contains($0) }) else { return text }

@@ -123,28 +123,31 @@ enum EventParser {
 
         private mutating func number(_ key: String) -> Double? {
             field(key) { value in
-                guard let number = value as? NSNumber, !Self.isBoolean(number) else { return nil }
+                guard let number = value as? NSNumber, !number.isJSONBoolean else { return nil }
                 return number.doubleValue.isFinite ? number.doubleValue : nil
             }
         }
 
         private mutating func integer(_ key: String) -> Int64? {
             field(key) { value in
-                guard let number = value as? NSNumber, !Self.isBoolean(number) else { return nil }
+                guard let number = value as? NSNumber, !number.isJSONBoolean else { return nil }
                 return Int64(exactly: number.doubleValue)
             }
         }
 
         private mutating func boolean(_ key: String) -> Bool? {
             field(key) { value in
-                guard let number = value as? NSNumber, Self.isBoolean(number) else { return nil }
+                guard let number = value as? NSNumber, number.isJSONBoolean else { return nil }
                 return number.boolValue
             }
         }
+    }
+}
 
-        /// JSON's true and false arrive as NSNumbers too; only they have the C type `char`.
-        private static func isBoolean(_ number: NSNumber) -> Bool {
-            number.objCType.pointee == CChar(UInt8(ascii: "c"))
-        }
+extension NSNumber {
+    /// JSONSerialization hands JSON's true and false over as NSNumbers too; only they have the
+    /// C type `char`.
+    var isJSONBoolean: Bool {
+        objCType.pointee == CChar(UInt8(ascii: "c"))
     }
 }

@@ -7,19 +7,12 @@ struct BroadcastController {
         var message: String
     }
 
-    struct Broadcast: Encodable, Sendable {
-        var kind = "system"
-        var message: String
-        var from: String
-        var at: String
-    }
-
     struct Sent: Encodable {
         var channel: String
         var seq: UInt64
     }
 
-    let hub: Hub
+    let notifier: Notifier
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/broadcast") { request, context -> Response in
@@ -29,8 +22,8 @@ struct BroadcastController {
             guard (1...2_000).contains(message.count) else {
                 throw APIError.unprocessable("A system message has 1 to 2,000 characters.", details: ["field": .string("message")])
             }
-            hub.publish(channel: LiveChannels.broadcast, data: Broadcast(message: message, from: admin.email, at: Timestamp.format(Date())))
-            return try JSONResponse(Sent(channel: LiveChannels.broadcast, seq: hub.sequence(of: LiveChannels.broadcast)), status: .accepted).response
+            notifier.send(Notice(kind: "system", message: message, from: admin.email, at: Timestamp.format(Date())), on: LiveChannels.broadcast)
+            return try JSONResponse(Sent(channel: LiveChannels.broadcast, seq: notifier.hub.sequence(of: LiveChannels.broadcast)), status: .accepted).response
         }
     }
 }

@@ -16,7 +16,8 @@ import Synchronization
 /// notifies which students' cards changed (`cards:` + class ids and emails, never the cards);
 /// the others read those cards from the shared database and publish them to their own
 /// `class:<id>` subscribers. A card notification lost while LISTEN reconnects is made good by the
-/// student's next event or a reload of the page.
+/// student's next event or a reload of the page. Notices (announcements, grades) travel whole
+/// (`notice:` + the notice), as the other instances have nothing to read them from.
 final class PostgresFanout: Service {
     static let channel = "pulseboard_live"
 
@@ -69,6 +70,8 @@ final class PostgresFanout: Service {
                     for try await notification in notifications.cancelOnGracefulShutdown() where notification.payload != store.instanceID {
                         if let cards = CardsChanged(notification.payload) {
                             if cards.from != store.instanceID { await publish(cards) }
+                        } else if let relayed = RelayedNotice(notification.payload) {
+                            if relayed.from != store.instanceID { hub.publish(channel: relayed.channel, data: relayed.notice) }
                         } else {
                             await catchUp(instance: notification.payload)
                         }
@@ -108,6 +111,22 @@ final class PostgresFanout: Service {
                 } catch {
                     logger.debug("Card NOTIFY failed", metadata: ["error": "\(error)"])
                 }
+            }
+        }
+    }
+
+    /// Sends a notice to the other instances' subscribers of `channel`.
+    func relay(_ notice: Notice, on channel: String) {
+        let payload = RelayedNotice(from: store.instanceID, channel: channel, notice: notice).payload
+        guard payload.utf8.count < 8_000 else {
+            logger.warning("Notice too long for NOTIFY; other instances miss it", metadata: ["channel": "\(channel)"])
+            return
+        }
+        Task {
+            do {
+                try await store.client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: logger)
+            } catch {
+                logger.warning("Notice NOTIFY failed; other instances miss it", metadata: ["error": "\(error)", "channel": "\(channel)"])
             }
         }
     }
@@ -184,6 +203,33 @@ struct CardsChanged: Codable, Sendable {
     init?(_ payload: String) {
         guard payload.hasPrefix(Self.prefix),
             let decoded = try? JSONDecoder().decode(CardsChanged.self, from: Data(payload.dropFirst(Self.prefix.count).utf8))
+        else { return nil }
+        self = decoded
+    }
+
+    var payload: String {
+        Self.prefix + String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// A notice for other instances: `notice:` followed by JSON (at most 8,000 bytes, PostgreSQL's
+/// payload limit; a longer one, possible only for non-ASCII announcements near 2,000
+/// characters, stays on its instance with a warning in the log).
+struct RelayedNotice: Codable, Sendable {
+    static let prefix = "notice:"
+    var from: String
+    var channel: String
+    var notice: Notice
+
+    init(from: String, channel: String, notice: Notice) {
+        self.from = from
+        self.channel = channel
+        self.notice = notice
+    }
+
+    init?(_ payload: String) {
+        guard payload.hasPrefix(Self.prefix),
+            let decoded = try? JSONDecoder().decode(RelayedNotice.self, from: Data(payload.dropFirst(Self.prefix.count).utf8))
         else { return nil }
         self = decoded
     }

@@ -5,6 +5,8 @@ public enum SQLValue: Sendable, Hashable {
     case integer(Int64)
     case real(Double)
     case text(String)
+    /// Bytes (a submitted notebook kept in the database): BLOB in SQLite, bytea in PostgreSQL.
+    case blob(Data)
     case null
 
     public init(_ value: Int64?) { self = value.map(SQLValue.integer) ?? .null }
@@ -31,6 +33,11 @@ public enum SQLValue: Sendable, Hashable {
 
     public var string: String? {
         if case .text(let value) = self { return value }
+        return nil
+    }
+
+    public var data: Data? {
+        if case .blob(let value) = self { return value }
         return nil
     }
 }

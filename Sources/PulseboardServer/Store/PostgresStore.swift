@@ -342,6 +342,7 @@ public final class PostgresStore: Store {
             case .integer(let number): binds.append(number)
             case .real(let number): binds.append(number)
             case .text(let text): binds.append(text)
+            case .blob(let data): binds.append(ByteBuffer(bytes: data))
             case .null: binds.appendNull()
             }
         }
@@ -353,6 +354,7 @@ public final class PostgresStore: Store {
                 case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
                 case .float4, .float8, .numeric: return .real(try cell.decode(Double.self))
                 case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+                case .bytea: return .blob(Data(try cell.decode(ByteBuffer.self).readableBytesView))
                 default: return .text(try cell.decode(String.self))
                 }
             }

@@ -263,6 +263,7 @@ public final class SQLiteStore: Store {
                 case .integer(let number): number
                 case .real(let number): number
                 case .text(let text): text
+                case .blob(let data): data
                 case .null: nil
                 }
             })
@@ -272,7 +273,7 @@ public final class SQLiteStore: Store {
                 case .int64(let number): .integer(number)
                 case .double(let number): .real(number)
                 case .string(let text): .text(text)
-                case .blob(let data): .text(String(decoding: data, as: UTF8.self))
+                case .blob(let data): .blob(data)
                 case .null: .null
                 }
             }

@@ -46,7 +46,7 @@ enum TestApp {
         }
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
         let pulseboard = try await Pulseboard.build(config, logger: logger)
-        let parts = Parts(store: pulseboard.store, hub: pulseboard.hub, telemetry: pulseboard.telemetry)
+        let parts = Parts(store: pulseboard.store, hub: pulseboard.hub, telemetry: pulseboard.telemetry, config: config)
         try await pulseboard.application.test(framework) { client in
             try await test(client, parts)
         }
@@ -57,6 +57,7 @@ enum TestApp {
         var store: any Store
         var hub: Hub
         var telemetry: Telemetry
+        var config: ServerConfig
     }
 }
 
