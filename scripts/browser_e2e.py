@@ -1,8 +1,12 @@
 """End-to-end in a real browser: headless Chromium logs in through the form and sees the host
-CPU chart receive new live points within 5 s; then creates a class on the classes page, opens its
-live view while `pulseboard simulate` plays a class, and sees a help request appear within 2 s;
-finally a simulated student logs in and sees their class, their events live and an announcement.
-With --screenshot / --class-screenshot it saves the dashboard and the class view."""
+CPU chart receive new live points within 5 s; then, as an instructor would, creates a class on
+the classes page, opens its live view while `pulseboard simulate` plays a class, sees a help
+request appear within 2 s, enrols students from a CSV file, creates an assignment on the
+simulated notebook and watches the class work on it. In a second browser a simulated student
+logs in, hands in a notebook, and sees the grade the instructor gives appear live, then an
+admin's announcement. With --screenshot / --class-screenshot / --assignment-screenshot /
+--student-screenshot it saves the dashboard, the class view, the assignment page and the
+student's page."""
 import argparse
 import subprocess
 import sys
@@ -22,14 +26,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--screenshot")
     parser.add_argument("--class-screenshot")
+    parser.add_argument("--assignment-screenshot")
+    parser.add_argument("--student-screenshot")
     args = parser.parse_args()
 
     server = Server().start()
-    options = webdriver.ChromeOptions()
-    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"]:
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    browser = new_browser()
     try:
         browser.get(server.url + "/")
         browser.find_element(By.ID, "email").send_keys(ADMIN_EMAIL)
@@ -50,21 +52,33 @@ def main():
         # The host charts come first, CPU then memory.
         order = [e.get_attribute("data-series") for e in browser.find_elements(By.CSS_SELECTOR, "#charts section")]
         assert order[:2] == ["host.cpu", "host.memory"], order
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not errors, errors
+        no_errors(browser)
         if args.screenshot:
             time.sleep(3)
             browser.save_screenshot(args.screenshot)
         print(f"browser: logged in, CPU chart received a live point {waited:.1f} s after the first")
-        class_live_view(browser, server, args.class_screenshot)
-        print("3 passed, 0 failed")
+        class_live_view(browser, server, args)
+        print("4 passed, 0 failed")
         return 0
     finally:
         browser.quit()
         server.stop()
 
 
-def class_live_view(browser, server, screenshot):
+def new_browser():
+    options = webdriver.ChromeOptions()
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"]:
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def no_errors(browser):
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def class_live_view(browser, server, args):
     # The classes page creates a class (a state-changing call with the session cookie + CSRF header).
     browser.get(server.url + "/classes")
     browser.find_element(By.NAME, "name").send_keys("E2E class <i>1</i>")
@@ -81,7 +95,7 @@ def class_live_view(browser, server, screenshot):
 
     binary = server.binary
     simulator = subprocess.Popen([binary, "simulate", "--url", server.url, "--token", token, "--students", "40", "--teams", "5",
-                                  "--interval", "1", "--duration", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                  "--interval", "1", "--duration", "120"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         WebDriverWait(browser, 15).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#students .card")) >= 40)
         # A help request from the extension reaches the instructor's page.
@@ -96,54 +110,122 @@ def class_live_view(browser, server, screenshot):
         shown = time.time() - sent
         card = browser.find_element(By.CSS_SELECTOR, selector)
         assert "Needs <b>Help</b>" in card.text, card.text  # escaped, never markup
-        if screenshot:
+        if args.class_screenshot:
             time.sleep(4)
-            browser.save_screenshot(screenshot)
+            browser.save_screenshot(args.class_screenshot)
         # The instructor helped: the request leaves the pinned list.
         card.find_element(By.CSS_SELECTOR, "button").click()
         WebDriverWait(browser, 5).until(lambda b: not b.find_elements(By.CSS_SELECTOR, selector))
         # A click on a card opens the student's timeline.
         browser.find_element(By.CSS_SELECTOR, "#students .card").click()
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not errors, errors
+        no_errors(browser)
         # The roster: a CSV upload through the page reports each refused line.
         browser.find_element(By.CSS_SELECTOR, "#roster summary").click()
         with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as upload:
-            upload.write("email,name,team\nnew.student@example.com,New Student,team-9\nnot-an-email,X,team-9\n")
+            upload.write("email,name,team\nnew.student@example.com,New Student,team-9\nnot-an-email,X,team-9\n"
+                         "student001@example.com,Student 1,team-1\n")
         browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(upload.name)
         browser.find_element(By.CSS_SELECTOR, "#upload button").click()
-        WebDriverWait(browser, 5).until(lambda b: "1 enrolled" in b.find_element(By.ID, "upload-report").text)
+        WebDriverWait(browser, 5).until(lambda b: "1 enrolled, 1 already enrolled" in b.find_element(By.ID, "upload-report").text)
         assert "line 3 (not-an-email): not an email address" in browser.find_element(By.ID, "upload-report").text
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, '#students .card[data-email="new.student@example.com"]'))
         cards = len(browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         print(f"browser: class live view with {cards} simulated students; a help request appeared {shown:.2f} s after it was sent")
-        student_page(browser, server)
+        assignment_workflow(browser, server, token, args)
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
 
 
-def student_page(browser, server):
-    """A simulated student logs in: their class and their live events, and an admin's announcement."""
+def assignment_workflow(browser, server, token, args):
+    """The instructor creates an assignment on the simulated notebook and watches the class work on
+    it; a student (second browser) hands in a notebook, is graded, and sees the grade live."""
+    browser.find_element(By.CSS_SELECTOR, "#assignments summary").click()
+    form = browser.find_element(By.ID, "new-assignment")
+    form.find_element(By.CSS_SELECTOR, "button").click()  # empty: the page says what is missing
+    assert "title" in form.find_element(By.CSS_SELECTOR, '[data-error-for="title"]').text
+    form.find_element(By.NAME, "title").send_keys("Week 1: <intro>")
+    form.find_element(By.NAME, "notebookPath").send_keys("week1/intro.ipynb")
+    browser.execute_script("arguments[0].value = arguments[1]", form.find_element(By.NAME, "dueAt"), "2099-06-30T17:00")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#assignment-list a"))
+    link = browser.find_element(By.CSS_SELECTOR, "#assignment-list a")
+    assert link.text == "Week 1: <intro>", link.text
+    link.click()
+    # Every simulated student is listed with how far their events say they got on the notebook.
+    WebDriverWait(browser, 10).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#students tr")) >= 40)
+    WebDriverWait(browser, 10).until(lambda b: any("cells run" in row.text for row in b.find_elements(By.CSS_SELECTOR, "#students tr")))
+
     admin = server.login()
     status, body = server.request("POST", "/api/v1/users", {"email": "student001@example.com", "password": "student-password-1",
                                                             "role": "student"}, token=admin)
     assert status == 201, body
-    browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "login-button"))
-    browser.find_element(By.ID, "email").send_keys("student001@example.com")
-    browser.find_element(By.ID, "password").send_keys("student-password-1")
-    browser.find_element(By.ID, "login-button").click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-classes .card"))
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-events li"))
-    status, _ = server.request("POST", "/api/v1/broadcast", {"message": "Break until <b>11:00</b>"}, token=admin)
-    assert status == 202, status
-    WebDriverWait(browser, 5).until(lambda b: "Break until <b>11:00</b>" in b.find_element(By.ID, "announcements").text)
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert not errors, errors
-    print("browser: a student sees their class, their own events live and an admin's announcement")
+    student = new_browser()
+    try:
+        student.get(server.url + "/")
+        student.find_element(By.ID, "email").send_keys("student001@example.com")
+        student.find_element(By.ID, "password").send_keys("student-password-1")
+        student.find_element(By.ID, "login-button").click()
+        WebDriverWait(student, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-classes .card"))
+        WebDriverWait(student, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+        # Their own cell runs appear live (sent here as the extension would: the simulated
+        # student001 may be waiting for help just now).
+        event = {"eventId": str(uuid.uuid4()), "eventType": "cell_executed", "emailAddress": "student001@example.com",
+                 "notebookPath": "week1/intro.ipynb", "cellIndex": 3, "hasError": False}
+        status, _ = server.request("POST", "/api/v1/events?token=" + token, [event], headers={"Origin": "http://localhost:8888"})
+        assert status == 200, status
+        WebDriverWait(student, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-events li"))
+        row = '#my-assignments tr[data-assignment-id]'
+        WebDriverWait(student, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, row))
+        assert "Week 1: <intro>" in student.find_element(By.CSS_SELECTOR, row).text
+        # A file that is not a notebook is refused in the page; the notebook is handed in.
+        with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False) as wrong:
+            wrong.write("not json")
+        student.find_element(By.CSS_SELECTOR, row + " input[type=file]").send_keys(wrong.name)
+        student.find_element(By.CSS_SELECTOR, row + " button").click()
+        WebDriverWait(student, 5).until(lambda b: "not a Jupyter notebook" in b.find_element(By.CSS_SELECTOR, row + " .error").text)
+        with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False) as notebook:
+            notebook.write('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "print(42)", '
+                           '"metadata": {}, "outputs": [], "execution_count": 1}]}')
+        student.find_element(By.CSS_SELECTOR, row + " input[type=file]").send_keys(notebook.name)
+        student.find_element(By.CSS_SELECTOR, row + " button").click()
+        WebDriverWait(student, 5).until(lambda b: "handed in (version 1" in b.find_element(By.CSS_SELECTOR, row).text)
+
+        # The instructor's page shows the submission (from the class channel) and grades it inline.
+        mine = '#students tr[data-email="student001@example.com"]'
+        WebDriverWait(browser, 10).until(lambda b: b.find_element(By.CSS_SELECTOR, mine).get_attribute("data-submitted") == "yes")
+        graded_row = browser.find_element(By.CSS_SELECTOR, mine)
+        assert "version 1" in graded_row.text, graded_row.text
+        grade = graded_row.find_element(By.NAME, "grade")
+        grade.send_keys("140")
+        graded_row.find_element(By.CSS_SELECTOR, "button").click()
+        assert "0 to 100" in graded_row.find_element(By.CSS_SELECTOR, ".error").text
+        grade.clear()
+        grade.send_keys("87")
+        graded_row.find_element(By.NAME, "feedback").send_keys("Nice work")
+        graded_row.find_element(By.CSS_SELECTOR, "button").click()
+        saved = time.time()
+        WebDriverWait(browser, 5).until(lambda b: b.find_element(By.CSS_SELECTOR, mine).get_attribute("data-graded") == "yes")
+        if args.assignment_screenshot:
+            browser.save_screenshot(args.assignment_screenshot)
+        # The student sees it appear without reloading: the notice, then the grade in the table.
+        WebDriverWait(student, 5).until(lambda b: "graded 87/100" in b.find_element(By.ID, "announcements").text)
+        live = time.time() - saved
+        WebDriverWait(student, 5).until(lambda b: "Grade 87/100" in b.find_element(By.CSS_SELECTOR, row).text)
+        assert "Nice work" in student.find_element(By.CSS_SELECTOR, row).text
+        if args.student_screenshot:
+            student.save_screenshot(args.student_screenshot)
+
+        status, _ = server.request("POST", "/api/v1/broadcast", {"message": "Break until <b>11:00</b>"}, token=admin)
+        assert status == 202, status
+        WebDriverWait(student, 5).until(lambda b: "Break until <b>11:00</b>" in b.find_element(By.ID, "announcements").text)
+        no_errors(browser)
+        no_errors(student)
+        print(f"browser: assignment created and followed; a student handed in a notebook and saw the grade {live:.2f} s after it was saved;"
+              " then an admin's announcement")
+    finally:
+        student.quit()
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ struct WebTests {
             let style = try await client.request(.get, "/static/app.css")
             let page = try await client.request(.get, "/")
             // The first page load (page, style, script) stays far under 200 KB.
-            #expect(script.body.readableBytes + style.body.readableBytes + page.body.readableBytes < 200_000)
+            let live = try await client.request(.get, "/static/live.js")
+            #expect(live.body.readableBytes + script.body.readableBytes + style.body.readableBytes + page.body.readableBytes < 200_000)
             #expect(try await client.request(.get, "/static/nothing.js").status == .notFound)
         }
     }
@@ -139,6 +140,25 @@ struct WebTests {
             #expect(try await client.request(.get, "/classes/\(course.id)").status == .found)
             #expect(try await client.request(.get, "/classes/\(course.id)", token: stranger).status == .forbidden)
             #expect(try await client.request(.get, "/classes", token: student).status == .forbidden)
+        }
+    }
+
+    @Test(arguments: TestEngine.all) func anAssignmentPageIsForItsClassesInstructor(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let scene = try await SubmissionScene.make(client)
+            let uri = "/assignments/\(scene.assignmentID)"
+            let page = try await client.request(.get, uri, token: scene.owner)
+            #expect(page.status == .ok)
+            #expect(page.text.contains(#"data-assignment-id="\#(scene.assignmentID)""#) && page.text.contains("Loops"))
+            #expect(page.text.contains("/static/assignment.js") && page.text.contains(#"data-class-id="\#(scene.classID)""#))
+            #expect(try await client.request(.get, uri, token: scene.admin).status == .ok)
+            #expect(try await client.request(.get, uri, token: scene.stranger).status == .forbidden)
+            #expect(try await client.request(.get, uri, token: scene.alice).status == .forbidden)
+            #expect(try await client.request(.get, "/assignments/999999", token: scene.owner).status == .notFound)
+            #expect(try await client.request(.get, uri).status == .found)
+            // A student's own page carries what its hand-in form needs.
+            let mine = try await client.request(.get, "/dashboard", token: scene.alice)
+            #expect(mine.text.contains(#"id="my-assignments""#) && mine.text.contains("/static/me.js") && mine.text.contains("/static/live.js"))
         }
     }
 }

@@ -108,6 +108,7 @@ public struct Pulseboard: Sendable {
         WebController(
             auth: auth,
             classes: classes,
+            assignments: assignments,
             idleMinutes: config.idleMinutes,
             templates: try await MustacheLibrary(directory: try Resources.url("templates").path),
             assets: try StaticAssets(directory: try Resources.url("static")),

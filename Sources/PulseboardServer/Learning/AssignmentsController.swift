@@ -136,9 +136,17 @@ struct AssignmentsController {
         }
     }
 
+    private func visibleAssignment(_ context: AppRequestContext) async throws -> AssignmentRecord {
+        try await Self.visibleAssignment(context, assignments: assignments, classes: classes)
+    }
+
+    private func managedAssignment(_ context: AppRequestContext) async throws -> AssignmentRecord {
+        try await Self.managedAssignment(context, assignments: assignments, classes: classes)
+    }
+
     /// The assignment in the path if the caller may see it; a student outside its class gets
     /// the same 404 as for an assignment that does not exist.
-    private func visibleAssignment(_ context: AppRequestContext) async throws -> AssignmentRecord {
+    static func visibleAssignment(_ context: AppRequestContext, assignments: Assignments, classes: Classes) async throws -> AssignmentRecord {
         let user = try context.requireUser()
         guard let id = context.parameters.get("id", as: Int64.self), let record = try await assignments.find(id: id) else {
             throw APIError.notFound("No assignment with this id.")
@@ -159,10 +167,11 @@ struct AssignmentsController {
         }
     }
 
-    /// The assignment in the path if the caller may change it (its class's instructor or an admin).
-    private func managedAssignment(_ context: AppRequestContext) async throws -> AssignmentRecord {
+    /// The assignment in the path if the caller may change it (its class's instructor or an
+    /// admin): for the API and the assignment page alike.
+    static func managedAssignment(_ context: AppRequestContext, assignments: Assignments, classes: Classes) async throws -> AssignmentRecord {
         _ = try context.requireUser([.admin, .instructor])
-        return try await visibleAssignment(context)
+        return try await visibleAssignment(context, assignments: assignments, classes: classes)
     }
 
     static func validated(title: String) throws -> String {

@@ -2,8 +2,9 @@ import Foundation
 import Hummingbird
 import Mustache
 
-/// The browser side: the login page, the dashboard, the classes and a class's live view, logout,
-/// and the pages' own static files.
+/// The browser side: the login page, the dashboard (a student's own page for students), the
+/// classes, a class's live view, an assignment's submissions and grading, logout, and the
+/// pages' own static files.
 /// Pages are rendered on the server (Mustache); the dashboard script is ours, small, with no
 /// third-party code, so the page works offline.
 struct WebController {
@@ -11,6 +12,7 @@ struct WebController {
 
     let auth: AuthService
     let classes: Classes
+    let assignments: Assignments
     let idleMinutes: Int
     let templates: MustacheLibrary
     let assets: StaticAssets
@@ -91,8 +93,21 @@ struct WebController {
             let (token, cookie) = Self.csrfToken(request)
             let page = ClassPage(
                 email: user.email, role: user.role.rawValue, csrf: token, id: record.id, name: record.name, code: record.code,
-                idleMinutes: idleMinutes)
+                description: record.description, idleMinutes: idleMinutes)
             var response = html(templates.render(page, withTemplate: "class") ?? "")
+            if let cookie { response.setCookie(csrfCookie(cookie)) }
+            return response
+        }
+        router.get("/assignments/{id}") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            let assignment = try await AssignmentsController.managedAssignment(context, assignments: assignments, classes: classes)
+            let record = try await classes.find(id: assignment.classID)
+            let (token, cookie) = Self.csrfToken(request)
+            let page = AssignmentPage(
+                email: user.email, role: user.role.rawValue, csrf: token, id: assignment.id, title: assignment.title,
+                notebookPath: assignment.notebookPath, description: assignment.description,
+                dueAt: assignment.dueAtMs.map { Timestamp.format(milliseconds: $0) } ?? "", classID: assignment.classID, className: record?.name ?? "")
+            var response = html(templates.render(page, withTemplate: "assignment") ?? "")
             if let cookie { response.setCookie(csrfCookie(cookie)) }
             return response
         }
@@ -143,7 +158,21 @@ struct WebController {
         var id: Int64
         var name: String
         var code: String
+        var description: String
         var idleMinutes: Int
+    }
+
+    private struct AssignmentPage {
+        var email: String
+        var role: String
+        var csrf: String
+        var id: Int64
+        var title: String
+        var notebookPath: String
+        var description: String
+        var dueAt: String
+        var classID: Int64
+        var className: String
     }
 
     private func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status) -> Response {

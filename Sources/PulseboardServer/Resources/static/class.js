@@ -1,6 +1,5 @@
-// A class's live view: subscribes to `class:<id>` over the WebSocket, then loads the class
-// picture from the progress API and applies the channel's updates to it, resuming with `since`
-// after a drop (or reloading on a reset).
+// A class's live view: subscribes to `class:<id>` (live.js), then loads the class picture from
+// the progress API and applies the channel's updates to it.
 // Cards are rebuilt at most once per animation frame, so 200 students stay responsive. Every
 // text from events goes through textContent: nothing a student sends can become markup.
 "use strict";
@@ -12,8 +11,6 @@
   const idleMs = Number(root.dataset.idleMinutes) * 60_000;
   const channel = `class:${classId}`;
   const students = new Map();
-  let lastSeq = null;
-  let epoch = null;
   let renderPending = false;
 
   const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
@@ -230,43 +227,13 @@
     load();
   });
 
-  let backoff = 500;
-  function connect() {
-    const state = document.getElementById("connection");
-    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-    socket.onopen = () => {
-      backoff = 500;
-      socket.send(JSON.stringify({ op: "subscribe", channel, since: lastSeq ?? undefined, epoch: epoch ?? undefined }));
-    };
-    socket.onmessage = (event) => {
-      const message = JSON.parse(event.data);
-      if (message.channel !== channel) return;
-      if (message.type === "subscribed") {
-        state.textContent = "live";
-        state.dataset.state = "live";
-        // Loaded after subscribing: what the picture misses then arrives on the channel.
-        if (lastSeq == null || (epoch && message.epoch !== epoch)) load();
-        epoch = message.epoch;
-        if (lastSeq == null) lastSeq = message.seq;
-      } else if (message.type === "reset") {
-        lastSeq = message.seq;
-        epoch = message.epoch ?? epoch;
-        load();
-      } else if (message.type === "data") {
-        lastSeq = message.seq;
-        if (message.data.kind === "student") {
-          students.set(message.data.student.email, message.data.student);
-          scheduleRender();
-        }
-      }
-    };
-    socket.onclose = () => {
-      state.textContent = "reconnecting…";
-      state.dataset.state = "offline";
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, 10_000);
-    };
-  }
-
-  connect();
+  // Loaded once subscribed (and after a reset): what the picture misses then arrives live.
+  pulseboardLive({
+    onReload: load,
+    onData: ({ data }) => {
+      if (data.kind !== "student") return;
+      students.set(data.student.email, data.student);
+      scheduleRender();
+    },
+  }).subscribe(channel);
 })();

@@ -1,16 +1,12 @@
 // Pulseboard dashboard: one live chart per series. On open each chart backfills its range from
-// the history API, then follows the WebSocket; after a network drop it reconnects and resumes
-// each channel with `since` (or reloads history when the server answers with a reset).
+// the history API, then follows its channel (live.js), reloading history after a reset.
 "use strict";
 (() => {
   const PREFERRED = ["host.cpu", "host.memory"];
   const RANGES = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 24 * 3600e3, "7d": 7 * 24 * 3600e3 };
   const charts = new Map(); // series key -> chart
-  const lastSeq = new Map(); // channel -> last sequence number seen
-  let epoch = null;
   let range = { live: true, span: RANGES["15m"] };
-  let socket = null;
-  let backoff = 1000;
+  let live = null;
 
   const keyOf = (name, tags) => name + JSON.stringify(Object.keys(tags || {}).sort().map((k) => [k, tags[k]]));
   const channelOf = (name) => "metrics:" + name;
@@ -77,62 +73,19 @@
     if (added.length === 0) return;
     placeCharts();
     for (const chart of added) {
-      subscribe(chart.name);
+      live.subscribe(channelOf(chart.name));
       await loadHistory(chart);
     }
   }
 
-  function subscribe(name) {
-    const channel = channelOf(name);
-    if (!lastSeq.has(channel)) lastSeq.set(channel, null);
-    send({ op: "subscribe", channel, since: lastSeq.get(channel) ?? undefined, epoch: epoch ?? undefined });
-  }
-
-  function send(message) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-  }
-
-  function setStatus(state, text) {
-    const el = document.getElementById("connection");
-    el.dataset.state = state;
-    el.textContent = text;
-  }
-
-  function connect() {
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
-    socket = new WebSocket(url);
-    socket.onopen = () => {
-      backoff = 1000;
-      setStatus("live", "live");
-      for (const channel of lastSeq.keys()) subscribe(channel.slice("metrics:".length));
-    };
-    socket.onmessage = (event) => receive(JSON.parse(event.data));
-    socket.onclose = () => {
-      setStatus("offline", "reconnecting…");
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, 30000);
-    };
-  }
-
   function receive(message) {
-    switch (message.type) {
-      case "subscribed":
-        if (epoch && message.epoch !== epoch) lastSeq.forEach((_, channel) => lastSeq.set(channel, null));
-        epoch = message.epoch;
-        if (lastSeq.get(message.channel) == null) lastSeq.set(message.channel, message.seq);
-        break;
-      case "reset":
-        lastSeq.set(message.channel, message.seq);
-        charts.forEach((chart) => { if (channelOf(chart.name) === message.channel) loadHistory(chart); });
-        break;
-      case "data":
-        lastSeq.set(message.channel, message.seq);
-        if (range.live) message.data.points.forEach(append);
-        break;
-      case "error":
-        console.warn("pulseboard:", message.code, message.message);
-        break;
-    }
+    if (range.live) message.data.points.forEach(append);
+  }
+
+  // A chart backfills itself when created; after a reset or a server restart it reloads.
+  function reload(channel, reason) {
+    if (reason === "first") return;
+    charts.forEach((chart) => { if (channelOf(chart.name) === channel) loadHistory(chart); });
   }
 
   function append(point) {
@@ -216,7 +169,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     if (!document.getElementById("charts")) return;
     document.querySelectorAll("#ranges button").forEach((b) => b.addEventListener("click", () => selectRange(b)));
-    connect();
+    live = pulseboardLive({ onData: receive, onReload: reload });
     refreshSeries().catch((error) => console.warn(error));
     setInterval(() => refreshSeries().catch(() => {}), 15000);
     setInterval(() => { if (range.live) charts.forEach(draw); }, 1000);

@@ -1,16 +1,19 @@
-// A student's own page: their place in each class (from /api/v1/me/progress), then live their
-// own events (`progress:<email>`), their notifications and the admins' announcements
-// (`broadcast`). Event text only ever goes through textContent.
+// A student's own page: their place in each class (from /api/v1/me/progress), their
+// assignments with due dates, status and grade, and a file input per assignment to hand in a
+// notebook; then live their own events (`progress:<email>`), their notifications (a grade
+// appears as it is given) and the admins' announcements (`broadcast`). Event text only ever
+// goes through textContent.
 "use strict";
 
 (() => {
   const root = document.getElementById("me");
   const email = root.dataset.email.toLowerCase();
   const channels = [`progress:${email}`, `notifications:${root.dataset.userId}`, "broadcast"];
-  const lastSeq = new Map();
-  let epoch = null;
 
+  const csrf = root.dataset.csrf;
+  const maxNotebookBytes = 10 * 1024 * 1024;
   const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
+  const when = (iso) => new Date(iso).toLocaleString();
 
   async function load() {
     const response = await fetch("/api/v1/me/progress");
@@ -30,11 +33,72 @@
     );
   }
 
+  async function loadAssignments() {
+    const [assignments, submissions] = await Promise.all(["/api/v1/assignments", "/api/v1/submissions?limit=1000"].map((path) => fetch(path)));
+    if (!assignments.ok || !submissions.ok) return;
+    const mine = new Map((await submissions.json()).submissions.map((submission) => [submission.assignmentId, submission]));
+    const list = (await assignments.json()).assignments;
+    if (!list.length) return;
+    document.getElementById("my-assignments").replaceChildren(...list.map((assignment) => assignmentRow(assignment, mine.get(assignment.id))));
+  }
+
+  function assignmentRow(assignment, submission) {
+    const row = element("tr");
+    row.dataset.assignmentId = assignment.id;
+    const title = element("td", "", assignment.title);
+    title.append(element("div", "muted", assignment.notebookPath));
+    const overdue = assignment.dueAt && Date.parse(assignment.dueAt) < Date.now();
+    const due = element("td", overdue ? "error" : "", assignment.dueAt ? when(assignment.dueAt) : "no due date");
+    let status = "not handed in";
+    if (submission) status = `handed in (version ${submission.version}, ${when(submission.submittedAt)})${submission.late ? " · late" : ""}`;
+    const state = element("td", "status-text", status);
+    if (submission?.grade != null) state.prepend(element("strong", "grade", `Grade ${submission.grade}/100 · `));
+    const feedback = element("td", "", submission?.feedback ?? "");
+    const form = element("form", "stacked");
+    form.noValidate = true;
+    const file = Object.assign(element("input"), { type: "file", name: "notebook", accept: ".ipynb,application/x-ipynb+json" });
+    const error = element("span", "error");
+    error.dataset.errorFor = "notebook";
+    form.append(file, element("button", "secondary", submission ? "Hand in again" : "Hand in"), error);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      handIn(assignment, file.files[0], error);
+    });
+    const cell = element("td");
+    cell.append(form);
+    row.append(title, due, state, feedback, cell);
+    return row;
+  }
+
+  /// Checks the file here (chosen, a notebook, small enough), then posts it as the body.
+  async function handIn(assignment, file, error) {
+    error.textContent = "";
+    if (!file) return (error.textContent = "Choose your .ipynb file.");
+    if (file.size > maxNotebookBytes) return (error.textContent = "The notebook is larger than 10 MiB.");
+    const text = await file.text();
+    let notebook = null;
+    try {
+      notebook = JSON.parse(text);
+    } catch {}
+    if (!notebook || !Array.isArray(notebook.cells)) return (error.textContent = "This file is not a Jupyter notebook.");
+    const response = await fetch(`/api/v1/submissions?assignmentId=${assignment.id}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-ipynb+json", "X-CSRF-Token": csrf },
+      body: text,
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      return (error.textContent = body.error?.message || `Error ${response.status}`);
+    }
+    loadAssignments();
+  }
+
   function show(message) {
     const data = message.data;
     if (message.channel === "broadcast" || message.channel.startsWith("notifications:")) {
-      const note = element("div", "panel", data.message || data.title || JSON.stringify(data));
+      const note = element("div", `panel notice ${data.kind || ""}`, data.message || data.title || JSON.stringify(data));
       document.getElementById("announcements").prepend(note);
+      if (data.kind === "assignment_graded") loadAssignments();
       return;
     }
     const item = element("li", data.hasError ? "error" : "");
@@ -46,39 +110,15 @@
     load();
   }
 
-  let backoff = 500;
-  function connect() {
-    const state = document.getElementById("connection");
-    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-    socket.onopen = () => {
-      backoff = 500;
-      for (const channel of channels) {
-        socket.send(JSON.stringify({ op: "subscribe", channel, since: lastSeq.get(channel) ?? undefined, epoch: epoch ?? undefined }));
-      }
-    };
-    socket.onmessage = (event) => {
-      const message = JSON.parse(event.data);
-      if (message.type === "subscribed") {
-        state.textContent = "live";
-        state.dataset.state = "live";
-        epoch = message.epoch;
-        if (!lastSeq.has(message.channel)) lastSeq.set(message.channel, message.seq);
-      } else if (message.type === "reset") {
-        lastSeq.set(message.channel, message.seq);
-        load();
-      } else if (message.type === "data") {
-        lastSeq.set(message.channel, message.seq);
-        show(message);
-      }
-    };
-    socket.onclose = () => {
-      state.textContent = "reconnecting…";
-      state.dataset.state = "offline";
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, 10_000);
-    };
+  // Missed messages that cannot be replayed: reload what they would have changed.
+  function reload(channel, reason) {
+    if (reason === "first") return;
+    if (channel.startsWith("progress:")) load();
+    if (channel.startsWith("notifications:")) loadAssignments();
   }
 
+  const live = pulseboardLive({ onData: show, onReload: reload });
+  for (const channel of channels) live.subscribe(channel);
   load();
-  connect();
+  loadAssignments();
 })();
