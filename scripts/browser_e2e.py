@@ -73,9 +73,10 @@ def new_browser():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def no_errors(browser):
+def no_errors(browser, expected=None):
+    """No error in the browser's console since the last call, but for the refusal a step provoked."""
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert not errors, errors
+    assert all(expected and expected in entry["message"] for entry in errors), errors
 
 
 def class_live_view(browser, server, args):
@@ -141,6 +142,22 @@ def class_live_view(browser, server, args):
 def assignment_workflow(browser, server, token, args):
     """The instructor creates an assignment on the simulated notebook and watches the class work on
     it; a student (second browser) hands in a notebook, is graded, and sees the grade live."""
+    # Class settings: a colleague (an instructor account) becomes a co-instructor.
+    admin = server.login()
+    status, body = server.request("POST", "/api/v1/users", {"email": "colleague@example.com", "password": "colleague-password-1",
+                                                            "role": "instructor"}, token=admin)
+    assert status == 201, body
+    browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
+    add = browser.find_element(By.ID, "add-instructor")
+    add.find_element(By.NAME, "email").send_keys("nobody@example.com")
+    add.find_element(By.CSS_SELECTOR, "button").click()
+    WebDriverWait(browser, 5).until(lambda b: "No user" in add.find_element(By.CSS_SELECTOR, '[data-error-for="email"]').text)
+    no_errors(browser, expected="/instructors - Failed to load resource: the server responded with a status of 404")
+    add.find_element(By.NAME, "email").clear()
+    add.find_element(By.NAME, "email").send_keys("colleague@example.com")
+    add.find_element(By.CSS_SELECTOR, "button").click()
+    WebDriverWait(browser, 5).until(lambda b: "colleague@example.com" in b.find_element(By.ID, "instructor-list").text)
+
     browser.find_element(By.CSS_SELECTOR, "#assignments summary").click()
     form = browser.find_element(By.ID, "new-assignment")
     form.find_element(By.CSS_SELECTOR, "button").click()  # empty: the page says what is missing
@@ -157,7 +174,6 @@ def assignment_workflow(browser, server, token, args):
     WebDriverWait(browser, 10).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#students tr")) >= 40)
     WebDriverWait(browser, 10).until(lambda b: any("cells run" in row.text for row in b.find_elements(By.CSS_SELECTOR, "#students tr")))
 
-    admin = server.login()
     status, body = server.request("POST", "/api/v1/users", {"email": "student001@example.com", "password": "student-password-1",
                                                             "role": "student"}, token=admin)
     assert status == 201, body

@@ -73,6 +73,59 @@ struct ClassesTests {
         }
     }
 
+    @Test(arguments: TestEngine.all) func coInstructorsRunTheClassButOnlyTheOwnerChoosesThemOrDeletesIt(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, parts in
+            let scene = try await SubmissionScene.make(client)
+            let colleague = try await client.tokenForNewUser(role: .instructor, adminToken: scene.admin, email: "co@example.com")
+            let uri = "/api/v1/classes/\(scene.classID)/instructors"
+            func add(_ email: String, as token: String) async throws -> TestResponse {
+                try await client.request(.post, uri, token: token, json: #"{"email":"\#(email)"}"#)
+            }
+            // Before: the colleague is a stranger to the class.
+            #expect(try await client.request(.get, "/api/v1/classes/\(scene.classID)", token: colleague).status == .forbidden)
+            #expect(try await add("co@example.com", as: colleague).status == .forbidden)
+            #expect(try await add("co@example.com", as: scene.stranger).status == .forbidden)
+            #expect(try await add("alice@example.com", as: scene.owner).error?.field == "email")
+            #expect(try await add("nobody@example.com", as: scene.owner).status == .notFound)
+            #expect(try await add("not-an-email", as: scene.owner).status == .unprocessableContent)
+            #expect(try await add("co@example.com", as: scene.owner).status == .created)
+            #expect(try await add("co@example.com", as: scene.owner).status == .ok)
+            struct Instructors: Decodable {
+                struct Instructor: Decodable {
+                    var id: Int64
+                    var email: String
+                    var owner: Bool
+                }
+
+                var instructors: [Instructor]
+            }
+            let team = try await client.request(.get, uri, token: colleague).decode(Instructors.self).instructors
+            #expect(team.map(\.owner) == [true, false] && team[1].email == "co@example.com")
+
+            // Now they run the class: list, page, roster, assignments, grading, the live channel.
+            #expect(try await client.request(.get, "/api/v1/classes", token: colleague).text.contains(#""id":\#(scene.classID)"#))
+            #expect(try await client.request(.get, "/classes/\(scene.classID)", token: colleague).status == .ok)
+            #expect(try await client.request(.get, "/api/v1/classes/\(scene.classID)/students", token: colleague).status == .ok)
+            let assignment = #"{"classId":\#(scene.classID),"title":"Second","notebookPath":"hw/2.ipynb"}"#
+            #expect(try await client.request(.post, "/api/v1/assignments", token: colleague, json: assignment).status == .created)
+            let submission = try await client.submit(Notebook.json("1"), to: scene.assignmentID, token: scene.alice).decode(SubmissionAnswer.self)
+            #expect(try await client.request(.patch, "/api/v1/submissions/\(submission.id)", token: colleague, json: #"{"grade":50}"#).status == .ok)
+            let colleagueClaims = UserClaims(id: team[1].id, email: "co@example.com", role: .instructor)
+            let policy = ChannelPolicy(classes: Classes(store: parts.store))
+            #expect(await policy.refusal(for: "class:\(scene.classID)", user: colleagueClaims) == nil)
+            #expect(await policy.refusal(for: "progress:alice@example.com", user: colleagueClaims) == nil)
+
+            // But only the owner (or an admin) deletes the class or changes who teaches it.
+            #expect(try await client.request(.delete, "/api/v1/classes/\(scene.classID)", token: colleague).status == .forbidden)
+            #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: colleague).status == .forbidden)
+            #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: scene.owner).status == .noContent)
+            #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: scene.owner).status == .notFound)
+            #expect(try await client.request(.get, "/api/v1/classes/\(scene.classID)", token: colleague).status == .forbidden)
+            #expect(await policy.refusal(for: "class:\(scene.classID)", user: colleagueClaims) != nil)
+            #expect(try await client.request(.get, "/api/v1/submissions", token: colleague).text.contains(#""submissions":[]"#))
+        }
+    }
+
     @Test(arguments: TestEngine.all) func studentsAreEnrolledOneByOneOrFromACSVAndMeetTheirEvents(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken

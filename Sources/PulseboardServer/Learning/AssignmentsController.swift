@@ -65,7 +65,7 @@ struct AssignmentsController {
             guard let record = try await classes.find(id: body.classId) else {
                 throw APIError(.notFound, code: "not_found", message: "No class with id \(body.classId).", details: ["field": .string("classId")])
             }
-            guard user.role == .admin || record.ownerID == user.id else { throw APIError.forbidden("This is another instructor's class.") }
+            guard try await classes.isTaught(record, by: user) else { throw APIError.forbidden("This is another instructor's class.") }
             let now = Date().millisecondsSince1970
             let created = try await assignments.create(
                 AssignmentRecord(
@@ -131,7 +131,7 @@ struct AssignmentsController {
     private func visibleClasses(_ user: UserClaims) async throws -> [Int64]? {
         switch user.role {
         case .admin: nil
-        case .instructor: try await classes.list(ownerID: user.id).map(\.id)
+        case .instructor: try await classes.list(instructorID: user.id).map(\.id)
         case .student: try await classes.of(studentEmail: user.email).map(\.id)
         }
     }
@@ -155,7 +155,7 @@ struct AssignmentsController {
         case .admin:
             return record
         case .instructor:
-            guard try await classes.find(id: record.classID)?.ownerID == user.id else {
+            guard let owning = try await classes.find(id: record.classID), try await classes.isTaught(owning, by: user) else {
                 throw APIError.forbidden("This assignment belongs to another instructor's class.")
             }
             return record

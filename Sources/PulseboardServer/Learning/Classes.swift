@@ -17,6 +17,8 @@ struct Classes {
     let store: any Store
 
     private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at"
+    /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
+    private static let taughtBy = "(c.owner_id = ? OR EXISTS (SELECT 1 FROM class_instructors ci WHERE ci.class_id = c.id AND ci.user_id = ?))"
 
     func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date) async throws -> ClassRecord {
         let rows = try await store.transaction([
@@ -46,23 +48,24 @@ struct Classes {
         try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.flatMap(Self.record)
     }
 
-    /// Every class (for admins) or an instructor's own, by name, a page of them.
-    func list(ownerID: Int64?, skip: Int = 0, limit: Int = Int(Int32.max)) async throws -> [ClassRecord] {
+    /// Every class (for admins, `instructorID` nil) or those an instructor teaches, by name, a page of them.
+    func list(instructorID: Int64?, skip: Int = 0, limit: Int = Int(Int32.max)) async throws -> [ClassRecord] {
         let page = [SQLValue.integer(Int64(limit)), .integer(Int64(skip))]
         let statement =
-            if let ownerID {
+            if let instructorID {
                 SQLStatement(
-                    "SELECT \(Self.columns) FROM classes WHERE owner_id = ? ORDER BY name, id LIMIT ? OFFSET ?", arguments: [.integer(ownerID)] + page)
+                    "SELECT \(Self.columns) FROM classes c WHERE \(Self.taughtBy) ORDER BY name, id LIMIT ? OFFSET ?",
+                    arguments: [.integer(instructorID), .integer(instructorID)] + page)
             } else {
                 SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id LIMIT ? OFFSET ?", arguments: page)
             }
         return try await store.select(statement).compactMap(Self.record)
     }
 
-    func count(ownerID: Int64?) async throws -> Int64 {
+    func count(instructorID: Int64?) async throws -> Int64 {
         let statement =
-            if let ownerID {
-                SQLStatement("SELECT COUNT(*) FROM classes WHERE owner_id = ?", .integer(ownerID))
+            if let instructorID {
+                SQLStatement("SELECT COUNT(*) FROM classes c WHERE \(Self.taughtBy)", .integer(instructorID), .integer(instructorID))
             } else {
                 SQLStatement("SELECT COUNT(*) FROM classes")
             }
@@ -126,17 +129,66 @@ struct Classes {
         ).compactMap { row in row[0].int.map { ($0, row[1].string ?? "") } }
     }
 
-    /// Whether the student is in one of the instructor's classes.
+    /// Whether the student is in one of the classes the instructor teaches.
     func teaches(instructorID: Int64, studentEmail: String) async throws -> Bool {
         try await !store.select(
             SQLStatement(
                 """
                 SELECT 1 FROM class_students cs JOIN students s ON s.id = cs.student_id JOIN classes c ON c.id = cs.class_id
-                WHERE s.email = ? AND c.owner_id = ?
+                WHERE s.email = ? AND \(Self.taughtBy)
                 """,
-                .text(studentEmail.lowercased()), .integer(instructorID)
+                .text(studentEmail.lowercased()), .integer(instructorID), .integer(instructorID)
             )
         ).isEmpty
+    }
+
+    /// Whether the user may run the class: admins, its owner, its co-instructors.
+    func isTaught(_ record: ClassRecord, by user: UserClaims) async throws -> Bool {
+        if user.role == .admin || record.ownerID == user.id { return true }
+        guard user.role == .instructor else { return false }
+        return try await !store.select(
+            SQLStatement("SELECT 1 FROM class_instructors WHERE class_id = ? AND user_id = ?", .integer(record.id), .integer(user.id))
+        ).isEmpty
+    }
+
+    struct Instructor: Encodable, Sendable, Equatable {
+        var id: Int64
+        var email: String
+        var owner: Bool
+    }
+
+    /// The owner first, then the co-instructors by email.
+    func instructors(of record: ClassRecord) async throws -> [Instructor] {
+        try await store.select(
+            SQLStatement(
+                """
+                SELECT u.id, u.email, CASE WHEN u.id = ? THEN 1 ELSE 0 END AS owner FROM users u
+                WHERE u.id = ? OR u.id IN (SELECT user_id FROM class_instructors WHERE class_id = ?)
+                ORDER BY owner DESC, u.email
+                """,
+                .integer(record.ownerID), .integer(record.ownerID), .integer(record.id))
+        ).compactMap { row in
+            guard let id = row[0].int, let email = row[1].string else { return nil }
+            return Instructor(id: id, email: email, owner: row[2].int == 1)
+        }
+    }
+
+    /// Adds a co-instructor; false when they already were one.
+    func addInstructor(classID: Int64, userID: Int64, now: Date) async throws -> Bool {
+        let inserted = try await store.transaction([
+            SQLStatement(
+                "INSERT INTO class_instructors (class_id, user_id, added_at) VALUES (?, ?, ?) ON CONFLICT (class_id, user_id) DO NOTHING RETURNING user_id",
+                .integer(classID), .integer(userID), .integer(now.millisecondsSince1970))
+        ])
+        return !(inserted.first ?? []).isEmpty
+    }
+
+    /// Removes a co-instructor; false when they were not one.
+    func removeInstructor(classID: Int64, userID: Int64) async throws -> Bool {
+        let deleted = try await store.transaction([
+            SQLStatement("DELETE FROM class_instructors WHERE class_id = ? AND user_id = ? RETURNING user_id", .integer(classID), .integer(userID))
+        ])
+        return !(deleted.first ?? []).isEmpty
     }
 
     private static func record(_ row: SQLRow) -> ClassRecord? {
@@ -181,7 +233,7 @@ public enum ClassAdministration {
     }
 
     public static func list(in store: any Store) async throws -> [ClassRecord] {
-        try await Classes(store: store).list(ownerID: nil)
+        try await Classes(store: store).list(instructorID: nil)
     }
 
     /// Replaces a class's ingest token and returns the new one (shown once).

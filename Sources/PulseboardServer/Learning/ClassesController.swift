@@ -54,6 +54,14 @@ struct ClassesController {
         var limit: Int
     }
 
+    struct NewInstructor: Decodable {
+        var email: String
+    }
+
+    struct Instructors: Encodable {
+        var instructors: [Classes.Instructor]
+    }
+
     struct NewMember: Decodable {
         var email: String
         var name: String?
@@ -115,9 +123,9 @@ struct ClassesController {
             let query = request.uri.queryParameters
             let skip = try HistoryController.integer(query.get("skip"), field: "skip", range: 0...Int(Int32.max)) ?? 0
             let limit = try HistoryController.integer(query.get("limit"), field: "limit", range: 1...500) ?? 100
-            let owner = user.role == .admin ? nil : user.id
-            let list = try await classes.list(ownerID: owner, skip: skip, limit: limit)
-            let total = try await classes.count(ownerID: owner)
+            let instructor = user.role == .admin ? nil : user.id
+            let list = try await classes.list(instructorID: instructor, skip: skip, limit: limit)
+            let total = try await classes.count(instructorID: instructor)
             return try JSONResponse(ClassList(classes: list.map { ClassView($0) }, total: total, skip: skip, limit: limit)).response
         }
         router.get("/api/v1/me/progress") { _, context -> Response in
@@ -140,9 +148,39 @@ struct ClassesController {
             try await change(request, context, replacing: false)
         }
         router.delete("/api/v1/classes/{id}") { _, context -> Response in
-            let record = try await authorizedClass(context)
+            let record = try await ownedClass(context)
             try await classes.delete(id: record.id)
             try await audit.record("delete", "class", id: record.id, details: "code \(record.code)", context: context)
+            return Response(status: .noContent)
+        }
+        router.get("/api/v1/classes/{id}/instructors") { _, context -> Response in
+            let record = try await authorizedClass(context)
+            return try JSONResponse(Instructors(instructors: try await classes.instructors(of: record))).response
+        }
+        router.post("/api/v1/classes/{id}/instructors") { request, context -> Response in
+            let record = try await ownedClass(context)
+            let body = try await request.decode(as: NewInstructor.self, context: context)
+            let email = try UsersController.validated(email: body.email)
+            guard let colleague = try await classes.store.user(email: email) else {
+                throw APIError(.notFound, code: "not_found", message: "No user with the email \(email).", details: ["field": .string("email")])
+            }
+            guard colleague.role == .instructor else {
+                throw APIError.unprocessable("Only instructors teach classes (admins see every class anyway).", details: ["field": .string("email")])
+            }
+            guard colleague.id != record.ownerID else {
+                throw APIError.unprocessable("This is the class's owner.", details: ["field": .string("email")])
+            }
+            let added = try await classes.addInstructor(classID: record.id, userID: colleague.id, now: Date())
+            if added { try await audit.record("add-instructor", "class", id: record.id, details: email, context: context) }
+            return try JSONResponse(Instructors(instructors: try await classes.instructors(of: record)), status: added ? .created : .ok).response
+        }
+        router.delete("/api/v1/classes/{id}/instructors/{userId}") { _, context -> Response in
+            let record = try await ownedClass(context)
+            guard let userID = context.parameters.get("userId", as: Int64.self), try await classes.removeInstructor(classID: record.id, userID: userID)
+            else {
+                throw APIError.notFound("No such co-instructor of this class.")
+            }
+            try await audit.record("remove-instructor", "class", id: record.id, details: "user \(userID)", context: context)
             return Response(status: .noContent)
         }
         router.get("/api/v1/classes/{id}/students") { _, context -> Response in
@@ -317,10 +355,19 @@ struct ClassesController {
         return text
     }
 
-    /// The class in the path, if the caller may see it: admins any, instructors their own
-    /// (another instructor's class is 403), students none.
+    /// The class in the path, if the caller may run it: admins any, instructors those they
+    /// teach (another instructor's class is 403), students none.
     private func authorizedClass(_ context: AppRequestContext) async throws -> ClassRecord {
         try await Self.authorizedClass(context, in: classes)
+    }
+
+    /// The class in the path, if the caller owns it (or is an admin): deleting the class and
+    /// choosing its co-instructors are the owner's.
+    private func ownedClass(_ context: AppRequestContext) async throws -> ClassRecord {
+        let user = try context.requireUser([.admin, .instructor])
+        let record = try await authorizedClass(context)
+        guard user.role == .admin || record.ownerID == user.id else { throw APIError.forbidden("Only the class's owner may do this.") }
+        return record
     }
 
     /// The same check for the class pages.
@@ -329,7 +376,7 @@ struct ClassesController {
         guard let id = context.parameters.get("id", as: Int64.self), let record = try await classes.find(id: id) else {
             throw APIError.notFound("No class with this id.")
         }
-        guard user.role == .admin || record.ownerID == user.id else { throw APIError.forbidden("This is another instructor's class.") }
+        guard try await classes.isTaught(record, by: user) else { throw APIError.forbidden("This is another instructor's class.") }
         return record
     }
 }

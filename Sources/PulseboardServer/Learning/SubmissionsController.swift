@@ -111,7 +111,7 @@ struct SubmissionsController {
             case .admin:
                 filter.assignmentIDs = assignmentID.map { [$0] }
             case .instructor:
-                let own = try await assignments.list(classIDs: try await classes.list(ownerID: user.id).map(\.id)).map(\.id)
+                let own = try await assignments.list(classIDs: try await classes.list(instructorID: user.id).map(\.id)).map(\.id)
                 filter.assignmentIDs = assignmentID.map { own.contains($0) ? [$0] : [] } ?? own
             case .student:
                 // Only their own, whatever the filter asks.
@@ -200,7 +200,7 @@ struct SubmissionsController {
         case .admin:
             return record
         case .instructor:
-            guard try await classes.find(id: record.classID)?.ownerID == user.id else {
+            guard let owning = try await classes.find(id: record.classID), try await classes.isTaught(owning, by: user) else {
                 throw APIError.forbidden("This submission belongs to another instructor's class.")
             }
             return record

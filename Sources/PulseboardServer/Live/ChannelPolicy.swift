@@ -30,8 +30,10 @@ struct ChannelPolicy: Sendable {
         case "metrics":
             return user.role == .student ? "Students cannot see operational metrics." : nil
         case "class":
-            guard user.role == .instructor, let id = Int64(name), let record = try? await classes.find(id: id), record.ownerID == user.id else {
-                return "Only the class's instructor may follow it."
+            guard user.role == .instructor, let id = Int64(name), let record = try? await classes.find(id: id),
+                (try? await classes.isTaught(record, by: user)) == true
+            else {
+                return "Only the class's instructors may follow it."
             }
             return nil
         case "progress":

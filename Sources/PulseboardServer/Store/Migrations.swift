@@ -335,5 +335,20 @@ enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            version: 8,
+            name: "co-instructors",
+            statements: [
+                """
+                CREATE TABLE class_instructors (
+                    class_id BIGINT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+                    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    added_at BIGINT NOT NULL,
+                    PRIMARY KEY (class_id, user_id)
+                )
+                """,
+                "CREATE INDEX class_instructors_user ON class_instructors(user_id)",
+            ]
+        ),
     ]
 }

@@ -78,7 +78,7 @@ struct WebController {
         router.get("/classes") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
             guard user.role != .student else { throw APIError.forbidden("Classes are for instructors.") }
-            let list = try await classes.list(ownerID: user.role == .admin ? nil : user.id)
+            let list = try await classes.list(instructorID: user.role == .admin ? nil : user.id)
             let (token, cookie) = Self.csrfToken(request)
             let page = ClassesPage(
                 email: user.email, role: user.role.rawValue, csrf: token,

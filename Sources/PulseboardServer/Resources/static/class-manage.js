@@ -1,5 +1,7 @@
-// Managing a class on its page: its assignments (list, create) and its settings (rename,
-// delete). Checked here first, then by the server; either's errors go next to the field.
+// Managing a class on its page: its assignments (list, create) and its settings (rename, its
+// co-instructors, delete). Checked here first, then by the server; either's errors go next to
+// the field. Only the owner (or an admin) may change the instructors or delete the class: the
+// server answers 403 to anyone else, shown next to the form.
 "use strict";
 
 (() => {
@@ -82,6 +84,40 @@
       return fieldError(form, field, body.error?.message || `Error ${response.status}`);
     }
     document.getElementById("saved").textContent = "Saved.";
+  });
+
+  async function loadInstructors() {
+    const response = await fetch(`/api/v1/classes/${classId}/instructors`);
+    if (!response.ok) return;
+    const { instructors } = await response.json();
+    document.getElementById("instructor-list").replaceChildren(
+      ...instructors.map((instructor) => {
+        const item = element("li", "", `${instructor.email}${instructor.owner ? " (owner)" : " "}`);
+        if (!instructor.owner) {
+          const remove = element("button", "link", "remove");
+          remove.addEventListener("click", async () => {
+            const { response: removed, body } = await send("DELETE", `/api/v1/classes/${classId}/instructors/${instructor.id}`);
+            if (!removed.ok) return fieldError(document.getElementById("add-instructor"), "email", body.error?.message || `Error ${removed.status}`);
+            loadInstructors();
+          });
+          item.append(remove);
+        }
+        return item;
+      }),
+    );
+  }
+
+  document.getElementById("settings").addEventListener("toggle", loadInstructors);
+  document.getElementById("add-instructor").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    clearErrors(form);
+    const email = new FormData(form).get("email").trim();
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) return fieldError(form, "email", "Enter an email address.");
+    const { response, body } = await send("POST", `/api/v1/classes/${classId}/instructors`, { email });
+    if (!response.ok) return fieldError(form, "email", body.error?.message || `Error ${response.status}`);
+    form.reset();
+    loadInstructors();
   });
 
   document.getElementById("delete-class").addEventListener("click", async () => {
