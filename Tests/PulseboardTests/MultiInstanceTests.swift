@@ -3,6 +3,7 @@ import HummingbirdTesting
 import HummingbirdWSClient
 import HummingbirdWSTesting
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import PulseboardServer
@@ -79,7 +80,7 @@ struct MultiInstanceTests {
         }
     }
 
-    @Test func aGradeGivenOnOneInstanceReachesTheStudentOnTheOther() async throws {
+    @Test func handInsAndGradesOnOneInstanceReachTheOther() async throws {
         let url = try await TestPostgres.shared.newDatabase()
         func config() -> ServerConfig {
             TestApp.config {
@@ -93,14 +94,26 @@ struct MultiInstanceTests {
             try await second.application.test(.live) { b in
                 let scene = try await SubmissionScene.make(a)
                 let aliceID = try await a.userID(scene.alice)
-                let submitted = try await a.submit(Notebook.json("print(3)"), to: scene.assignmentID, token: scene.alice)
-                let submission = try submitted.decode(SubmissionAnswer.self)
+                // A hand-in on A refreshes the class's views on B (the assignment page listens there).
+                let handedIn = Mutex<Int64?>(nil)
+                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                    var reader = LiveReader(inbound)
+                    _ = try await reader.authenticate(scene.owner, on: outbound)
+                    #expect(try await reader.subscribe("class:\(scene.classID)", on: outbound).type == "subscribed")
+                    let submitted = try await a.submit(Notebook.json("print(3)"), to: scene.assignmentID, token: scene.alice)
+                    let card = try await reader.next()
+                    #expect(card.channel == "class:\(scene.classID)")
+                    #expect(((card.fields["data"] as? [String: Any])?["student"] as? [String: Any])?["email"] as? String == "alice@example.com")
+                    handedIn.withLock { $0 = try? submitted.decode(SubmissionAnswer.self).id }
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
+                let submissionID = try #require(handedIn.withLock { $0 })
                 try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                     var reader = LiveReader(inbound)
                     _ = try await reader.authenticate(scene.alice, on: outbound)
                     #expect(try await reader.subscribe("notifications:\(aliceID)", on: outbound).type == "subscribed")
                     #expect(try await reader.subscribe("broadcast", on: outbound).type == "subscribed")
-                    #expect(try await a.request(.patch, "/api/v1/submissions/\(submission.id)", token: scene.owner, json: #"{"grade":64}"#).status == .ok)
+                    #expect(try await a.request(.patch, "/api/v1/submissions/\(submissionID)", token: scene.owner, json: #"{"grade":64}"#).status == .ok)
                     let graded = try await reader.next()
                     #expect(graded.channel == "notifications:\(aliceID)")
                     #expect((graded.fields["data"] as? [String: Any])?["grade"] as? Double == 64)

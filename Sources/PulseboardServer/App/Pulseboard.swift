@@ -45,8 +45,8 @@ public struct Pulseboard: Sendable {
         let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
         let fanout = (store as? PostgresStore).map { PostgresFanout(store: $0, hub: hub, progress: progress, telemetry: telemetry, logger: logger) }
         let notifier = Notifier(hub: hub) { channel, notice in fanout?.relay(notice, on: channel) }
-        let processor = EventProcessor(
-            store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: { fanout?.cardsChanged($0) })
+        let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void = { fanout?.cardsChanged($0) }
+        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: cardsChanged)
         let writer = Writer(
             store: store, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints,
             eventsCommitted: { processor.eventsCommitted($0) })
@@ -93,7 +93,8 @@ public struct Pulseboard: Sendable {
         ClassesController(classes: classes, enrolment: Enrolment(store: store), audit: audit, progress: progress, hub: hub).addRoutes(to: routes)
         let assignments = Assignments(store: store)
         AssignmentsController(assignments: assignments, classes: classes, audit: audit).addRoutes(to: routes)
-        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier).addRoutes(to: routes)
+        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier, cardsChanged: cardsChanged)
+            .addRoutes(to: routes)
         audit.addRoutes(to: routes)
         BroadcastController(notifier: notifier).addRoutes(to: routes)
         LiveController(

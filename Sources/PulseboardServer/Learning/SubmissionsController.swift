@@ -63,6 +63,9 @@ struct SubmissionsController {
     let assignments: Assignments
     let classes: Classes
     let notifier: Notifier
+    /// Tells the other instances (PostgreSQL) that a student's card changed, so that their
+    /// `class:<id>` subscribers (the assignment page) refresh too.
+    let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/submissions") { request, context -> Response in
@@ -94,6 +97,7 @@ struct SubmissionsController {
                     AuditTrail.entry("submit", "submission", id: id, details: "assignment \(assignment.id)", context: context)
                 }
                 notifier.hub.publish(channel: LiveChannels.classView(assignment.classID), data: SubmissionReceived(SubmissionView(record)))
+                cardsChanged([assignment.classID: [user.email.lowercased()]])
                 return try JSONResponse(SubmissionView(record), status: .created).response
             } catch StoreError.conflict {
                 throw APIError.conflict("Another upload of yours to this assignment was stored at the same moment; send it again.")

@@ -14,11 +14,13 @@
   const maxNotebookBytes = 10 * 1024 * 1024;
   const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
   const when = (iso) => new Date(iso).toLocaleString();
+  const classNames = new Map(); // class id -> name, from the progress cards
 
   async function load() {
     const response = await fetch("/api/v1/me/progress");
     if (!response.ok) return;
     const { classes } = await response.json();
+    for (const { classId, className } of classes) classNames.set(classId, className);
     if (!classes.length) return;
     document.getElementById("my-classes").replaceChildren(
       ...classes.map(({ className, progress }) => {
@@ -46,7 +48,7 @@
     const row = element("tr");
     row.dataset.assignmentId = assignment.id;
     const title = element("td", "", assignment.title);
-    title.append(element("div", "muted", assignment.notebookPath));
+    title.append(element("div", "muted", [classNames.get(assignment.classId), assignment.notebookPath].filter(Boolean).join(" · ")));
     const overdue = assignment.dueAt && Date.parse(assignment.dueAt) < Date.now();
     const due = element("td", overdue ? "error" : "", assignment.dueAt ? when(assignment.dueAt) : "no due date");
     let status = "not handed in";
@@ -119,6 +121,5 @@
 
   const live = pulseboardLive({ onData: show, onReload: reload });
   for (const channel of channels) live.subscribe(channel);
-  load();
-  loadAssignments();
+  load().then(loadAssignments);
 })();
