@@ -156,6 +156,46 @@ struct LiveTests {
         #expect(types == ["subscribed", "reset", "subscribed", "data", "data"])
     }
 
+    @Test func aChannelNobodyFollowsIsCountedButNotKept() async {
+        func types(_ subscriber: LiveSubscriber) async -> [String] {
+            subscriber.finish()
+            var types: [String] = []
+            for await text in subscriber.messages {
+                types.append(text.contains(#""type":"reset""#) ? "reset" : text.contains(#""type":"subscribed""#) ? "subscribed" : "data")
+            }
+            return types
+        }
+        let hub = Hub(ringCapacity: 100, resumeWindow: .seconds(600))
+        // Never followed: the sequence advances, nothing is kept, so resuming needs a reset.
+        for value in 1...3 { hub.publish(channel: "metrics:unseen", data: ["value": value]) }
+        #expect(hub.sequence(of: "metrics:unseen") == 3)
+        let late = LiveSubscriber(queueCapacity: 100) {}
+        hub.subscribe(late, to: "metrics:unseen", since: 1, epoch: hub.epoch)
+        #expect(await types(late) == ["subscribed", "reset"])
+
+        // Followed, then left: within the window what was missed is replayed.
+        let reader = LiveSubscriber(queueCapacity: 100) {}
+        hub.subscribe(reader, to: "metrics:seen", since: nil, epoch: nil)
+        hub.unsubscribe(reader, from: "metrics:seen")
+        for value in 1...2 { hub.publish(channel: "metrics:seen", data: ["value": value]) }
+        let back = LiveSubscriber(queueCapacity: 100) {}
+        hub.subscribe(back, to: "metrics:seen", since: 0, epoch: hub.epoch)
+        #expect(await types(back) == ["subscribed", "data", "data"])
+
+        // Past the window it is not kept any more; notices always are.
+        let forgetful = Hub(ringCapacity: 100, resumeWindow: .zero)
+        let left = LiveSubscriber(queueCapacity: 100) {}
+        forgetful.subscribe(left, to: "metrics:gone", since: nil, epoch: nil)
+        forgetful.unsubscribe(left, from: "metrics:gone")
+        try? await Task.sleep(for: .milliseconds(5))
+        forgetful.publish(channel: "metrics:gone", data: ["value": 1])
+        forgetful.publish(channel: "notifications:7", data: ["value": 1])
+        let again = LiveSubscriber(queueCapacity: 100) {}
+        forgetful.subscribe(again, to: "metrics:gone", since: 0, epoch: forgetful.epoch)
+        forgetful.subscribe(again, to: "notifications:7", since: 0, epoch: forgetful.epoch)
+        #expect(await types(again) == ["subscribed", "reset", "subscribed", "data"])
+    }
+
     @Test(arguments: TestEngine.all) func subscribingNeedsAuthenticationAndTheRightRole(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine, .live) { client, _ in
             let admin = try await client.login().accessToken

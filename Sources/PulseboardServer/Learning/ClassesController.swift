@@ -408,19 +408,20 @@ enum EventCSV {
     static func render(_ payloads: [String]) -> String {
         var lines = [columns.joined(separator: ",")]
         for payload in payloads {
-            let object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any] ?? [:]
+            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else { continue }
             lines.append(columns.map { field(object[$0]) }.joined(separator: ","))
         }
         return lines.joined(separator: "\r\n") + "\r\n"
     }
 
-    private static func field(_ value: Any?) -> String {
+    private static func field(_ value: JSONValue?) -> String {
         let text: String =
             switch value {
-            case nil, is NSNull: ""
-            case let string as String: string
-            case let number as NSNumber: number.isJSONBoolean ? (number.boolValue ? "true" : "false") : "\(number)"
-            default: ""
+            case .string(let string): string
+            case .bool(let flag): flag ? "true" : "false"
+            case .integer(let number): String(number)
+            case .number(let number): String(number)
+            case nil, .null, .array, .object: ""
             }
         guard text.contains(where: { ",\"\r\n".contains($0) }) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""

@@ -45,22 +45,23 @@ enum EventParser {
     }
 
     static func parse(_ body: Data, classID: Int64, arrival: Date) throws(Failure) -> Parsed {
-        guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else { throw .notJSON }
-        let elements: [Any]
+        guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else { throw .notJSON }
+        let elements: [JSONValue]
         switch json {
-        case let array as [Any]: elements = array
-        case let object as [String: Any]: elements = [object]
+        case .array(let array): elements = array
+        case .object: elements = [json]
         default: throw .notAnObjectOrArray
         }
         guard elements.count <= maxEvents else { throw .tooManyEvents(elements.count) }
         var parsed = Parsed(events: [], ignored: 0, droppedFields: 0)
+        let encoder = JSONEncoder()
         for element in elements {
-            guard let object = element as? [String: Any] else {
+            guard case .object(let object) = element else {
                 parsed.ignored += 1
                 continue
             }
             var reader = FieldReader(object: object)
-            parsed.events.append(reader.event(classID: classID, arrival: arrival))
+            parsed.events.append(reader.event(classID: classID, arrival: arrival, encoder: encoder))
             parsed.droppedFields += reader.dropped
         }
         return parsed
@@ -68,16 +69,16 @@ enum EventParser {
 
     /// The event again from its stored payload (to apply events left unprocessed by a crash).
     static func reparse(payload: String, classID: Int64, receivedAt: Date) -> LearningEvent? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8))) as? [String: Any] else { return nil }
+        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else { return nil }
         var reader = FieldReader(object: object)
-        return reader.event(classID: classID, arrival: receivedAt)
+        return reader.event(classID: classID, arrival: receivedAt, encoder: JSONEncoder())
     }
 
     private struct FieldReader {
-        var object: [String: Any]
+        var object: [String: JSONValue]
         var dropped = 0
 
-        mutating func event(classID: Int64, arrival: Date) -> LearningEvent {
+        mutating func event(classID: Int64, arrival: Date, encoder: JSONEncoder) -> LearningEvent {
             let eventID = string("eventId").flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } ?? UUID().uuidString.lowercased()
             let time = string("eventTime").flatMap { Timestamp.parse($0)?.millisecondsSince1970 } ?? arrival.millisecondsSince1970
             var event = LearningEvent(
@@ -101,16 +102,16 @@ enum EventParser {
                 payload: ""
             )
             // Serialised last: without the fields dropped above, with the id and time filled in.
-            object["eventId"] = eventID
-            object["eventTime"] = Timestamp.format(milliseconds: time)
-            let payload = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            object["eventId"] = .string(eventID)
+            object["eventTime"] = .string(Timestamp.format(milliseconds: time))
+            let payload = (try? encoder.encode(object)) ?? Data("{}".utf8)
             event.payload = String(decoding: payload, as: UTF8.self)
             return event
         }
 
         /// The field when it has the expected type; otherwise it is removed and counted.
-        private mutating func field<T>(_ key: String, as convert: (Any) -> T?) -> T? {
-            guard let value = object[key], !(value is NSNull) else { return nil }
+        private mutating func field<T>(_ key: String, as convert: (JSONValue) -> T?) -> T? {
+            guard let value = object[key], value != .null else { return nil }
             if let converted = convert(value) { return converted }
             object[key] = nil
             dropped += 1
@@ -118,36 +119,37 @@ enum EventParser {
         }
 
         private mutating func string(_ key: String) -> String? {
-            field(key) { $0 as? String }
+            field(key) { value in
+                guard case .string(let text) = value else { return nil }
+                return text
+            }
         }
 
         private mutating func number(_ key: String) -> Double? {
             field(key) { value in
-                guard let number = value as? NSNumber, !number.isJSONBoolean else { return nil }
-                return number.doubleValue.isFinite ? number.doubleValue : nil
+                switch value {
+                case .integer(let number): Double(number)
+                case .number(let number): number.isFinite ? number : nil
+                default: nil
+                }
             }
         }
 
         private mutating func integer(_ key: String) -> Int64? {
             field(key) { value in
-                guard let number = value as? NSNumber, !number.isJSONBoolean else { return nil }
-                return Int64(exactly: number.doubleValue)
+                switch value {
+                case .integer(let number): number
+                case .number(let number): Int64(exactly: number)
+                default: nil
+                }
             }
         }
 
         private mutating func boolean(_ key: String) -> Bool? {
             field(key) { value in
-                guard let number = value as? NSNumber, number.isJSONBoolean else { return nil }
-                return number.boolValue
+                guard case .bool(let flag) = value else { return nil }
+                return flag
             }
         }
-    }
-}
-
-extension NSNumber {
-    /// JSONSerialization hands JSON's true and false over as NSNumbers too; only they have the
-    /// C type `char`.
-    var isJSONBoolean: Bool {
-        objCType.pointee == CChar(UInt8(ascii: "c"))
     }
 }

@@ -233,29 +233,34 @@ struct SubmissionsController {
 
     /// The fields of a grading request: nil when absent, `.some(nil)` when null.
     static func gradeChange(_ body: Data) throws -> (grade: Double??, feedback: String??) {
-        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: body) else {
             throw APIError.badRequest("The body is not a JSON object.", code: "malformed")
         }
         if let other = object.keys.sorted().first(where: { $0 != "grade" && $0 != "feedback" }) {
             throw APIError.unprocessable("'\(other)' cannot be set: grading changes only grade and feedback.", details: ["field": .string(other)])
         }
         var change: (grade: Double??, feedback: String??) = (nil, nil)
+        let grade: Double?
         switch object["grade"] {
-        case nil: break
-        case is NSNull: change.grade = .some(nil)
-        case let number as NSNumber where !number.isJSONBoolean:
-            guard (0...100).contains(number.doubleValue) else {
-                throw APIError.unprocessable("A grade is a number from 0 to 100.", details: ["field": .string("grade")])
-            }
-            change.grade = number.doubleValue
+        case nil: grade = nil
+        case .null:
+            grade = nil
+            change.grade = .some(nil)
+        case .integer(let number): grade = Double(number)
+        case .number(let number): grade = number
         default:
             throw APIError.badRequest("Field 'grade' expected a number.", code: "malformed", details: ["field": .string("grade")])
         }
+        if let grade {
+            guard (0...100).contains(grade) else {
+                throw APIError.unprocessable("A grade is a number from 0 to 100.", details: ["field": .string("grade")])
+            }
+            change.grade = grade
+        }
         switch object["feedback"] {
         case nil: break
-        case is NSNull: change.feedback = .some(nil)
-        case let text as String:
-            change.feedback = try ClassesController.optional(text, field: "feedback", max: 10_000)
+        case .null: change.feedback = .some(nil)
+        case .string(let text): change.feedback = try ClassesController.optional(text, field: "feedback", max: 10_000)
         default:
             throw APIError.badRequest("Field 'feedback' expected a string.", code: "malformed", details: ["field": .string("feedback")])
         }

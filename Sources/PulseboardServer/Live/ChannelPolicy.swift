@@ -2,13 +2,14 @@
 enum LiveChannels {
     static let metricsPrefix = "metrics:"
     static let broadcast = "broadcast"
+    static let notificationsPrefix = "notifications:"
 
     /// Every change to a class's picture, for its instructor's live view.
     static func classView(_ classID: Int64) -> String { "class:\(classID)" }
     /// One student's execution updates.
     static func progress(_ email: String) -> String { "progress:\(email)" }
     /// Messages for one user.
-    static func notifications(_ userID: Int64) -> String { "notifications:\(userID)" }
+    static func notifications(_ userID: Int64) -> String { notificationsPrefix + String(userID) }
 }
 
 /// Who may subscribe to which channel: an authorization decision made on every subscribe.
