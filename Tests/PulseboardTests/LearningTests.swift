@@ -120,6 +120,11 @@ struct LearningEventTests {
             let again = try await client.sendEvents(events, classToken: classToken)
             #expect(again.status == .ok)
             #expect(again.text.contains(#""duplicates":5"#))
+            // The same event twice in one request, and one without an email: stored once each.
+            let twice = ExtensionEvent.json("notebook_saved", id: "same-id")
+            let anonymous = #"{"eventId":"no-email","eventType":"session_start"}"#
+            let mixed = try await client.sendEvents([twice, twice, anonymous], classToken: classToken)
+            #expect(mixed.text.contains(#""stored":2"#) && mixed.text.contains(#""duplicates":1"#))
 
             let student = try await client.student("student001@example.com", in: course.id, token: instructor) { $0.helpRequest != nil }
             #expect(student.status == "needs_help")
@@ -130,7 +135,9 @@ struct LearningEventTests {
             #expect(student.notebook == "week1/intro.ipynb")
             #expect(student.cellIndex == 2)
             let stored = try await parts.store.select(SQLStatement("SELECT COUNT(*) FROM events WHERE class_id = ?", .integer(course.id)))
-            #expect(stored.first?.first?.int == 5)
+            #expect(stored.first?.first?.int == 7)
+            let withoutEmail = try await parts.store.select(SQLStatement("SELECT email FROM events WHERE event_id = ?", .text("no-email")))
+            #expect(withoutEmail.first?.first == SQLValue.null)
             let executions = try await parts.store.select(SQLStatement("SELECT COUNT(*) FROM cell_executions WHERE class_id = ?", .integer(course.id)))
             #expect(executions.first?.first?.int == 3)
         }
