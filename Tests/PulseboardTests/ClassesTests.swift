@@ -115,6 +115,25 @@ struct ClassesTests {
             #expect(await policy.refusal(for: "class:\(scene.classID)", user: colleagueClaims) == nil)
             #expect(await policy.refusal(for: "progress:alice@example.com", user: colleagueClaims) == nil)
 
+            // A student's classes: admins see all, instructors those they teach, a student their own.
+            struct StudentClasses: Decodable {
+                struct Item: Decodable { var id: Int64 }
+                var classes: [Item]
+            }
+            let other = try await client.createClass("elsewhere", token: scene.stranger)
+            #expect(
+                try await client.request(.post, "/api/v1/classes/\(other.id)/students", token: scene.stranger, json: #"{"email":"alice@example.com"}"#).status
+                    == .created)
+            func classesOfAlice(_ token: String) async throws -> [Int64] {
+                try await client.request(.get, "/api/v1/students/alice%40example.com/classes", token: token).decode(StudentClasses.self).classes.map(\.id)
+                    .sorted()
+            }
+            #expect(try await classesOfAlice(scene.admin) == [scene.classID, other.id].sorted())
+            #expect(try await classesOfAlice(colleague) == [scene.classID])
+            #expect(try await classesOfAlice(scene.stranger) == [other.id])
+            #expect(try await classesOfAlice(scene.alice) == [scene.classID, other.id].sorted())
+            #expect(try await client.request(.get, "/api/v1/students/alice@example.com/classes", token: scene.bob).status == .notFound)
+
             // But only the owner (or an admin) deletes the class or changes who teaches it.
             #expect(try await client.request(.delete, "/api/v1/classes/\(scene.classID)", token: colleague).status == .forbidden)
             #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: colleague).status == .forbidden)

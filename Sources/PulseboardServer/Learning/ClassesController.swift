@@ -90,6 +90,17 @@ struct ClassesController {
         var students: [StudentProgress]
     }
 
+    struct StudentClass: Encodable {
+        var id: Int64
+        var name: String
+        var code: String
+    }
+
+    struct StudentClasses: Encodable {
+        var email: String
+        var classes: [StudentClass]
+    }
+
     struct MyClass: Encodable {
         var classId: Int64
         var className: String
@@ -137,6 +148,20 @@ struct ClassesController {
                 }
             }
             return try JSONResponse(["classes": mine]).response
+        }
+        router.get("/api/v1/students/{email}/classes") { _, context -> Response in
+            let user = try context.requireUser()
+            let raw = try context.parameters.require("email")
+            let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+            // A student sees only their own; an instructor only the classes they teach.
+            guard user.role != .student || email == user.email.lowercased() else { throw APIError.notFound("No such student.") }
+            var visible: [StudentClass] = []
+            for (id, _) in try await classes.of(studentEmail: email) {
+                guard let record = try await classes.find(id: id) else { continue }
+                if user.role == .instructor, try await !classes.isTaught(record, by: user) { continue }
+                visible.append(StudentClass(id: record.id, name: record.name, code: record.code))
+            }
+            return try JSONResponse(StudentClasses(email: email, classes: visible)).response
         }
         router.get("/api/v1/classes/{id}") { _, context -> Response in
             try JSONResponse(ClassView(try await authorizedClass(context))).response
