@@ -51,7 +51,12 @@ struct ClassesTests {
             #expect(try await client.request(.put, uri, token: owner, json: #"{"name":"Only a name"}"#).status == .badRequest)
             let put = try await client.request(.put, uri, token: owner, json: #"{"name":"Put","code":"c4b"}"#)
             #expect(put.status == .ok && put.text.contains(#""description":"""#))
+            func changesAudited() async throws -> Int {
+                try await client.request(.get, "/api/v1/audit?entity=class", token: admin).text.components(separatedBy: #""action":"change""#).count - 1
+            }
+            let audited = try await changesAudited()
             #expect(try await client.request(.patch, uri, token: owner, json: #"{"code":"c1"}"#).status == .conflict)
+            #expect(try await changesAudited() == audited, "a change that failed leaves no audit row")
             #expect(try await client.request(.patch, uri, token: owner, json: #"{"code":"bad code"}"#).status == .unprocessableContent)
             #expect(try await client.request(.patch, uri, token: owner, json: #"{"name":5}"#).status == .badRequest)
             // Only admins give a class away, and only to an instructor or admin.
@@ -139,6 +144,10 @@ struct ClassesTests {
             #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: colleague).status == .forbidden)
             #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: scene.owner).status == .noContent)
             #expect(try await client.request(.delete, "\(uri)/\(team[1].id)", token: scene.owner).status == .notFound)
+            // Only what changed something is in the audit trail: one addition (the second was a no-op), one removal.
+            let trail = try await client.request(.get, "/api/v1/audit?entity=class", token: scene.admin).text
+            #expect(trail.components(separatedBy: #""action":"add-instructor""#).count == 2)
+            #expect(trail.components(separatedBy: #""action":"remove-instructor""#).count == 2)
             #expect(try await client.request(.get, "/api/v1/classes/\(scene.classID)", token: colleague).status == .forbidden)
             #expect(await policy.refusal(for: "class:\(scene.classID)", user: colleagueClaims) != nil)
             #expect(try await client.request(.get, "/api/v1/submissions", token: colleague).text.contains(#""submissions":[]"#))
@@ -215,7 +224,9 @@ struct ClassesTests {
                 var entries: [Entry]
             }
             let audit = try await client.request(.get, "/api/v1/audit?entity=enrolment", token: admin).decode(Audit.self)
-            #expect(audit.entries.map(\.action) == ["unenrol", "unenrol", "upload", "update", "enrol"])
+            // Newest first; enrolling someone already enrolled (a new name or team) is an "enrol" too;
+            // removing someone who is not enrolled (404) changed nothing and is not recorded.
+            #expect(audit.entries.map(\.action) == ["unenrol", "unenrol", "upload", "enrol", "enrol"])
             #expect(audit.entries.first?.entityId == "\(course.id)/ann@example.com")
             #expect(audit.entries.first?.requestId == requestID)
             #expect(try await client.request(.get, "/api/v1/audit?entity=class", token: admin).text.contains(#""action":"create""#))

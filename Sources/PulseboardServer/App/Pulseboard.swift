@@ -89,13 +89,12 @@ public struct Pulseboard: Sendable {
             writer: writer, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
             testEvents: config.enableTestAPI ? TestEvents() : nil
         ).addRoutes(to: routes)
-        let audit = AuditTrail(store: store)
-        ClassesController(classes: classes, enrolment: Enrolment(store: store), audit: audit, progress: progress, hub: hub).addRoutes(to: routes)
+        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub).addRoutes(to: routes)
         let assignments = Assignments(store: store)
-        AssignmentsController(assignments: assignments, classes: classes, audit: audit).addRoutes(to: routes)
+        AssignmentsController(assignments: assignments, classes: classes).addRoutes(to: routes)
         SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier, cardsChanged: cardsChanged)
             .addRoutes(to: routes)
-        audit.addRoutes(to: routes)
+        AuditTrail(store: store).addRoutes(to: routes)
         BroadcastController(notifier: notifier).addRoutes(to: routes)
         LiveController(
             session: LiveSession(

@@ -24,23 +24,25 @@ struct AssignmentProgress: Encodable, Sendable, Equatable {
     var lastActivity: String?
 }
 
-/// Assignments in storage, through portable statements.
+/// Assignments in storage, through portable statements; each change writes its audit note in
+/// its own transaction.
 struct Assignments {
     let store: any Store
 
     private static let columns = "id, class_id, title, description, notebook_path, due_at, created_by, created_at, updated_at"
 
-    func create(_ draft: AssignmentRecord) async throws -> AssignmentRecord {
-        let rows = try await store.transaction([
-            SQLStatement(
-                """
-                INSERT INTO assignments (class_id, title, description, notebook_path, due_at, created_by, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
-                """,
-                .integer(draft.classID), .text(draft.title), .text(draft.description), .text(draft.notebookPath), SQLValue(draft.dueAtMs),
-                .integer(draft.createdBy), .integer(draft.createdAtMs), .integer(draft.updatedAtMs)
-            )
-        ])
+    func create(_ draft: AssignmentRecord, audit: AuditNote?) async throws -> AssignmentRecord {
+        let rows = try await store.transaction(
+            [
+                SQLStatement(
+                    """
+                    INSERT INTO assignments (class_id, title, description, notebook_path, due_at, created_by, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
+                    """,
+                    .integer(draft.classID), .text(draft.title), .text(draft.description), .text(draft.notebookPath), SQLValue(draft.dueAtMs),
+                    .integer(draft.createdBy), .integer(draft.createdAtMs), .integer(draft.updatedAtMs)
+                )
+            ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
         guard let record = rows.first?.first.flatMap(Self.record) else { throw StoreError.unavailable("the new assignment was not returned") }
         return record
     }
@@ -62,18 +64,20 @@ struct Assignments {
         return try await store.select(SQLStatement(sql, arguments: arguments)).compactMap(Self.record)
     }
 
-    func update(_ record: AssignmentRecord) async throws {
-        try await store.transaction([
-            SQLStatement(
-                "UPDATE assignments SET title = ?, description = ?, notebook_path = ?, due_at = ?, updated_at = ? WHERE id = ?",
-                .text(record.title), .text(record.description), .text(record.notebookPath), SQLValue(record.dueAtMs), .integer(record.updatedAtMs),
-                .integer(record.id)
-            )
-        ])
+    func update(_ record: AssignmentRecord, audit: AuditNote?) async throws {
+        try await store.transaction(
+            [
+                SQLStatement(
+                    "UPDATE assignments SET title = ?, description = ?, notebook_path = ?, due_at = ?, updated_at = ? WHERE id = ?",
+                    .text(record.title), .text(record.description), .text(record.notebookPath), SQLValue(record.dueAtMs),
+                    .integer(record.updatedAtMs), .integer(record.id)
+                )
+            ] + [audit?.statement(id: .integer(record.id))].compactMap { $0 })
     }
 
-    func delete(id: Int64) async throws {
-        try await store.transaction([SQLStatement("DELETE FROM assignments WHERE id = ?", .integer(id))])
+    func delete(id: Int64, audit: AuditNote?) async throws {
+        try await store.transaction(
+            [SQLStatement("DELETE FROM assignments WHERE id = ?", .integer(id))] + [audit?.statement(id: .integer(id))].compactMap { $0 })
     }
 
     /// Every student of the assignment's class, with what their events say about its notebook.

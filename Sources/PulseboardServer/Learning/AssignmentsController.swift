@@ -56,7 +56,6 @@ struct AssignmentsController {
 
     let assignments: Assignments
     let classes: Classes
-    let audit: AuditTrail
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/assignments") { request, context -> Response in
@@ -71,8 +70,8 @@ struct AssignmentsController {
                 AssignmentRecord(
                     id: 0, classID: record.id, title: try Self.validated(title: body.title), description: try Self.description(body.description),
                     notebookPath: try Self.validated(notebookPath: body.notebookPath), dueAtMs: try Self.dueAt(body.dueAt, notBefore: now),
-                    createdBy: user.id, createdAtMs: now, updatedAtMs: now))
-            try await audit.record("create", "assignment", id: created.id, details: "class \(created.classID)", context: context)
+                    createdBy: user.id, createdAtMs: now, updatedAtMs: now),
+                audit: AuditNote("create", "assignment", details: "class \(record.id)", context: context))
             return try JSONResponse(AssignmentView(created), status: .created).response
         }
         router.get("/api/v1/assignments") { request, context -> Response in
@@ -101,8 +100,7 @@ struct AssignmentsController {
         }
         router.delete("/api/v1/assignments/{id}") { _, context -> Response in
             let record = try await managedAssignment(context)
-            try await assignments.delete(id: record.id)
-            try await audit.record("delete", "assignment", id: record.id, details: "class \(record.classID)", context: context)
+            try await assignments.delete(id: record.id, audit: AuditNote("delete", "assignment", details: "class \(record.classID)", context: context))
             return Response(status: .noContent)
         }
     }
@@ -122,8 +120,7 @@ struct AssignmentsController {
         if body.description != nil || replacing { record.description = try Self.description(body.description) }
         if body.dueAt != nil || replacing { record.dueAtMs = try Self.dueAt(body.dueAt, notBefore: record.createdAtMs) }
         record.updatedAtMs = Date().millisecondsSince1970
-        try await assignments.update(record)
-        try await audit.record(replacing ? "replace" : "change", "assignment", id: record.id, context: context)
+        try await assignments.update(record, audit: AuditNote(replacing ? "replace" : "change", "assignment", context: context))
         return try JSONResponse(AssignmentView(record)).response
     }
 

@@ -3,8 +3,7 @@ import Hummingbird
 
 /// Who created, changed or deleted classes, enrolments, assignments, submissions and grades,
 /// when, and in which request (its `X-Request-Id`); kept in the database, readable by admins at
-/// `GET /api/v1/audit`. Submissions and grades are recorded in the transaction of the change;
-/// the others right after it commits.
+/// `GET /api/v1/audit`. Each row is written in the transaction of the change it records.
 struct AuditTrail {
     struct Entry: Encodable, Sendable {
         var id: Int64
@@ -25,27 +24,6 @@ struct AuditTrail {
     }
 
     let store: any Store
-
-    /// Records a change that has just been committed (classes, enrolments, assignments).
-    func record(_ action: String, _ entity: String, id: some CustomStringConvertible, details: String = "", context: AppRequestContext) async throws {
-        guard let entry = Self.entry(action, entity, id: SQLStatement("?", .text(id.description)), details: details, context: context) else { return }
-        try await store.transaction([entry])
-    }
-
-    /// The audit row of a change, to run in the change's own transaction so that neither exists
-    /// without the other. `id` is SQL yielding the entity's id: a bound value, or a subquery for
-    /// a row the same transaction creates. Nil for callers that are not users.
-    static func entry(_ action: String, _ entity: String, id: SQLStatement, details: String = "", context: AppRequestContext) -> SQLStatement? {
-        guard case .user(let actor) = context.principal else { return nil }
-        return SQLStatement(
-            """
-            INSERT INTO audit_log (at, actor_id, actor_email, action, entity, entity_id, request_id, details)
-            VALUES (?, ?, ?, ?, ?, CAST((\(id.sql)) AS TEXT), ?, ?)
-            """,
-            arguments: [.integer(Date().millisecondsSince1970), .integer(actor.id), .text(actor.email), .text(action), .text(entity)] + id.arguments
-                + [.text(context.id), .text(details)]
-        )
-    }
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.get("/api/v1/audit") { request, context -> Response in
@@ -69,5 +47,40 @@ struct AuditTrail {
             }
             return try JSONResponse(Page(entries: entries, skip: skip, limit: limit)).response
         }
+    }
+}
+
+/// What to record about a change. The storage function that makes the change writes it, in the
+/// change's own transaction (so that neither exists without the other), once it knows the
+/// entity's id.
+struct AuditNote: Sendable {
+    var action: String
+    var entity: String
+    var details: String
+    var actor: UserClaims
+    var requestID: String
+
+    /// Nil for callers that are not users.
+    init?(_ action: String, _ entity: String, details: String = "", context: AppRequestContext) {
+        guard case .user(let actor) = context.principal else { return nil }
+        self.action = action
+        self.entity = entity
+        self.details = details
+        self.actor = actor
+        requestID = context.id
+    }
+
+    /// The audit row. `id` may be `.returned(byStatement:)` for a row the transaction creates;
+    /// the row is written only when `condition` is not NULL (say, a statement's RETURNING that
+    /// is empty when the change did nothing).
+    func statement(id: SQLValue, onlyIf condition: SQLValue = .integer(1)) -> SQLStatement {
+        SQLStatement(
+            """
+            INSERT INTO audit_log (at, actor_id, actor_email, action, entity, entity_id, request_id, details)
+            SELECT ?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ? WHERE CAST(? AS TEXT) IS NOT NULL
+            """,
+            .integer(Date().millisecondsSince1970), .integer(actor.id), .text(actor.email), .text(action), .text(entity), id, .text(requestID),
+            .text(details), condition
+        )
     }
 }

@@ -12,7 +12,8 @@ public struct ClassRecord: Sendable, Equatable {
     public var updatedAt: Date
 }
 
-/// Classes in storage, through portable statements.
+/// Classes in storage, through portable statements. Every change records its `audit` note in
+/// its own transaction (the command line passes none).
 struct Classes {
     let store: any Store
 
@@ -20,17 +21,20 @@ struct Classes {
     /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
     private static let taughtBy = "(c.owner_id = ? OR EXISTS (SELECT 1 FROM class_instructors ci WHERE ci.class_id = c.id AND ci.user_id = ?))"
 
-    func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date) async throws -> ClassRecord {
-        let rows = try await store.transaction([
-            SQLStatement(
-                """
-                INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
-                """,
-                .text(name), .text(code), .text(description), .integer(ownerID), .text(token.hash), .text(token.prefix),
-                .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
-            )
-        ])
+    func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws
+        -> ClassRecord
+    {
+        let rows = try await store.transaction(
+            [
+                SQLStatement(
+                    """
+                    INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
+                    """,
+                    .text(name), .text(code), .text(description), .integer(ownerID), .text(token.hash), .text(token.prefix),
+                    .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
+                )
+            ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
         guard let record = rows.first?.first.flatMap(Self.record) else { throw StoreError.unavailable("the new class was not returned") }
         return record
     }
@@ -73,29 +77,35 @@ struct Classes {
     }
 
     /// Saves a class's name, code, description and owner (a taken code is `StoreError.conflict`).
-    func update(_ record: ClassRecord, now: Date) async throws {
-        try await store.transaction([
+    func update(_ record: ClassRecord, now: Date, audit: AuditNote?) async throws {
+        try await run(
             SQLStatement(
                 "UPDATE classes SET name = ?, code = ?, description = ?, owner_id = ?, updated_at = ? WHERE id = ?",
                 .text(record.name), .text(record.code), .text(record.description), .integer(record.ownerID),
                 .integer(now.millisecondsSince1970), .integer(record.id)
-            )
-        ])
+            ), classID: record.id, audit: audit)
     }
 
     /// Deletes a class with everything recorded for it (events, progress, enrolments).
-    func delete(id: Int64) async throws {
-        try await store.transaction([SQLStatement("DELETE FROM classes WHERE id = ?", .integer(id))])
+    func delete(id: Int64, audit: AuditNote?) async throws {
+        try await run(SQLStatement("DELETE FROM classes WHERE id = ?", .integer(id)), classID: id, audit: audit)
     }
 
     /// Replaces the ingest token (the old one stops working at once).
-    func rotateToken(classID: Int64, token: IssuedSecret, now: Date) async throws {
-        try await store.transaction([
+    func rotateToken(classID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws {
+        try await run(
             SQLStatement(
                 "UPDATE classes SET token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
                 .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
-            )
-        ])
+            ), classID: classID, audit: audit)
+    }
+
+    /// Runs a change of one class with its audit row; returns the change's rows. With `ifReturning`
+    /// the row is written only when the change returned a row (it did something).
+    @discardableResult
+    private func run(_ change: SQLStatement, classID: Int64, audit: AuditNote?, ifReturning: Bool = false) async throws -> [SQLRow] {
+        let note = audit?.statement(id: .integer(classID), onlyIf: ifReturning ? .returned(byStatement: 0) : .integer(1))
+        return try await store.transaction([change] + [note].compactMap { $0 }).first ?? []
     }
 
     /// The class that takes tokenless events in `--open-ingest` mode (code `open`), created on
@@ -108,7 +118,7 @@ struct Classes {
         do {
             return try await create(
                 name: "Open classroom", code: "open", description: "Events received without a class token (--open-ingest).", ownerID: owner.id,
-                token: .classToken(), now: now)
+                token: .classToken(), now: now, audit: nil)
         } catch StoreError.conflict {
             // Another instance created it at the same moment.
             guard let existing = try await find(code: "open") else { throw StoreError.unavailable("the open class vanished") }
@@ -174,21 +184,20 @@ struct Classes {
     }
 
     /// Adds a co-instructor; false when they already were one.
-    func addInstructor(classID: Int64, userID: Int64, now: Date) async throws -> Bool {
-        let inserted = try await store.transaction([
+    func addInstructor(classID: Int64, userID: Int64, now: Date, audit: AuditNote?) async throws -> Bool {
+        try await !run(
             SQLStatement(
                 "INSERT INTO class_instructors (class_id, user_id, added_at) VALUES (?, ?, ?) ON CONFLICT (class_id, user_id) DO NOTHING RETURNING user_id",
-                .integer(classID), .integer(userID), .integer(now.millisecondsSince1970))
-        ])
-        return !(inserted.first ?? []).isEmpty
+                .integer(classID), .integer(userID), .integer(now.millisecondsSince1970)), classID: classID, audit: audit, ifReturning: true
+        ).isEmpty
     }
 
     /// Removes a co-instructor; false when they were not one.
-    func removeInstructor(classID: Int64, userID: Int64) async throws -> Bool {
-        let deleted = try await store.transaction([
-            SQLStatement("DELETE FROM class_instructors WHERE class_id = ? AND user_id = ? RETURNING user_id", .integer(classID), .integer(userID))
-        ])
-        return !(deleted.first ?? []).isEmpty
+    func removeInstructor(classID: Int64, userID: Int64, audit: AuditNote?) async throws -> Bool {
+        try await !run(
+            SQLStatement("DELETE FROM class_instructors WHERE class_id = ? AND user_id = ? RETURNING user_id", .integer(classID), .integer(userID)),
+            classID: classID, audit: audit, ifReturning: true
+        ).isEmpty
     }
 
     private static func record(_ row: SQLRow) -> ClassRecord? {
@@ -225,7 +234,7 @@ public enum ClassAdministration {
         let token = IssuedSecret.classToken()
         do {
             let record = try await Classes(store: store).create(
-                name: name, code: code, description: description, ownerID: owner.id, token: token, now: Date())
+                name: name, code: code, description: description, ownerID: owner.id, token: token, now: Date(), audit: nil)
             return (record, token.secret)
         } catch StoreError.conflict {
             throw ConfigurationError("The class code '\(code)' is taken.")
@@ -240,7 +249,7 @@ public enum ClassAdministration {
     public static func rotateToken(classID: Int64, in store: any Store) async throws -> String {
         guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
         let token = IssuedSecret.classToken()
-        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date())
+        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date(), audit: nil)
         return token.secret
     }
 }

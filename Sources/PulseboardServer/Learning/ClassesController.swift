@@ -109,7 +109,6 @@ struct ClassesController {
 
     let classes: Classes
     let enrolment: Enrolment
-    let audit: AuditTrail
     let progress: ClassProgress
     let hub: Hub
 
@@ -122,8 +121,8 @@ struct ClassesController {
             let token = IssuedSecret.classToken()
             do {
                 let record = try await classes.create(
-                    name: name, code: code, description: body.description ?? "", ownerID: user.id, token: token, now: Date())
-                try await audit.record("create", "class", id: record.id, details: "code \(record.code)", context: context)
+                    name: name, code: code, description: body.description ?? "", ownerID: user.id, token: token, now: Date(),
+                    audit: AuditNote("create", "class", details: "code \(code)", context: context))
                 return try JSONResponse(ClassView(record, token: token.secret), status: .created).response
             } catch StoreError.conflict {
                 throw APIError.conflict("The class code '\(code)' is taken.")
@@ -174,8 +173,7 @@ struct ClassesController {
         }
         router.delete("/api/v1/classes/{id}") { _, context -> Response in
             let record = try await ownedClass(context)
-            try await classes.delete(id: record.id)
-            try await audit.record("delete", "class", id: record.id, details: "code \(record.code)", context: context)
+            try await classes.delete(id: record.id, audit: AuditNote("delete", "class", details: "code \(record.code)", context: context))
             return Response(status: .noContent)
         }
         router.get("/api/v1/classes/{id}/instructors") { _, context -> Response in
@@ -195,17 +193,18 @@ struct ClassesController {
             guard colleague.id != record.ownerID else {
                 throw APIError.unprocessable("This is the class's owner.", details: ["field": .string("email")])
             }
-            let added = try await classes.addInstructor(classID: record.id, userID: colleague.id, now: Date())
-            if added { try await audit.record("add-instructor", "class", id: record.id, details: email, context: context) }
+            let added = try await classes.addInstructor(
+                classID: record.id, userID: colleague.id, now: Date(), audit: AuditNote("add-instructor", "class", details: email, context: context))
             return try JSONResponse(Instructors(instructors: try await classes.instructors(of: record)), status: added ? .created : .ok).response
         }
         router.delete("/api/v1/classes/{id}/instructors/{userId}") { _, context -> Response in
             let record = try await ownedClass(context)
-            guard let userID = context.parameters.get("userId", as: Int64.self), try await classes.removeInstructor(classID: record.id, userID: userID)
+            guard let userID = context.parameters.get("userId", as: Int64.self),
+                try await classes.removeInstructor(
+                    classID: record.id, userID: userID, audit: AuditNote("remove-instructor", "class", details: "user \(userID)", context: context))
             else {
                 throw APIError.notFound("No such co-instructor of this class.")
             }
-            try await audit.record("remove-instructor", "class", id: record.id, details: "user \(userID)", context: context)
             return Response(status: .noContent)
         }
         router.get("/api/v1/classes/{id}/students") { _, context -> Response in
@@ -218,8 +217,8 @@ struct ClassesController {
             let email = try UsersController.validated(email: body.email)
             let name = try Self.optional(body.name, field: "name", max: 200)
             let team = try Self.optional(body.team, field: "team", max: 100)
-            let added = try await enrolment.enrol(classID: record.id, email: email, name: name, team: team, now: Date())
-            try await audit.record(added ? "enrol" : "update", "enrolment", id: "\(record.id)/\(email)", context: context)
+            let added = try await enrolment.enrol(
+                classID: record.id, email: email, name: name, team: team, now: Date(), audit: AuditNote("enrol", "enrolment", context: context))
             let member = try await enrolment.roster(classID: record.id).first { $0.email == email }
             return try JSONResponse(Roster(students: member.map { [$0] } ?? []), status: added ? .created : .ok).response
         }
@@ -227,10 +226,9 @@ struct ClassesController {
             let record = try await authorizedClass(context)
             let raw = try context.parameters.require("email")
             let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
-            guard try await enrolment.unenrol(classID: record.id, email: email) else {
+            guard try await enrolment.unenrol(classID: record.id, email: email, audit: AuditNote("unenrol", "enrolment", context: context)) else {
                 throw APIError.notFound("No such student in this class.")
             }
-            try await audit.record("unenrol", "enrolment", id: "\(record.id)/\(email)", context: context)
             return Response(status: .noContent)
         }
         router.post("/api/v1/classes/{id}/students/csv") { request, context -> Response in
@@ -245,25 +243,18 @@ struct ClassesController {
             } catch let RosterCSV.Failure.unreadable(reason) {
                 throw APIError.unprocessable(reason, details: ["field": .string("file")])
             }
-            var report = UploadReport(enrolled: 0, alreadyEnrolled: 0, rejected: parsed.rejected)
-            for row in parsed.rows {
-                if try await enrolment.enrol(classID: record.id, email: row.email, name: row.name, team: row.team, now: Date()) {
-                    report.enrolled += 1
-                } else {
-                    report.alreadyEnrolled += 1
-                }
-            }
-            report.rejected.sort { $0.line < $1.line }
-            try await audit.record(
-                "upload", "enrolment", id: record.id,
-                details: "\(report.enrolled) enrolled, \(report.alreadyEnrolled) already, \(report.rejected.count) rejected", context: context)
+            // Every valid row in one transaction: an upload is enrolled whole or not at all.
+            let new = try await enrolment.enrol(
+                classID: record.id, rows: parsed.rows, now: Date(),
+                audit: AuditNote("upload", "enrolment", details: "\(parsed.rows.count) rows, \(parsed.rejected.count) rejected", context: context))
+            let added = new.filter { $0 }.count
+            let report = UploadReport(enrolled: added, alreadyEnrolled: new.count - added, rejected: parsed.rejected.sorted { $0.line < $1.line })
             return try JSONResponse(report).response
         }
         router.post("/api/v1/classes/{id}/token") { _, context -> Response in
             let record = try await authorizedClass(context)
             let token = IssuedSecret.classToken()
-            try await classes.rotateToken(classID: record.id, token: token, now: Date())
-            try await audit.record("rotate-token", "class", id: record.id, context: context)
+            try await classes.rotateToken(classID: record.id, token: token, now: Date(), audit: AuditNote("rotate-token", "class", context: context))
             let rotated = try await classes.find(id: record.id) ?? record
             return try JSONResponse(ClassView(rotated, token: token.secret)).response
         }
@@ -347,11 +338,11 @@ struct ClassesController {
             record.ownerID = owner
         }
         do {
-            try await classes.update(record, now: Date())
+            try await classes.update(
+                record, now: Date(), audit: AuditNote(replacing ? "replace" : "change", "class", details: "owner \(record.ownerID)", context: context))
         } catch StoreError.conflict {
             throw APIError.conflict("The class code '\(record.code)' is taken.")
         }
-        try await audit.record(replacing ? "replace" : "change", "class", id: record.id, details: "owner \(record.ownerID)", context: context)
         return try JSONResponse(ClassView(try await classes.find(id: record.id) ?? record)).response
     }
 

@@ -15,11 +15,28 @@ struct Enrolment {
 
     let store: any Store
 
-    /// Adds a student (or updates their name and team); returns whether they were new to the class.
+    /// Adds a student (or updates their name and team), with `audit` in the same transaction;
+    /// returns whether they were new to the class.
     @discardableResult
-    func enrol(classID: Int64, email: String, name: String?, team: String?, now: Date) async throws -> Bool {
+    func enrol(classID: Int64, email: String, name: String?, team: String?, now: Date, audit: AuditNote?) async throws -> Bool {
+        let note = audit?.statement(id: .text("\(classID)/\(email)"))
+        let results = try await store.transaction(membership(classID: classID, email: email, name: name, team: team, now: now) + [note].compactMap { $0 })
+        return !results[1].isEmpty
+    }
+
+    /// Enrols every row of an upload in one transaction (all or none), with `audit`; returns for
+    /// each row whether the student was new to the class.
+    func enrol(classID: Int64, rows: [RosterCSV.Row], now: Date, audit: AuditNote?) async throws -> [Bool] {
+        let statements = rows.flatMap { membership(classID: classID, email: $0.email, name: $0.name, team: $0.team, now: now) }
+        let results = try await store.transaction(statements + [audit?.statement(id: .integer(classID))].compactMap { $0 })
+        return rows.indices.map { !results[2 * $0 + 1].isEmpty }
+    }
+
+    /// The student's row (created or updated) and their membership (the second statement
+    /// returns a row only when it is new).
+    private func membership(classID: Int64, email: String, name: String?, team: String?, now: Date) -> [SQLStatement] {
         let time = SQLValue.integer(now.millisecondsSince1970)
-        let results = try await store.transaction([
+        return [
             SQLStatement(
                 """
                 INSERT INTO students (email, name, team, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
@@ -31,19 +48,19 @@ struct Enrolment {
                 "INSERT INTO class_students (class_id, student_id, joined_at) SELECT ?, id, ? FROM students WHERE email = ? ON CONFLICT DO NOTHING RETURNING class_id",
                 .integer(classID), time, .text(email)
             ),
-        ])
-        return !(results.last ?? []).isEmpty
+        ]
     }
 
     /// Removes a student from a class (their events stay); false when they were not in it.
-    func unenrol(classID: Int64, email: String) async throws -> Bool {
-        let results = try await store.transaction([
-            SQLStatement(
-                "DELETE FROM class_students WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) RETURNING class_id",
-                .integer(classID), .text(email)
-            )
-        ])
-        return !(results.first ?? []).isEmpty
+    func unenrol(classID: Int64, email: String, audit: AuditNote?) async throws -> Bool {
+        let results = try await store.transaction(
+            [
+                SQLStatement(
+                    "DELETE FROM class_students WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) RETURNING class_id",
+                    .integer(classID), .text(email)
+                )
+            ] + [audit?.statement(id: .text("\(classID)/\(email)"), onlyIf: .returned(byStatement: 0))].compactMap { $0 })
+        return !results[0].isEmpty
     }
 
     func roster(classID: Int64) async throws -> [Member] {

@@ -40,35 +40,28 @@ struct Submissions {
 
     /// Stores a new version of the student's submission (the first one creates the submission),
     /// late when after the due date; `audit` is written in the same transaction.
-    func submit(
-        _ notebook: Data, to assignment: AssignmentRecord, studentID: Int64, now: Date, audit: (SQLStatement) -> SQLStatement?
-    ) async throws -> SubmissionRecord {
+    func submit(_ notebook: Data, to assignment: AssignmentRecord, studentID: Int64, now: Date, audit: AuditNote?) async throws -> SubmissionRecord {
         let nowMs = now.millisecondsSince1970
         let late = assignment.dueAtMs.map { nowMs > $0 } ?? false
         let stashed = try files.stash(notebook)
-        let mine = "SELECT id FROM submissions WHERE assignment_id = ? AND student_id = ?"
-        let mineArguments = [SQLValue.integer(assignment.id), .integer(studentID)]
-        var statements = [
+        let submission = SQLValue.returned(byStatement: 0)
+        let statements = [
             SQLStatement(
                 """
                 INSERT INTO submissions (assignment_id, student_id, created_at, updated_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (assignment_id, student_id) DO UPDATE SET updated_at = excluded.updated_at
+                ON CONFLICT (assignment_id, student_id) DO UPDATE SET updated_at = excluded.updated_at RETURNING id
                 """,
-                arguments: mineArguments + [.integer(nowMs), .integer(nowMs)]),
+                .integer(assignment.id), .integer(studentID), .integer(nowMs), .integer(nowMs)),
             SQLStatement(
                 """
                 INSERT INTO submission_versions (submission_id, version, content_key, content, size, sha256, submitted_at, late)
-                SELECT s.id, COALESCE((SELECT MAX(v.version) FROM submission_versions v WHERE v.submission_id = s.id), 0) + 1, ?, ?, ?, ?, ?, ?
-                FROM submissions s WHERE s.assignment_id = ? AND s.student_id = ?
+                SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ? FROM submission_versions WHERE submission_id = ?
                 """,
-                arguments: [
-                    .text(stashed.key), stashed.inline.map(SQLValue.blob) ?? .null, .integer(Int64(notebook.count)), .text(stashed.sha256),
-                    .integer(nowMs), SQLValue(late),
-                ] + mineArguments),
+                submission, .text(stashed.key), stashed.inline.map(SQLValue.blob) ?? .null, .integer(Int64(notebook.count)), .text(stashed.sha256),
+                .integer(nowMs), SQLValue(late), submission),
         ]
-        if let entry = audit(SQLStatement(mine, arguments: mineArguments)) { statements.append(entry) }
         do {
-            try await store.transaction(statements)
+            try await store.transaction(statements + [audit?.statement(id: submission)].compactMap { $0 })
         } catch {
             files.discard(keys: [stashed.key])
             throw error
@@ -114,7 +107,7 @@ struct Submissions {
     }
 
     /// Sets (or clears, with nil) the grade and feedback; the graded version is the latest.
-    func grade(_ submission: SubmissionRecord, grade: Double?, feedback: String?, graderID: Int64, now: Date, audit: SQLStatement?) async throws {
+    func grade(_ submission: SubmissionRecord, grade: Double?, feedback: String?, graderID: Int64, now: Date, audit: AuditNote?) async throws {
         let nowMs = now.millisecondsSince1970
         let graded = grade != nil || feedback != nil
         var statements = [
@@ -125,12 +118,14 @@ struct Submissions {
                 SQLValue(grade), SQLValue(feedback), graded ? .integer(graderID) : .null, graded ? .integer(nowMs) : .null,
                 graded ? .integer(submission.latest.version) : .null, .integer(nowMs), .integer(submission.id))
         ]
-        if let audit { statements.append(audit) }
+        if let audit { statements.append(audit.statement(id: .integer(submission.id))) }
         try await store.transaction(statements)
     }
 
-    func delete(_ submission: SubmissionRecord, audit: SQLStatement?) async throws {
-        try await store.transaction([SQLStatement("DELETE FROM submissions WHERE id = ?", .integer(submission.id))] + (audit.map { [$0] } ?? []))
+    func delete(_ submission: SubmissionRecord, audit: AuditNote?) async throws {
+        try await store.transaction(
+            [SQLStatement("DELETE FROM submissions WHERE id = ?", .integer(submission.id))]
+                + [audit?.statement(id: .integer(submission.id))].compactMap { $0 })
         files.discard(keys: submission.versions.map(\.contentKey))
     }
 

@@ -93,9 +93,9 @@ struct SubmissionsController {
             let notebook = try await IngestController.collectBody(request, limit: Self.maxNotebookBytes)
             try Self.validateNotebook(notebook)
             do {
-                let record = try await submissions.submit(notebook, to: assignment, studentID: user.id, now: Date()) { id in
-                    AuditTrail.entry("submit", "submission", id: id, details: "assignment \(assignment.id)", context: context)
-                }
+                let record = try await submissions.submit(
+                    notebook, to: assignment, studentID: user.id, now: Date(),
+                    audit: AuditNote("submit", "submission", details: "assignment \(assignment.id)", context: context))
                 notifier.hub.publish(channel: LiveChannels.classView(assignment.classID), data: SubmissionReceived(SubmissionView(record)))
                 cardsChanged([assignment.classID: [user.email.lowercased()]])
                 return try JSONResponse(SubmissionView(record), status: .created).response
@@ -160,8 +160,7 @@ struct SubmissionsController {
             }
             try await submissions.delete(
                 record,
-                audit: AuditTrail.entry(
-                    "delete", "submission", id: SQLStatement("?", .integer(record.id)), details: "assignment \(record.assignmentID)", context: context))
+                audit: AuditNote("delete", "submission", details: "assignment \(record.assignmentID)", context: context))
             return Response(status: .noContent)
         }
     }
@@ -179,9 +178,7 @@ struct SubmissionsController {
         if replacing || change.feedback != nil { record.feedback = change.feedback ?? nil }
         try await submissions.grade(
             record, grade: record.grade, feedback: record.feedback, graderID: user.id, now: Date(),
-            audit: AuditTrail.entry(
-                "grade", "submission", id: SQLStatement("?", .integer(record.id)), details: record.grade.map { "grade \($0)" } ?? "grade cleared",
-                context: context))
+            audit: AuditNote("grade", "submission", details: record.grade.map { "grade \($0)" } ?? "grade cleared", context: context))
         guard let graded = try await submissions.find(id: record.id) else { throw APIError.notFound("No submission with this id.") }
         if let grade = graded.grade, let assignment = try await assignments.find(id: graded.assignmentID) {
             notifier.send(

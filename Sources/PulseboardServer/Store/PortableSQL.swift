@@ -8,6 +8,10 @@ public enum SQLValue: Sendable, Hashable {
     /// Bytes (a submitted notebook kept in the database): BLOB in SQLite, bytea in PostgreSQL.
     case blob(Data)
     case null
+    /// Only as an argument inside `Store.transaction`: the first column of the first row that the
+    /// statement at this index in the same transaction returned (say, the id of a row it inserted),
+    /// or NULL when it returned none.
+    case returned(byStatement: Int)
 
     public init(_ value: Int64?) { self = value.map(SQLValue.integer) ?? .null }
     public init(_ value: Int?) { self = value.map { .integer(Int64($0)) } ?? .null }
@@ -59,6 +63,16 @@ public struct SQLStatement: Sendable {
     public init(_ sql: String, arguments: [SQLValue]) {
         self.sql = sql
         self.arguments = arguments
+    }
+
+    /// The statement with `.returned` arguments replaced by what those statements returned.
+    func resolving(_ results: [[SQLRow]]) -> SQLStatement {
+        SQLStatement(
+            sql,
+            arguments: arguments.map { argument in
+                guard case .returned(let index) = argument else { return argument }
+                return results.indices.contains(index) ? results[index].first?.first ?? .null : .null
+            })
     }
 
     /// The same statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …).

@@ -116,7 +116,7 @@ public final class PostgresStore: Store {
     }
 
     public func updateUser(_ user: User) async throws {
-        try await mapConflicts("a user with this email exists") {
+        _ = try await mapConflicts("a user with this email exists") {
             try await query(
                 "UPDATE users SET email = \(user.email), role = \(user.role.rawValue), password_hash = \(user.passwordHash) WHERE id = \(user.id)"
             )
@@ -346,7 +346,7 @@ public final class PostgresStore: Store {
             try await transaction { connection in
                 var results: [[SQLRow]] = []
                 for statement in statements {
-                    results.append(try await Self.run(statement, on: connection, logger: logger))
+                    results.append(try await Self.run(statement.resolving(results), on: connection, logger: logger))
                 }
                 return results
             }
@@ -366,7 +366,7 @@ public final class PostgresStore: Store {
             case .real(let number): binds.append(number)
             case .text(let text): binds.append(text)
             case .blob(let data): binds.append(ByteBuffer(bytes: data))
-            case .null: binds.appendNull()
+            case .null, .returned: binds.appendNull()
             }
         }
         let rows = try await connection.query(PostgresQuery(unsafeSQL: statement.numberedPlaceholders, binds: binds), logger: logger).collect()

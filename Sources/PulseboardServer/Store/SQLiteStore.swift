@@ -251,7 +251,11 @@ public final class SQLiteStore: Store {
     @discardableResult
     public func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]] {
         try await mapConflicts("A unique value is taken.") {
-            try await pool.write { db in try statements.map { try Self.run($0, in: db) } }
+            try await pool.write { db in
+                var results: [[SQLRow]] = []
+                for statement in statements { results.append(try Self.run(statement.resolving(results), in: db)) }
+                return results
+            }
         }
     }
 
@@ -267,7 +271,7 @@ public final class SQLiteStore: Store {
                 case .real(let number): number
                 case .text(let text): text
                 case .blob(let data): data
-                case .null: nil
+                case .null, .returned: nil
                 }
             })
         return try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: arguments).map { row in
