@@ -396,6 +396,61 @@ struct LearningEventTests {
         }
     }
 
+    /// The processor writes who the students are once per batch, merged; the picture must be the
+    /// one that applying the same events one at a time leaves.
+    @Test(arguments: TestEngine.all) func aBatchLeavesThePictureThatEventsOneByOneLeave(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, parts in
+            let admin = try await client.login().accessToken
+            let processor = EventProcessor(
+                store: parts.store, hub: parts.hub, progress: ClassProgress(store: parts.store), telemetry: parts.telemetry, logger: TestApp.logger)
+            let start = Date(timeIntervalSince1970: 1_790_000_000)
+            func script(_ tag: String) -> [String] {
+                let (ann, bob) = ("ann-\(tag)@example.com", "bob-\(tag)@example.com")
+                return [
+                    ExtensionEvent.json("notebook_opened", email: ann, time: start, name: "Ann", notebook: "a.ipynb"),
+                    ExtensionEvent.json("cell_executed", email: bob, time: start.addingTimeInterval(5), name: "Bob", cell: 0, hasError: true),
+                    ExtensionEvent.json("cell_executed", email: ann, time: start.addingTimeInterval(9), name: "Ann B.", cell: 1, hasError: false),
+                    // Late and out of order: counts, but does not move Ann back.
+                    ExtensionEvent.json("cell_executed", email: ann, time: start.addingTimeInterval(3), name: "Ann C.", cell: 0, hasError: true),
+                    ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(12), name: "Bob", team: "team-b", notebook: "b.ipynb", cell: 4),
+                    ExtensionEvent.json("help_stop", email: bob, time: start.addingTimeInterval(20), name: "Bob"),
+                    ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(25), name: "Bob"),
+                    ExtensionEvent.json("session_end", email: ann, time: start.addingTimeInterval(30), name: "Ann D."),
+                ]
+            }
+            func events(_ tag: String, classID: Int64) throws -> [LearningEvent] {
+                try EventParser.parse(Data(("[" + script(tag).joined(separator: ",") + "]").utf8), classID: classID, arrival: start).events
+            }
+            let batched = try await client.createClass("batched", token: admin)
+            let single = try await client.createClass("single", token: admin)
+            #expect(await processor.apply(try events("x", classID: batched.id)))
+            for event in try events("y", classID: single.id) { #expect(await processor.apply([event])) }
+
+            /// Every row the picture keeps for a class, with the tag taken out of the emails.
+            func picture(_ classID: Int64, _ tag: String) async throws -> [String] {
+                let queries = [
+                    """
+                    SELECT s.email, s.name, s.team, s.first_seen, s.last_seen, cs.joined_at, cs.last_event_at, cs.last_event_type, cs.notebook_path,
+                        cs.cell_index, cs.cell_id, cs.cells_executed, cs.last_execution_failed
+                    FROM class_students cs JOIN students s ON s.id = cs.student_id WHERE cs.class_id = ? ORDER BY s.email
+                    """,
+                    "SELECT s.email, ss.started_at, ss.last_seen, ss.ended_at FROM student_sessions ss JOIN students s ON s.id = ss.student_id WHERE ss.class_id = ? ORDER BY s.email",
+                    "SELECT path, first_seen FROM notebooks WHERE class_id = ? ORDER BY path",
+                    "SELECT s.email, h.opened_at, h.closed_at, h.cell_index FROM help_requests h JOIN students s ON s.id = h.student_id WHERE h.class_id = ? ORDER BY h.opened_at",
+                    "SELECT COUNT(*) FROM events WHERE class_id = ? AND processed_at IS NULL",
+                ]
+                var rows: [String] = []
+                for query in queries {
+                    rows += try await parts.store.select(SQLStatement(query, .integer(classID))).map { "\($0)".replacingOccurrences(of: "-\(tag)@", with: "@") }
+                }
+                return rows
+            }
+            let one = try await picture(batched.id, "x")
+            #expect(one == (try await picture(single.id, "y")))
+            #expect(one.contains { $0.contains("Ann D.") } && one.count > 6)
+        }
+    }
+
     @Test(arguments: TestEngine.all) func theTestAPIExistsOnlyWhenEnabled(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
             let absent = try await client.request(.post, "/api/v1/test/events/t1", json: "[]")

@@ -94,7 +94,7 @@ final class EventProcessor: Service {
 
     private func attempt(_ events: [LearningEvent], retries: [Duration]) async -> Bool {
         let now = Date()
-        let statements = events.flatMap { router.statements(for: $0) + [EventLog.markProcessed($0, at: now)] }
+        let statements = router.statements(for: events) + EventLog.markProcessed(events, at: now)
         for delay in [Duration.zero] + retries {
             if delay > .zero { try? await Task.sleep(for: delay) }
             do {

@@ -17,11 +17,15 @@ struct EventRouter: Sendable {
         for type in types { handlers[type] = handler }
     }
 
-    /// Every event with a student updates who they are and where they are; then its handler runs.
-    /// Events without an email stay in the raw stream only.
-    func statements(for event: LearningEvent) -> [SQLStatement] {
-        guard event.email != nil else { return [] }
-        return Picture.seen(event) + (handlers[event.type] ?? fallback)(event)
+    /// The statements that apply a batch of events, in order. Who each student is, their
+    /// membership, sessions and notebooks are written once per batch, merged the way applying the
+    /// events one by one would leave them (each such statement only keeps the first time, the
+    /// latest time and the last name given) — with PostgreSQL every statement is a round trip.
+    /// Then, per event, where the student is now and its handler's statements. Events without
+    /// an email stay in the raw stream only.
+    func statements(for events: [LearningEvent]) -> [SQLStatement] {
+        let located = events.filter { $0.email != nil }
+        return Picture.seen(located) + located.flatMap { Picture.position($0) + (handlers[$0.type] ?? fallback)($0) }
     }
 
     /// The handlers for the event types of the JupyterLab extension and its relatives.
@@ -41,11 +45,21 @@ struct EventRouter: Sendable {
 private enum Picture {
     static let student = "(SELECT id FROM students WHERE email = ?)"
 
-    static func seen(_ event: LearningEvent) -> [SQLStatement] {
-        let email = SQLValue(event.email)
-        let time = SQLValue.integer(event.timeMs)
-        let classID = SQLValue.integer(event.classID)
-        var statements = [
+    /// What the events of a batch say about who the students are: one statement per student,
+    /// class membership, session and notebook, each with the first and latest time it was seen.
+    static func seen(_ events: [LearningEvent]) -> [SQLStatement] {
+        var students = Merged<String>()
+        var members = Merged<Pair>()
+        var sessions = Merged<Pair>()
+        var notebooks = Merged<Pair>()
+        for event in events {
+            guard let email = event.email else { continue }
+            students.add(email, event)
+            members.add(Pair(event.classID, email), event)
+            if let session = event.sessionID { sessions.add(Pair(event.classID, session), event) }
+            if let path = event.notebookPath { notebooks.add(Pair(event.classID, path), event) }
+        }
+        let studentRows = students.entries.map { email, seen in
             SQLStatement(
                 """
                 INSERT INTO students (email, name, team, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
@@ -54,38 +68,86 @@ private enum Picture {
                     team = COALESCE(excluded.team, students.team),
                     last_seen = CASE WHEN excluded.last_seen > students.last_seen THEN excluded.last_seen ELSE students.last_seen END
                 """,
-                email, SQLValue(event.userName), SQLValue(event.teamName), time, time
-            ),
+                .text(email), SQLValue(seen.name), SQLValue(seen.team), .integer(seen.first), .integer(seen.latest)
+            )
+        }
+        let memberRows = members.entries.map { member, seen in
             SQLStatement(
                 "INSERT INTO class_students (class_id, student_id, joined_at) SELECT ?, id, ? FROM students WHERE email = ? ON CONFLICT DO NOTHING",
-                classID, time, email
-            ),
-            // Where the student is now: only a newer event moves them.
+                .integer(member.classID), .integer(seen.first), .text(member.key)
+            )
+        }
+        let sessionRows = sessions.entries.map { session, seen in
+            SQLStatement(
+                """
+                INSERT INTO student_sessions (class_id, session_id, student_id, started_at, last_seen) VALUES (?, ?, \(student), ?, ?)
+                ON CONFLICT (class_id, session_id) DO UPDATE SET
+                    last_seen = CASE WHEN excluded.last_seen > student_sessions.last_seen THEN excluded.last_seen ELSE student_sessions.last_seen END
+                """,
+                .integer(session.classID), .text(session.key), .text(seen.email), .integer(seen.first), .integer(seen.latest)
+            )
+        }
+        let notebookRows = notebooks.entries.map { notebook, seen in
+            SQLStatement(
+                "INSERT INTO notebooks (class_id, path, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", .integer(notebook.classID),
+                .text(notebook.key), .integer(seen.first))
+        }
+        return studentRows + memberRows + sessionRows + notebookRows
+    }
+
+    /// Where the student is now: only a newer event moves them.
+    static func position(_ event: LearningEvent) -> [SQLStatement] {
+        let time = SQLValue.integer(event.timeMs)
+        return [
             SQLStatement(
                 """
                 UPDATE class_students SET last_event_at = ?, last_event_type = ?,
                     notebook_path = COALESCE(?, notebook_path), cell_index = COALESCE(?, cell_index), cell_id = COALESCE(?, cell_id)
                 WHERE class_id = ? AND student_id = \(student) AND (last_event_at IS NULL OR last_event_at <= ?)
                 """,
-                time, .text(event.type), SQLValue(event.notebookPath), SQLValue(event.cellIndex), SQLValue(event.cellID), classID, email, time
-            ),
+                time, .text(event.type), SQLValue(event.notebookPath), SQLValue(event.cellIndex), SQLValue(event.cellID), .integer(event.classID),
+                SQLValue(event.email), time
+            )
         ]
-        if let sessionID = event.sessionID {
-            statements.append(
-                SQLStatement(
-                    """
-                    INSERT INTO student_sessions (class_id, session_id, student_id, started_at, last_seen) VALUES (?, ?, \(student), ?, ?)
-                    ON CONFLICT (class_id, session_id) DO UPDATE SET
-                        last_seen = CASE WHEN excluded.last_seen > student_sessions.last_seen THEN excluded.last_seen ELSE student_sessions.last_seen END
-                    """,
-                    classID, .text(sessionID), email, time, time
-                ))
+    }
+
+    /// A class id with a student's email, a session id or a notebook path.
+    struct Pair: Hashable {
+        var classID: Int64
+        var key: String
+
+        init(_ classID: Int64, _ key: String) {
+            self.classID = classID
+            self.key = key
         }
-        if let path = event.notebookPath {
-            statements.append(
-                SQLStatement("INSERT INTO notebooks (class_id, path, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", classID, .text(path), time))
+    }
+
+    /// Things seen in a batch, in the order first seen, with what applying their events one by
+    /// one would leave: the first time (kept by inserts), the latest time, the last name and team
+    /// given (COALESCE keeps a non-null one), and the student's email.
+    struct Merged<Key: Hashable> {
+        struct Seen {
+            var first: Int64
+            var latest: Int64
+            var name: String?
+            var team: String?
+            var email: String
         }
-        return statements
+
+        private(set) var entries: [(Key, Seen)] = []
+        private var index: [Key: Int] = [:]
+
+        mutating func add(_ key: Key, _ event: LearningEvent) {
+            guard let position = index[key] else {
+                index[key] = entries.count
+                entries.append(
+                    (key, Seen(first: event.timeMs, latest: event.timeMs, name: event.userName, team: event.teamName, email: event.email ?? "")))
+                return
+            }
+            entries[position].1.latest = max(entries[position].1.latest, event.timeMs)
+            if let name = event.userName { entries[position].1.name = name }
+            if let team = event.teamName { entries[position].1.team = team }
+        }
     }
 
     static func execution(_ event: LearningEvent) -> [SQLStatement] {
