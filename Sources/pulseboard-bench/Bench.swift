@@ -157,23 +157,37 @@ struct Bench: AsyncParsableCommand {
             + (0..<batch).map { #"{"name":"bench.ingest","value":\#($0),"timestamp":"\#(iso(now - Double($0) / 1000))","tags":{"host":"h\#($0 % 8)"}}"# }
             .joined(separator: ",") + "]"
         let buffer = ByteBuffer(string: body)
+        return try await sustainedPosts(http, itemsPerRequest: batch) { _, _ in
+            var request = HTTPClientRequest(url: base + "/api/v1/metrics")
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            request.body = .bytes(buffer)
+            return request
+        }
+    }
+
+    /// Posts for `seconds` from `connections` connections, one request after another on each
+    /// (`makeRequest` gets the connection and its request number), and times the answers, which
+    /// must be 200. The rate is `itemsPerRequest` items per answered request.
+    func sustainedPosts(
+        _ http: HTTPClient, itemsPerRequest: Int, makeRequest: @escaping @Sendable (_ connection: Int, _ sequence: Int) -> HTTPClientRequest
+    ) async throws -> Latencies {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         let clock = ContinuousClock()
         let start = clock.now
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for _ in 0..<connections {
+            for connection in 0..<connections {
                 group.addTask {
                     var samples: [Double] = []
+                    var sequence = 0
                     while ContinuousClock.now < deadline {
-                        var request = HTTPClientRequest(url: base + "/api/v1/metrics")
+                        var request = makeRequest(connection, sequence)
                         request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(token)")
                         request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(buffer)
+                        sequence += 1
                         let sent = clock.now
                         let response = try await http.execute(request, timeout: .seconds(30))
                         _ = try await response.body.collect(upTo: 1 << 16)
-                        guard response.status == .ok else { throw ValidationError("ingest answered \(response.status)") }
+                        guard response.status == .ok else { throw ValidationError("\(request.url.prefix { $0 != "?" }) answered \(response.status)") }
                         samples.append((clock.now - sent).seconds)
                     }
                     return samples
@@ -182,7 +196,7 @@ struct Bench: AsyncParsableCommand {
             return try await group.reduce(into: []) { $0 += $1 }
         }
         var result = Latencies(samples: latencies)
-        result.pointsPerSecond = Double(latencies.count * batch) / (clock.now - start).seconds
+        result.pointsPerSecond = Double(latencies.count * itemsPerRequest) / (clock.now - start).seconds
         return result
     }
 

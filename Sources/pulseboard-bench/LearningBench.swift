@@ -11,40 +11,17 @@ extension Bench {
     /// Events in the extension's format, `batch` per request from `connections` connections, each
     /// with a new eventId: durable events per second.
     func eventIngest(_ http: HTTPClient, _ base: String, classToken: String, batch: Int) async throws -> Latencies {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        let clock = ContinuousClock()
-        let start = clock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for connection in 0..<connections {
-                group.addTask {
-                    var samples: [Double] = []
-                    var sequence = 0
-                    while ContinuousClock.now < deadline {
-                        let time = iso(Date().timeIntervalSince1970)
-                        let events = (0..<batch).map { index in
-                            let student = (connection * batch + index) % 200
-                            return
-                                #"{"eventId":"bench-\#(connection)-\#(sequence)-\#(index)","eventType":"cell_executed","eventTime":"\#(time)","emailAddress":"student\#(student)@example.com","userName":"Student \#(student)","teamName":"team-\#(student % 10)","sessionId":"s\#(student)","notebookPath":"week1/intro.ipynb","cellId":"c\#(index % 40)","cellIndex":\#(index % 40),"cellType":"code","code":"x = \#(index)","executionCount":\#(sequence),"hasError":false,"executionDurationMs":12.5}"#
-                        }
-                        sequence += 1
-                        var request = HTTPClientRequest(url: base + "/api/v1/events?token=\(classToken)")
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(string: "[" + events.joined(separator: ",") + "]"))
-                        let sent = clock.now
-                        let response = try await http.execute(request, timeout: .seconds(30))
-                        _ = try await response.body.collect(upTo: 1 << 16)
-                        guard response.status == .ok else { throw ValidationError("event ingest answered \(response.status)") }
-                        samples.append((clock.now - sent).seconds)
-                    }
-                    return samples
-                }
+        try await sustainedPosts(http, itemsPerRequest: batch) { connection, sequence in
+            let time = iso(Date().timeIntervalSince1970)
+            let events = (0..<batch).map { index in
+                let student = (connection * batch + index) % 200
+                return
+                    #"{"eventId":"bench-\#(connection)-\#(sequence)-\#(index)","eventType":"cell_executed","eventTime":"\#(time)","emailAddress":"student\#(student)@example.com","userName":"Student \#(student)","teamName":"team-\#(student % 10)","sessionId":"s\#(student)","notebookPath":"week1/intro.ipynb","cellId":"c\#(index % 40)","cellIndex":\#(index % 40),"cellType":"code","code":"x = \#(index)","executionCount":\#(sequence),"hasError":false,"executionDurationMs":12.5}"#
             }
-            return try await group.reduce(into: []) { $0 += $1 }
+            var request = HTTPClientRequest(url: base + "/api/v1/events?token=\(classToken)")
+            request.body = .bytes(ByteBuffer(string: "[" + events.joined(separator: ",") + "]"))
+            return request
         }
-        var result = Latencies(samples: latencies)
-        result.pointsPerSecond = Double(latencies.count * batch) / (clock.now - start).seconds
-        return result
     }
 
     /// `students` simulated students, each acting every `interval` (±50 %), one request per action,
