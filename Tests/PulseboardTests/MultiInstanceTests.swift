@@ -12,117 +12,106 @@ import Testing
 @Suite("Several instances on PostgreSQL", .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
 struct MultiInstanceTests {
     @Test func livePointsCrossInstancesInOrderEvenAfterTheListenConnectionDrops() async throws {
-        let url = try await TestPostgres.shared.newDatabase()
-        func config() -> ServerConfig {
-            TestApp.config {
-                $0.databaseURL = url
-                $0.jwtSecret = nil  // generated once and shared through the database
-            }
-        }
-        let first = try await Pulseboard.build(config(), logger: TestApp.logger)
-        let second = try await Pulseboard.build(config(), logger: TestApp.logger)
-        try await first.application.test(.live) { a in
-            try await second.application.test(.live) { b in
-                // A token issued by one instance is valid on the other.
-                let token = try await a.login().accessToken
-                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
-                    var reader = LiveReader(inbound)
-                    #expect(try await reader.authenticate(token, on: outbound).type == "authenticated")
-                    #expect(try await reader.subscribe("metrics:cross", on: outbound).type == "subscribed")
-                    for value in 1...3 {
-                        #expect(try await a.ingest(#"[{"name":"cross","value":\#(value)}]"#, token: token).status == .ok)
-                    }
-                    var values: [Double] = []
-                    while values.count < 3 { values += try await reader.next().values }
-                    #expect(values == [1, 2, 3])
-
-                    // Cut every LISTEN connection; what is ingested meanwhile still arrives.
-                    try await Self.terminateListeners(url)
-                    for value in 4...6 {
-                        #expect(try await a.ingest(#"[{"name":"cross","value":\#(value)}]"#, token: token).status == .ok)
-                    }
-                    while values.count < 6 { values += try await reader.next().values }
-                    #expect(values == [1, 2, 3, 4, 5, 6])
-                    try await outbound.close(.normalClosure, reason: nil)
+        try await Self.twoInstances { url, a, b in
+            // A token issued by one instance is valid on the other.
+            let token = try await a.login().accessToken
+            try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                #expect(try await reader.authenticate(token, on: outbound).type == "authenticated")
+                #expect(try await reader.subscribe("metrics:cross", on: outbound).type == "subscribed")
+                for value in 1...3 {
+                    #expect(try await a.ingest(#"[{"name":"cross","value":\#(value)}]"#, token: token).status == .ok)
                 }
+                var values: [Double] = []
+                while values.count < 3 { values += try await reader.next().values }
+                #expect(values == [1, 2, 3])
+
+                // Cut every LISTEN connection; what is ingested meanwhile still arrives.
+                try await Self.terminateListeners(url)
+                for value in 4...6 {
+                    #expect(try await a.ingest(#"[{"name":"cross","value":\#(value)}]"#, token: token).status == .ok)
+                }
+                while values.count < 6 { values += try await reader.next().values }
+                #expect(values == [1, 2, 3, 4, 5, 6])
+                try await outbound.close(.normalClosure, reason: nil)
             }
         }
     }
 
     @Test func aClassViewOnOneInstanceFollowsEventsTakenByTheOther() async throws {
-        let url = try await TestPostgres.shared.newDatabase()
-        func config() -> ServerConfig {
-            TestApp.config {
-                $0.databaseURL = url
-                $0.jwtSecret = nil
-            }
-        }
-        let first = try await Pulseboard.build(config(), logger: TestApp.logger)
-        let second = try await Pulseboard.build(config(), logger: TestApp.logger)
-        try await first.application.test(.live) { a in
-            try await second.application.test(.live) { b in
-                let admin = try await a.login().accessToken
-                let instructor = try await a.tokenForNewUser(role: .instructor, adminToken: admin)
-                let course = try await a.createClass("across", token: instructor)
-                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
-                    var reader = LiveReader(inbound)
-                    _ = try await reader.authenticate(instructor, on: outbound)
-                    #expect(try await reader.subscribe("class:\(course.id)", on: outbound).type == "subscribed")
-                    let help = try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: try #require(course.ingestToken))
-                    #expect(help.status == .ok)
-                    let update = try await reader.next()
-                    let card = try #require((update.fields["data"] as? [String: Any])?["student"] as? [String: Any])
-                    #expect(update.channel == "class:\(course.id)")
-                    #expect(card["status"] as? String == "needs_help")
-                    try await outbound.close(.normalClosure, reason: nil)
-                }
+        try await Self.twoInstances { _, a, b in
+            let admin = try await a.login().accessToken
+            let instructor = try await a.tokenForNewUser(role: .instructor, adminToken: admin)
+            let course = try await a.createClass("across", token: instructor)
+            try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(instructor, on: outbound)
+                #expect(try await reader.subscribe("class:\(course.id)", on: outbound).type == "subscribed")
+                let help = try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: try #require(course.ingestToken))
+                #expect(help.status == .ok)
+                let update = try await reader.next()
+                let card = try #require((update.fields["data"] as? [String: Any])?["student"] as? [String: Any])
+                #expect(update.channel == "class:\(course.id)")
+                #expect(card["status"] as? String == "needs_help")
+                try await outbound.close(.normalClosure, reason: nil)
             }
         }
     }
 
     @Test func handInsAndGradesOnOneInstanceReachTheOther() async throws {
+        try await Self.twoInstances { _, a, b in
+            let scene = try await SubmissionScene.make(a)
+            let aliceID = try await a.userID(scene.alice)
+            // A hand-in on A refreshes the class's views on B (the assignment page listens there).
+            let handedIn = Mutex<Int64?>(nil)
+            try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(scene.owner, on: outbound)
+                #expect(try await reader.subscribe("class:\(scene.classID)", on: outbound).type == "subscribed")
+                let submitted = try await a.submit(Notebook.json("print(3)"), to: scene.assignmentID, token: scene.alice)
+                let card = try await reader.next()
+                #expect(card.channel == "class:\(scene.classID)")
+                #expect(((card.fields["data"] as? [String: Any])?["student"] as? [String: Any])?["email"] as? String == "alice@example.com")
+                handedIn.withLock { $0 = try? submitted.decode(SubmissionAnswer.self).id }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            let submissionID = try #require(handedIn.withLock { $0 })
+            try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(scene.alice, on: outbound)
+                #expect(try await reader.subscribe("notifications:\(aliceID)", on: outbound).type == "subscribed")
+                #expect(try await reader.subscribe("broadcast", on: outbound).type == "subscribed")
+                #expect(try await a.request(.patch, "/api/v1/submissions/\(submissionID)", token: scene.owner, json: #"{"grade":64}"#).status == .ok)
+                let graded = try await reader.next()
+                #expect(graded.channel == "notifications:\(aliceID)")
+                #expect((graded.fields["data"] as? [String: Any])?["grade"] as? Double == 64)
+                #expect(try await a.request(.post, "/api/v1/broadcast", token: scene.admin, json: #"{"message":"Lab closes at 5"}"#).status == .accepted)
+                let announcement = try await reader.next()
+                #expect(announcement.channel == "broadcast")
+                #expect((announcement.fields["data"] as? [String: Any])?["message"] as? String == "Lab closes at 5")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+
+    /// Two instances on a new database (the JWT secret generated once and shared through it),
+    /// each served on a free port; their data folders are removed afterwards.
+    static func twoInstances(_ test: @Sendable (_ url: String, _ a: any TestClientProtocol, _ b: any TestClientProtocol) async throws -> Void)
+        async throws
+    {
         let url = try await TestPostgres.shared.newDatabase()
-        func config() -> ServerConfig {
+        let configs = (0..<2).map { _ in
             TestApp.config {
                 $0.databaseURL = url
                 $0.jwtSecret = nil
             }
         }
-        let first = try await Pulseboard.build(config(), logger: TestApp.logger)
-        let second = try await Pulseboard.build(config(), logger: TestApp.logger)
+        defer { for config in configs { try? FileManager.default.removeItem(atPath: config.dataDirectory) } }
+        let first = try await Pulseboard.build(configs[0], logger: TestApp.logger)
+        let second = try await Pulseboard.build(configs[1], logger: TestApp.logger)
         try await first.application.test(.live) { a in
             try await second.application.test(.live) { b in
-                let scene = try await SubmissionScene.make(a)
-                let aliceID = try await a.userID(scene.alice)
-                // A hand-in on A refreshes the class's views on B (the assignment page listens there).
-                let handedIn = Mutex<Int64?>(nil)
-                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
-                    var reader = LiveReader(inbound)
-                    _ = try await reader.authenticate(scene.owner, on: outbound)
-                    #expect(try await reader.subscribe("class:\(scene.classID)", on: outbound).type == "subscribed")
-                    let submitted = try await a.submit(Notebook.json("print(3)"), to: scene.assignmentID, token: scene.alice)
-                    let card = try await reader.next()
-                    #expect(card.channel == "class:\(scene.classID)")
-                    #expect(((card.fields["data"] as? [String: Any])?["student"] as? [String: Any])?["email"] as? String == "alice@example.com")
-                    handedIn.withLock { $0 = try? submitted.decode(SubmissionAnswer.self).id }
-                    try await outbound.close(.normalClosure, reason: nil)
-                }
-                let submissionID = try #require(handedIn.withLock { $0 })
-                try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
-                    var reader = LiveReader(inbound)
-                    _ = try await reader.authenticate(scene.alice, on: outbound)
-                    #expect(try await reader.subscribe("notifications:\(aliceID)", on: outbound).type == "subscribed")
-                    #expect(try await reader.subscribe("broadcast", on: outbound).type == "subscribed")
-                    #expect(try await a.request(.patch, "/api/v1/submissions/\(submissionID)", token: scene.owner, json: #"{"grade":64}"#).status == .ok)
-                    let graded = try await reader.next()
-                    #expect(graded.channel == "notifications:\(aliceID)")
-                    #expect((graded.fields["data"] as? [String: Any])?["grade"] as? Double == 64)
-                    #expect(try await a.request(.post, "/api/v1/broadcast", token: scene.admin, json: #"{"message":"Lab closes at 5"}"#).status == .accepted)
-                    let announcement = try await reader.next()
-                    #expect(announcement.channel == "broadcast")
-                    #expect((announcement.fields["data"] as? [String: Any])?["message"] as? String == "Lab closes at 5")
-                    try await outbound.close(.normalClosure, reason: nil)
-                }
+                try await test(url, a, b)
             }
         }
     }
