@@ -63,53 +63,42 @@ struct WebController {
         }
         router.get("/dashboard") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
-            let (token, cookie) = Self.csrfToken(request)
-            var response = html(
-                templates.render(
-                    DashboardPage(
-                        email: user.email, userID: user.id, role: user.role.rawValue, csrf: token, canSeeMetrics: user.role != .student,
-                        teaches: user.role != .student),
-                    withTemplate: "dashboard"
-                ) ?? ""
-            )
-            if let cookie { response.setCookie(csrfCookie(cookie)) }
-            return response
+            return page(request, "dashboard") { csrf in
+                DashboardPage(
+                    email: user.email, userID: user.id, role: user.role.rawValue, csrf: csrf, canSeeMetrics: user.role != .student,
+                    teaches: user.role != .student)
+            }
         }
         router.get("/classes") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
             guard user.role != .student else { throw APIError.forbidden("Classes are for instructors.") }
             let list = try await classes.list(instructorID: user.role == .admin ? nil : user.id)
-            let (token, cookie) = Self.csrfToken(request)
-            let page = ClassesPage(
-                email: user.email, role: user.role.rawValue, csrf: token,
-                classes: list.map { ClassesPage.Item(id: $0.id, name: $0.name, code: $0.code, description: $0.description) })
-            var response = html(templates.render(page, withTemplate: "classes") ?? "")
-            if let cookie { response.setCookie(csrfCookie(cookie)) }
-            return response
+            return page(request, "classes") { csrf in
+                ClassesPage(
+                    email: user.email, role: user.role.rawValue, csrf: csrf,
+                    classes: list.map { ClassesPage.Item(id: $0.id, name: $0.name, code: $0.code, description: $0.description) })
+            }
         }
         router.get("/classes/{id}") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
             let record = try await ClassesController.authorizedClass(context, in: classes)
-            let (token, cookie) = Self.csrfToken(request)
-            let page = ClassPage(
-                email: user.email, role: user.role.rawValue, csrf: token, id: record.id, name: record.name, code: record.code,
-                description: record.description, idleMinutes: idleMinutes)
-            var response = html(templates.render(page, withTemplate: "class") ?? "")
-            if let cookie { response.setCookie(csrfCookie(cookie)) }
-            return response
+            return page(request, "class") { csrf in
+                ClassPage(
+                    email: user.email, role: user.role.rawValue, csrf: csrf, id: record.id, name: record.name, code: record.code,
+                    description: record.description, idleMinutes: idleMinutes)
+            }
         }
         router.get("/assignments/{id}") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
             let assignment = try await AssignmentsController.managedAssignment(context, assignments: assignments, classes: classes)
             let record = try await classes.find(id: assignment.classID)
-            let (token, cookie) = Self.csrfToken(request)
-            let page = AssignmentPage(
-                email: user.email, role: user.role.rawValue, csrf: token, id: assignment.id, title: assignment.title,
-                notebookPath: assignment.notebookPath, description: assignment.description,
-                dueAt: assignment.dueAtMs.map { Timestamp.format(milliseconds: $0) } ?? "", classID: assignment.classID, className: record?.name ?? "")
-            var response = html(templates.render(page, withTemplate: "assignment") ?? "")
-            if let cookie { response.setCookie(csrfCookie(cookie)) }
-            return response
+            return page(request, "assignment") { csrf in
+                AssignmentPage(
+                    email: user.email, role: user.role.rawValue, csrf: csrf, id: assignment.id, title: assignment.title,
+                    notebookPath: assignment.notebookPath, description: assignment.description,
+                    dueAt: assignment.dueAtMs.map { Timestamp.format(milliseconds: $0) } ?? "", classID: assignment.classID,
+                    className: record?.name ?? "")
+            }
         }
         router.get("/static/{file}") { _, context -> Response in
             guard let name = context.parameters.get("file"), let asset = assets.files[name] else {
@@ -176,8 +165,14 @@ struct WebController {
     }
 
     private func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status) -> Response {
+        page(request, "login", status: status) { csrf in LoginPage(csrf: csrf, error: error) }
+    }
+
+    /// A rendered page with the CSRF token its forms and scripts send back (the cookie that
+    /// holds it is set on the first visit).
+    private func page(_ request: Request, _ template: String, status: HTTPResponse.Status = .ok, _ model: (_ csrf: String) -> Any) -> Response {
         let (token, cookie) = Self.csrfToken(request)
-        var response = html(templates.render(LoginPage(csrf: token, error: error), withTemplate: "login") ?? "", status: status)
+        var response = html(templates.render(model(token), withTemplate: template) ?? "", status: status)
         if let cookie { response.setCookie(csrfCookie(cookie)) }
         return response
     }
