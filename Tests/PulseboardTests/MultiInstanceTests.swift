@@ -150,10 +150,12 @@ struct OutageTests {
                 let refused = try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage")
                 #expect(refused.status == .serviceUnavailable)
                 #expect(refused.headers[.retryAfter] != nil)
-                #expect(clock.now - start < .milliseconds(2500))
+                // The pool gives up after 2 s; the bound only has to tell "answers" from "hangs"
+                // (2.5 s failed once at 2.504 s on a loaded CI machine).
+                #expect(clock.now - start < .seconds(4))
                 let health = try await client.request(.get, "/health")
                 #expect(health.status == .serviceUnavailable)
-                #expect(clock.now - start < .seconds(5))
+                #expect(clock.now - start < .seconds(8))
                 // The WebSocket is still open.
                 try await outbound.send(#"{"op":"ping"}"#)
                 #expect(try await reader.next().type == "pong")
