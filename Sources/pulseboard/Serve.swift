@@ -38,6 +38,8 @@ struct Serve: AsyncParsableCommand {
     var enableTestApi = false
     @Option(help: "Comma-separated browser origins allowed to call the API (CORS). [env PULSEBOARD_CORS_ORIGINS, default none]") var corsOrigins: String?
     @Option(help: "Minutes without events before a student shows as idle. [env PULSEBOARD_IDLE_MINUTES, default 5]") var idleMinutes: Int?
+    @Option(help: "Seconds a request waits for a PostgreSQL connection before answering 503. [env PULSEBOARD_DATABASE_WAIT, default 2]")
+    var databaseWait: Int?
     @Option(
         help:
             "Directory for submitted notebooks (shared by every instance). [env PULSEBOARD_SUBMISSIONS_DIR, default <data>/submissions with SQLite, inside PostgreSQL with a database URL]"
@@ -73,8 +75,10 @@ struct Serve: AsyncParsableCommand {
             $0.trimmingCharacters(in: .whitespaces)
         }
         config.idleMinutes = try settings.value(idleMinutes, "PULSEBOARD_IDLE_MINUTES", default: config.idleMinutes)
+        config.databaseWait = .seconds(try settings.value(databaseWait, "PULSEBOARD_DATABASE_WAIT", default: 2))
         config.submissionsDirectory = submissionsDir ?? settings.secret("PULSEBOARD_SUBMISSIONS_DIR")
         guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
+        guard config.databaseWait >= .seconds(1) else { throw ValidationError("The database wait is at least 1 second.") }
         guard config.idempotencyHours >= 24 else { throw ValidationError("Idempotency keys are kept at least 24 hours.") }
 
         let logger = try bootstrapLogging(settings)

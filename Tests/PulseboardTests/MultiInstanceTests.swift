@@ -137,7 +137,13 @@ struct OutageTests {
     @Test func requestsFailFastWhileTheDatabaseIsDownAndResumeAfter() async throws {
         let postgres = TestPostgres()
         let url = try await postgres.newDatabase()
-        try await TestApp.run(engine: .postgres, .live, configure: { $0.databaseURL = url }) { client, _ in
+        try await TestApp.run(
+            engine: .postgres, .live,
+            configure: {
+                $0.databaseURL = url
+                $0.databaseWait = .seconds(2)
+            }
+        ) { client, _ in
             let token = try await client.login().accessToken
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)

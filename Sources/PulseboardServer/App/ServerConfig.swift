@@ -8,6 +8,8 @@ public struct ServerConfig: Sendable {
     public var dataDirectory = "./pulseboard-data"
     /// `postgres://…`: use PostgreSQL (several instances may share it); nil: SQLite in the data folder.
     public var databaseURL: String?
+    /// How long a request waits for a PostgreSQL connection before answering 503.
+    public var databaseWait: Duration = .seconds(2)
     /// Nil: generated once and kept in the data directory (owner-only permissions).
     public var jwtSecret: String?
     public var adminEmail = "admin@example.com"

@@ -20,9 +20,13 @@ public final class PostgresStore: Store {
     let committed: AsyncStream<Void>
     private let ringCommitted: AsyncStream<Void>.Continuation
 
-    public init(url: String, logger: Logger) throws {
-        client = PostgresClient(configuration: try Self.configuration(url), backgroundLogger: logger)
+    /// How long a request waits for a connection before the database counts as unavailable.
+    let connectionWait: Duration
+
+    public init(url: String, logger: Logger, connectionWait: Duration = .seconds(2)) throws {
+        client = PostgresClient(configuration: try Self.configuration(url, connectTimeout: connectionWait), backgroundLogger: logger)
         self.logger = logger
+        self.connectionWait = connectionWait
         (committed, ringCommitted) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -31,7 +35,7 @@ public final class PostgresStore: Store {
     }
 
     /// `postgres://user:password@host:port/database` (password and port optional).
-    static func configuration(_ url: String) throws -> PostgresClient.Configuration {
+    static func configuration(_ url: String, connectTimeout: Duration = .seconds(2)) throws -> PostgresClient.Configuration {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
             let host = components.host, let user = components.user
         else {
@@ -46,7 +50,7 @@ public final class PostgresStore: Store {
             database: database.isEmpty ? nil : database,
             tls: .disable
         )
-        configuration.options.connectTimeout = .seconds(2)
+        configuration.options.connectTimeout = connectTimeout
         configuration.options.maximumConnections = 16
         return configuration
     }
@@ -530,9 +534,6 @@ public final class PostgresStore: Store {
 
     // MARK: Helpers
 
-    /// How long a request waits for a connection before the database counts as unavailable.
-    static let connectionWait: Duration = .seconds(2)
-
     @discardableResult
     private func query(_ sql: PostgresQuery) async throws -> [PostgresRow] {
         try await rows(sql)
@@ -574,7 +575,7 @@ public final class PostgresStore: Store {
     /// errors the server reports about a statement stay what they are.
     private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let connected = Flag()
-        let client = self.client
+        let (client, wait) = (self.client, connectionWait)
         do {
             return try await withThrowingTaskGroup(of: ConnectionRace<T>.self) { group in
                 group.addTask {
@@ -586,7 +587,7 @@ public final class PostgresStore: Store {
                     )
                 }
                 group.addTask {
-                    try await Task.sleep(for: Self.connectionWait)
+                    try await Task.sleep(for: wait)
                     return connected.isSet ? .connected : .timedOut
                 }
                 while let result = try await group.next() {
@@ -598,7 +599,7 @@ public final class PostgresStore: Store {
                         continue
                     case .timedOut:
                         group.cancelAll()
-                        throw StoreError.unavailable("no database connection within \(Self.connectionWait)")
+                        throw StoreError.unavailable("no database connection within \(wait)")
                     }
                 }
                 throw StoreError.unavailable("cancelled")

@@ -88,7 +88,7 @@ extension Store {
 public enum StoreFactory {
     public static func open(_ config: ServerConfig, logger: Logger) throws -> any Store {
         if let url = config.databaseURL {
-            return try PostgresStore(url: url, logger: logger)
+            return try PostgresStore(url: url, logger: logger, connectionWait: config.databaseWait)
         }
         try Bootstrap.prepareDataDirectory(config.dataDirectory)
         return try SQLiteStore(path: config.databasePath)

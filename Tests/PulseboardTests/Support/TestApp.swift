@@ -22,6 +22,9 @@ enum TestApp {
         config.jwtSecret = "test-secret-that-is-at-least-32-bytes-long"
         config.bcryptCost = 10
         config.hostMetrics = false
+        // Many tests open PostgreSQL connections at once on 2 cores; only the outage test needs
+        // the production wait of 2 s.
+        config.databaseWait = .seconds(15)
         configure(&config)
         return config
     }
