@@ -239,6 +239,23 @@ struct LiveTests {
                 #expect(subscribed.channel == "metrics:cpu")
                 try await outbound.close(.normalClosure, reason: nil)
             }
+            // A page of another site opens the socket with the user's cookie: the cookie does not count.
+            var foreign = configuration
+            foreign.additionalHeaders[.origin] = "https://evil.example"
+            try await client.ws("/ws", configuration: foreign) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                let refused = try await reader.subscribe("metrics:cpu", on: outbound)
+                #expect(refused.type == "error" && refused.code == "unauthenticated")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // Our own origin does.
+            var own = configuration
+            own.additionalHeaders[.origin] = "http://localhost:\(try #require(client.port))"
+            try await client.ws("/ws", configuration: own) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                #expect(try await reader.next().type == "authenticated")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
         }
     }
 

@@ -22,6 +22,14 @@ struct WebTests {
         return try #require(cookie("pb_session", in: response))
     }
 
+    /// The CSRF token our pages carry for this session (in the logout form of every page).
+    static func pageCSRF(_ client: any TestClientProtocol, session: String) async throws -> String {
+        let page = try await client.request(.get, "/dashboard", headers: [.cookie: "pb_session=\(session)"]).text
+        let marker = #"name="csrf" value=""#
+        let start = try #require(page.range(of: marker)).upperBound
+        return String(page[start...].prefix { $0 != "\"" })
+    }
+
     static func cookie(_ name: String, in response: TestResponse) -> String? {
         response.headers[values: .setCookie].lazy.compactMap { header -> String? in
             let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
@@ -57,12 +65,18 @@ struct WebTests {
 
             let page = try await client.request(.get, "/", headers: [.cookie: "pb_session=\(session)"])
             #expect(page.status == .found)
-            let csrf = "fixed-csrf-value"
+            let csrf = try await Self.pageCSRF(client, session: session)
             let withoutToken = try await client.executeRequest(
                 uri: "/logout", method: .post,
-                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_session=\(session); pb_csrf=\(csrf)"],
+                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_session=\(session)"],
                 body: ByteBuffer(string: "csrf=wrong"))
             #expect(withoutToken.status == .forbidden)
+            // A planted CSRF cookie with a matching form field is not the session's token.
+            let planted = try await client.executeRequest(
+                uri: "/logout", method: .post,
+                headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_session=\(session); pb_csrf=planted"],
+                body: ByteBuffer(string: "csrf=planted"))
+            #expect(planted.status == .forbidden)
             let logout = try await client.executeRequest(
                 uri: "/logout", method: .post,
                 headers: [.contentType: "application/x-www-form-urlencoded", .cookie: "pb_session=\(session); pb_csrf=\(csrf)"],
@@ -117,8 +131,8 @@ struct WebTests {
             let admin = try await client.login().accessToken
             let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
             let stranger = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
-            let csrf = "page-csrf-value"
-            let cookies = "pb_session=\(session); pb_csrf=\(csrf)"
+            let csrf = try await Self.pageCSRF(client, session: session)
+            let cookies = "pb_session=\(session); pb_csrf=planted"
             // The page's script creates a class with the session cookie and the CSRF header…
             let created = try await client.request(
                 .post, "/api/v1/classes", json: #"{"name":"<b>Bold</b> class","code":"web1"}"#,
@@ -126,7 +140,9 @@ struct WebTests {
             #expect(created.status == .created)
             let course = try created.decode(CreatedClass.self)
             // …which a cross-site request cannot: without the header, or with another value, it is refused.
-            for headers: HTTPFields in [[.cookie: cookies], [.cookie: cookies, AuthMiddleware.csrfHeader: "guess"]] {
+            for headers: HTTPFields in [
+                [.cookie: cookies], [.cookie: cookies, AuthMiddleware.csrfHeader: "guess"], [.cookie: cookies, AuthMiddleware.csrfHeader: "planted"],
+            ] {
                 #expect(try await client.request(.post, "/api/v1/classes", json: #"{"name":"x","code":"web2"}"#, headers: headers).status == .unauthorized)
             }
             let list = try await client.request(.get, "/classes", headers: [.cookie: cookies])

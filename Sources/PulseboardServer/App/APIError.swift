@@ -103,6 +103,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var apiError = APIError(error.status, code: code, message: error.body ?? error.status.reasonPhrase)
             apiError.headers = error.headers
             return try apiError.response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            // Other library errors with a status, such as NIO's "too many bytes" (413).
+            let code = error.status == .contentTooLarge ? "too_large" : "http_\(error.status.code)"
+            return try APIError(error.status, code: code, message: error.status.reasonPhrase).response(from: request, context: context)
         } catch let error as DecodingError {
             return try APIError.badRequest(DecodingProblem(error).message, code: "malformed").response(from: request, context: context)
         } catch let error as StoreError {

@@ -77,7 +77,7 @@ public struct Pulseboard: Sendable {
         router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
         if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
-        router.add(middleware: AuthMiddleware(auth: auth))
+        router.add(middleware: AuthMiddleware(auth: auth, listedOrigins: Set(config.corsOrigins)))
         let routes = RecordingRouter(router)
         OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).addRoutes(to: routes)
         AuthController(auth: auth).addRoutes(to: routes)

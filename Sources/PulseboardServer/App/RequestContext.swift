@@ -20,7 +20,8 @@ public struct AppRequestContext: RequestContext, WebSocketRequestContext, Remote
         remoteAddress = source.channel.remoteAddress
     }
 
-    public var requestDecoder: JSONDecoder { .pulseboard }
+    public var requestDecoder: BoundedJSONRequestDecoder { .init() }
+    public var maxUploadSize: Int { Request.standardBodyLimit }
     public var responseEncoder: JSONEncoder { .sortedKeys }
 
     /// The client's IP address as text, for rate limits and logs.

@@ -26,7 +26,7 @@ struct AuthController {
         }
         router.post("/auth/logout") { request, context -> Response in
             let body = try await request.decode(as: RefreshRequest.self, context: context)
-            try await auth.revoke(body.refreshToken)
+            try await auth.logOut(body.refreshToken)
             return Response(status: .noContent)
         }
         router.get("/auth/me") { _, context -> Response in

@@ -44,6 +44,10 @@ public struct AuthService: Sendable {
     /// Checks an email and password, honouring the login rate limits.
     func login(email rawEmail: String, password: String, clientAddress: String) async throws -> User {
         let email = Self.normalise(email: rawEmail)
+        // bcrypt reads only 72 bytes, so no stored password is longer: refuse without hashing.
+        guard password.utf8.count <= PasswordPolicy.maximumBytes else {
+            throw APIError.unprocessable("A password has at most \(PasswordPolicy.maximumBytes) bytes.", details: ["field": .string("password")])
+        }
         if let wait = limiter.retryAfter(account: email, address: clientAddress) {
             throw APIError.tooManyRequests(retryAfter: wait, "Too many failed logins; try again later.")
         }
@@ -57,12 +61,16 @@ public struct AuthService: Sendable {
         return user
     }
 
-    func issueTokens(for user: User) async throws -> TokenPair {
+    /// A new access token and refresh token; the refresh token starts a family unless it is
+    /// rotated from one.
+    func issueTokens(for user: User, family: String? = nil) async throws -> TokenPair {
         let refreshToken = SecretToken.generate(prefix: Self.refreshTokenPrefix)
+        let hash = SecretToken.hash(refreshToken)
         try await store.insertSession(
-            hash: SecretToken.hash(refreshToken),
+            hash: hash,
             userID: user.id,
             kind: .refresh,
+            family: family ?? hash,
             expiresAt: Date().addingTimeInterval(refreshLifetime.seconds)
         )
         return TokenPair(
@@ -72,38 +80,50 @@ public struct AuthService: Sendable {
         )
     }
 
-    /// Exchanges a refresh token for a new pair; the old refresh token stops working.
+    /// Exchanges a refresh token for a new pair; the old refresh token stops working. A token
+    /// that was already used is a replay (of a stolen token, or by its thief): the whole family
+    /// and the user's access tokens end, so neither side keeps a working token.
     func refresh(_ refreshToken: String) async throws -> TokenPair {
-        guard let userID = try await store.takeSession(hash: SecretToken.hash(refreshToken), kind: .refresh, now: Date()),
-            let user = try await store.user(id: userID)
-        else {
+        let hash = SecretToken.hash(refreshToken)
+        guard let (userID, family) = try await store.useRefreshToken(hash: hash, now: Date()), let user = try await store.user(id: userID) else {
+            _ = try await store.endSessionFamily(ofToken: hash)
             throw APIError.unauthorized("The refresh token is invalid, expired or revoked.")
         }
-        return try await issueTokens(for: user)
+        return try await issueTokens(for: user, family: family)
     }
 
-    func revoke(_ token: String) async throws {
-        try await store.deleteSession(hash: SecretToken.hash(token))
+    /// Logs out: ends the token's family (a refresh token and its rotations, or a browser
+    /// session) and the user's access tokens.
+    func logOut(_ token: String) async throws {
+        _ = try await store.endSessionFamily(ofToken: SecretToken.hash(token))
     }
 
     /// Opens a browser session and returns the cookie value.
     func openBrowserSession(for user: User) async throws -> String {
         let token = SecretToken.generate(prefix: Self.sessionPrefix)
+        let hash = SecretToken.hash(token)
         try await store.insertSession(
-            hash: SecretToken.hash(token),
+            hash: hash,
             userID: user.id,
             kind: .browser,
+            family: hash,
             expiresAt: Date().addingTimeInterval(sessionLifetime.seconds)
         )
         return token
     }
 
-    /// Resolves a bearer credential: an ingest token or an access token.
+    /// Resolves a bearer credential: an ingest token or an access token. An access token counts
+    /// only while its user exists with the generation it names, and carries the user's role as
+    /// the database has it now: a demotion, deletion, logout or password change ends it at once,
+    /// on every instance, for the price of one primary-key read.
     func principal(bearer token: String) async throws -> Principal? {
         if token.hasPrefix(Self.ingestTokenPrefix) {
             return try await store.activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
         }
-        return await accessTokens.verify(token).map(Principal.user)
+        guard let (userID, generation) = await accessTokens.verify(token), let user = try await store.user(id: userID),
+            user.tokenGeneration == generation
+        else { return nil }
+        return .user(UserClaims(id: user.id, email: user.email, role: user.role))
     }
 
     /// Resolves a browser session cookie.

@@ -4,11 +4,13 @@ import HummingbirdBcrypt
 import JWTKit
 import NIOPosix
 
-/// The claims of an access token. `exp` is enforced on every verification.
+/// The claims of an access token. `exp` is enforced on every verification; `gen` is the user's
+/// token generation when it was issued, checked against the database on every request.
 struct AccessTokenPayload: JWTPayload {
     var sub: SubjectClaim
     var exp: ExpirationClaim
     var iat: IssuedAtClaim
+    var gen: Int64
     var email: String
     var role: Role
 
@@ -38,25 +40,25 @@ public struct AccessTokens: Sendable {
             sub: .init(value: String(user.id)),
             exp: .init(value: now.addingTimeInterval(lifetime.seconds)),
             iat: .init(value: now),
+            gen: user.tokenGeneration,
             email: user.email,
             role: user.role
         )
         return try await keys.sign(payload)
     }
 
-    /// The claims of a valid token, or nil for an invalid, expired or foreign one.
-    func verify(_ token: String) async -> UserClaims? {
+    /// The user and generation of a valid token, or nil for an invalid, expired or foreign one.
+    func verify(_ token: String) async -> (userID: Int64, generation: Int64)? {
         guard let payload = try? await keys.verify(token, as: AccessTokenPayload.self),
             let id = Int64(payload.sub.value)
         else { return nil }
-        return UserClaims(id: id, email: payload.email, role: payload.role)
+        return (id, payload.gen)
     }
 }
 
 /// bcrypt, run on NIO's blocking thread pool so that it never stalls the cooperative pool.
 public struct PasswordHasher: Sendable {
     public static let minimumCost: UInt8 = 10
-    public static let minimumLength = 8
     let cost: UInt8
 
     public init(cost: UInt8) {

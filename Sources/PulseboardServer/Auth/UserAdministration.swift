@@ -13,7 +13,7 @@ public enum UserAdministration {
         var user = try await existing(email, in: store)
         user.role = role
         try await store.updateUser(user)
-        try await store.deleteSessions(userID: user.id)
+        try await store.revokeAccess(userID: user.id)
     }
 
     public static func resetPassword(email: String, password: String, in store: any Store) async throws {
@@ -21,7 +21,7 @@ public enum UserAdministration {
         var user = try await existing(email, in: store)
         user.passwordHash = try await hasher.hash(password)
         try await store.updateUser(user)
-        try await store.deleteSessions(userID: user.id)
+        try await store.revokeAccess(userID: user.id)
     }
 
     public static func createIngestToken(name: String, in store: any Store) async throws -> (IngestToken, secret: String) {

@@ -50,8 +50,8 @@ struct UsersController {
             }
             try await store.updateUser(user)
             if body.password != nil || body.role != nil {
-                // A changed password or role ends the user's sessions and refresh tokens.
-                try await store.deleteSessions(userID: user.id)
+                // A changed password or role ends the user's sessions, refresh tokens and access tokens.
+                try await store.revokeAccess(userID: user.id)
             }
             return try JSONResponse(UserView(user)).response
         }
@@ -80,11 +80,8 @@ struct UsersController {
     }
 
     static func validate(password: String) throws {
-        guard password.count >= PasswordHasher.minimumLength, password.utf8.count <= 72 else {
-            throw APIError.unprocessable(
-                "A password has \(PasswordHasher.minimumLength) to 72 bytes.",
-                details: ["field": .string("password")]
-            )
+        if let problem = PasswordPolicy.problem(with: password) {
+            throw APIError.unprocessable(problem, details: ["field": .string("password")])
         }
     }
 }

@@ -21,7 +21,7 @@ struct IngestController {
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/metrics") { request, context -> Response in
             let scope = try Self.ingestScope(context)
-            let body = try await Self.collectBody(request, limit: limits.maxBodyBytes)
+            let body = try await request.readBody(upTo: limits.maxBodyBytes)
             let inputs: [PointInput]
             do {
                 inputs = try JSONDecoder.pulseboard.decode([PointInput].self, from: body)
@@ -37,18 +37,6 @@ struct IngestController {
             let key = try Self.idempotencyKey(request).map { "\(scope):\($0)" }
             let outcome = try await Self.commit(IngestBatch(points: points, idempotencyKey: key), to: writer)
             return try JSONResponse(Accepted(accepted: points.count, duplicate: outcome == .duplicate)).response
-        }
-    }
-
-    /// The request body, or 413 beyond `limit` bytes.
-    static func collectBody(_ request: Request, limit: Int) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
-            throw APIError.tooLarge("The body is larger than \(limit) bytes.")
-        }
-        do {
-            return Data(buffer: try await request.body.collect(upTo: limit))
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError.tooLarge("The body is larger than \(limit) bytes.")
         }
     }
 

@@ -233,7 +233,7 @@ struct ClassesController {
         }
         router.post("/api/v1/classes/{id}/students/csv") { request, context -> Response in
             let record = try await authorizedClass(context)
-            let body = try await IngestController.collectBody(request, limit: 1 << 20)
+            let body = try await request.readBody(upTo: 1 << 20)
             guard let text = String(data: body, encoding: .utf8) else {
                 throw APIError.badRequest("The upload is not UTF-8 text.", code: "malformed")
             }
@@ -292,7 +292,7 @@ struct ClassesController {
             let page = try EventPage(request, maxLimit: 100_000, defaultLimit: 100_000)
             let rows = try await classes.store.select(
                 EventLog.range(classID: record.id, email: nil, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))
-            let csv = EventCSV.render(rows.compactMap { $0[2].string })
+            let csv = try EventCSV.render(rows.compactMap { $0[2].string })
             return Response(
                 status: .ok,
                 headers: [
@@ -411,35 +411,5 @@ struct EventPage {
         guard fromMs <= toMs else { throw APIError.badRequest("'from' is after 'to'.", details: ["field": .string("from")]) }
         limit = try HistoryController.integer(query.get("limit"), field: "limit", range: 1...maxLimit) ?? defaultLimit
         offset = try HistoryController.integer(query.get("offset"), field: "offset", range: 0...Int(Int32.max)) ?? 0
-    }
-}
-
-/// The raw events of a class as CSV, one row per event, the extension's field names as columns.
-enum EventCSV {
-    static let columns = [
-        "eventId", "eventType", "eventTime", "emailAddress", "userName", "teamName", "sessionId", "notebookPath", "cellId", "cellIndex",
-        "executionCount", "hasError", "errorMessage", "executionDurationMs",
-    ]
-
-    static func render(_ payloads: [String]) -> String {
-        var lines = [columns.joined(separator: ",")]
-        for payload in payloads {
-            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else { continue }
-            lines.append(columns.map { field(object[$0]) }.joined(separator: ","))
-        }
-        return lines.joined(separator: "\r\n") + "\r\n"
-    }
-
-    private static func field(_ value: JSONValue?) -> String {
-        let text: String =
-            switch value {
-            case .string(let string): string
-            case .bool(let flag): flag ? "true" : "false"
-            case .integer(let number): String(number)
-            case .number(let number): String(number)
-            case nil, .null, .array, .object: ""
-            }
-        guard text.contains(where: { ",\"\r\n".contains($0) }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

@@ -39,7 +39,7 @@ struct EventsController {
         }
         if let testEvents {
             open.post("/api/v1/test/events/{testId}") { request, context in
-                let body = try await IngestController.collectBody(request, limit: maxBodyBytes)
+                let body = try await request.readBody(upTo: maxBodyBytes)
                 guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
                     throw APIError.badRequest("The body is not JSON.", code: "malformed")
                 }
@@ -66,7 +66,7 @@ struct EventsController {
 
     private func receive(_ request: Request, classID: Int64?) async throws -> Response {
         let target = try await targetClass(request, expected: classID)
-        let body = try await IngestController.collectBody(request, limit: maxBodyBytes)
+        let body = try await request.readBody(upTo: maxBodyBytes)
         let parsed: EventParser.Parsed
         do {
             parsed = try EventParser.parse(body, classID: target, arrival: Date())

@@ -90,7 +90,7 @@ struct SubmissionsController {
                 throw APIError(
                     .notFound, code: "not_found", message: "No assignment \(assignmentID) in your classes.", details: ["field": .string("assignmentId")])
             }
-            let notebook = try await IngestController.collectBody(request, limit: Self.maxNotebookBytes)
+            let notebook = try await request.readBody(upTo: Self.maxNotebookBytes)
             try Self.validateNotebook(notebook)
             do {
                 let record = try await submissions.submit(
@@ -173,7 +173,7 @@ struct SubmissionsController {
         guard user.role != .student else {
             throw APIError.forbidden("Students cannot grade; to hand in a new version, POST the notebook again.")
         }
-        let change = try Self.gradeChange(try await IngestController.collectBody(request, limit: 64 * 1024))
+        let change = try Self.gradeChange(try await request.readBody(upTo: Request.standardBodyLimit))
         if replacing || change.grade != nil { record.grade = change.grade ?? nil }
         if replacing || change.feedback != nil { record.feedback = change.feedback ?? nil }
         try await submissions.grade(

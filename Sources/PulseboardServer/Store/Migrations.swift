@@ -350,5 +350,18 @@ enum Migrations {
                 "CREATE INDEX class_instructors_user ON class_instructors(user_id)",
             ]
         ),
+        Migration(
+            version: 9,
+            name: "token generations and session families",
+            statements: [
+                "ALTER TABLE users ADD COLUMN token_generation BIGINT NOT NULL DEFAULT 0",
+                // Each existing session is a family of its own; used refresh tokens stay until
+                // they expire, so that replaying one is recognised.
+                "ALTER TABLE sessions ADD COLUMN family TEXT",
+                "UPDATE sessions SET family = token_hash",
+                "ALTER TABLE sessions ADD COLUMN used_at BIGINT",
+                "CREATE INDEX sessions_family ON sessions(family)",
+            ]
+        ),
     ]
 }

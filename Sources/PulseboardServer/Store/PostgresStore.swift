@@ -108,15 +108,15 @@ public final class PostgresStore: Store {
     }
 
     public func user(id: Int64) async throws -> User? {
-        try await users("SELECT id, email, role, password_hash, created_at FROM users WHERE id = \(id)").first
+        try await users("SELECT id, email, role, password_hash, created_at, token_generation FROM users WHERE id = \(id)").first
     }
 
     public func user(email: String) async throws -> User? {
-        try await users("SELECT id, email, role, password_hash, created_at FROM users WHERE email = \(email)").first
+        try await users("SELECT id, email, role, password_hash, created_at, token_generation FROM users WHERE email = \(email)").first
     }
 
     public func listUsers() async throws -> [User] {
-        try await users("SELECT id, email, role, password_hash, created_at FROM users ORDER BY id")
+        try await users("SELECT id, email, role, password_hash, created_at, token_generation FROM users ORDER BY id")
     }
 
     public func updateUser(_ user: User) async throws {
@@ -134,41 +134,64 @@ public final class PostgresStore: Store {
     private func users(_ sql: PostgresQuery) async throws -> [User] {
         var users: [User] = []
         for row in try await rows(sql) {
-            let (id, email, role, hash, created) = try row.decode((Int64, String, String, String, Int64).self)
+            let (id, email, role, hash, created, generation) = try row.decode((Int64, String, String, String, Int64, Int64).self)
             users.append(
-                User(id: id, email: email, role: Role(rawValue: role) ?? .student, passwordHash: hash, createdAt: Date(millisecondsSince1970: created)))
+                User(
+                    id: id, email: email, role: Role(rawValue: role) ?? .student, passwordHash: hash, createdAt: Date(millisecondsSince1970: created),
+                    tokenGeneration: generation))
         }
         return users
     }
 
     // MARK: Sessions
 
-    public func insertSession(hash: String, userID: Int64, kind: SessionKind, expiresAt: Date) async throws {
+    public func insertSession(hash: String, userID: Int64, kind: SessionKind, family: String, expiresAt: Date) async throws {
         try await query(
-            "INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (\(hash), \(userID), \(kind.rawValue), \(Date().millisecondsSince1970), \(expiresAt.millisecondsSince1970))"
+            "INSERT INTO sessions (token_hash, user_id, kind, family, created_at, expires_at) VALUES (\(hash), \(userID), \(kind.rawValue), \(family), \(Date().millisecondsSince1970), \(expiresAt.millisecondsSince1970))"
         )
     }
 
     public func sessionUser(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
         try await single(
-            "SELECT user_id FROM sessions WHERE token_hash = \(hash) AND kind = \(kind.rawValue) AND expires_at > \(now.millisecondsSince1970)",
+            "SELECT user_id FROM sessions WHERE token_hash = \(hash) AND kind = \(kind.rawValue) AND expires_at > \(now.millisecondsSince1970) AND used_at IS NULL",
             as: Int64.self
         )
     }
 
-    public func takeSession(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
+    public func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)? {
+        let now = now.millisecondsSince1970
+        let rows = try await rows(
+            """
+            UPDATE sessions SET used_at = \(now) WHERE token_hash = \(hash) AND kind = 'refresh' AND expires_at > \(now) AND used_at IS NULL
+            RETURNING user_id, family
+            """
+        )
+        return try rows.first.map { row in
+            let (userID, family) = try row.decode((Int64, String).self)
+            return (userID, family)
+        }
+    }
+
+    public func endSessionFamily(ofToken hash: String) async throws -> Bool {
+        // One statement, so that it is atomic without a transaction of its own.
         try await single(
-            "DELETE FROM sessions WHERE token_hash = \(hash) AND kind = \(kind.rawValue) AND expires_at > \(now.millisecondsSince1970) RETURNING user_id",
+            """
+            WITH ended AS (
+                DELETE FROM sessions WHERE family = (SELECT family FROM sessions WHERE token_hash = \(hash)) RETURNING user_id
+            )
+            UPDATE users SET token_generation = token_generation + 1 WHERE id IN (SELECT user_id FROM ended) RETURNING id
+            """,
             as: Int64.self
+        ) != nil
+    }
+
+    public func revokeAccess(userID: Int64) async throws {
+        try await query(
+            """
+            WITH ended AS (DELETE FROM sessions WHERE user_id = \(userID))
+            UPDATE users SET token_generation = token_generation + 1 WHERE id = \(userID)
+            """
         )
-    }
-
-    public func deleteSession(hash: String) async throws {
-        try await query("DELETE FROM sessions WHERE token_hash = \(hash)")
-    }
-
-    public func deleteSessions(userID: Int64) async throws {
-        try await query("DELETE FROM sessions WHERE user_id = \(userID)")
     }
 
     // MARK: Ingest tokens

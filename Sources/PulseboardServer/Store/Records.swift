@@ -11,6 +11,9 @@ public struct User: Sendable, Equatable {
     public var role: Role
     public var passwordHash: String
     public var createdAt: Date
+    /// Raised whenever the user's access must end; an access token names the generation it was
+    /// issued for and is refused once they differ.
+    public var tokenGeneration: Int64 = 0
 }
 
 /// A machine credential that may only ingest. The secret itself is never stored, only its SHA-256.

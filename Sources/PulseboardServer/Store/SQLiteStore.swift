@@ -114,17 +114,18 @@ public final class SQLiteStore: Store {
             email: row["email"],
             role: Role(rawValue: row["role"]) ?? .student,
             passwordHash: row["password_hash"],
-            createdAt: Date(millisecondsSince1970: row["created_at"])
+            createdAt: Date(millisecondsSince1970: row["created_at"]),
+            tokenGeneration: row["token_generation"]
         )
     }
 
     // MARK: Sessions
 
-    public func insertSession(hash: String, userID: Int64, kind: SessionKind, expiresAt: Date) async throws {
+    public func insertSession(hash: String, userID: Int64, kind: SessionKind, family: String, expiresAt: Date) async throws {
         try await pool.write { db in
             try db.execute(
-                sql: "INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [hash, userID, kind.rawValue, Date().millisecondsSince1970, expiresAt.millisecondsSince1970]
+                sql: "INSERT INTO sessions (token_hash, user_id, kind, family, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [hash, userID, kind.rawValue, family, Date().millisecondsSince1970, expiresAt.millisecondsSince1970]
             )
         }
     }
@@ -133,28 +134,41 @@ public final class SQLiteStore: Store {
         try await pool.read { db in
             try Int64.fetchOne(
                 db,
-                sql: "SELECT user_id FROM sessions WHERE token_hash = ? AND kind = ? AND expires_at > ?",
+                sql: "SELECT user_id FROM sessions WHERE token_hash = ? AND kind = ? AND expires_at > ? AND used_at IS NULL",
                 arguments: [hash, kind.rawValue, now.millisecondsSince1970]
             )
         }
     }
 
-    public func takeSession(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
+    public func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)? {
         try await pool.write { db in
-            try Int64.fetchOne(
+            try Row.fetchOne(
                 db,
-                sql: "DELETE FROM sessions WHERE token_hash = ? AND kind = ? AND expires_at > ? RETURNING user_id",
-                arguments: [hash, kind.rawValue, now.millisecondsSince1970]
-            )
+                sql: """
+                    UPDATE sessions SET used_at = ? WHERE token_hash = ? AND kind = 'refresh' AND expires_at > ? AND used_at IS NULL
+                    RETURNING user_id, family
+                    """,
+                arguments: [now.millisecondsSince1970, hash, now.millisecondsSince1970]
+            ).map { (userID: $0["user_id"], family: $0["family"]) }
         }
     }
 
-    public func deleteSession(hash: String) async throws {
-        try await pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [hash]) }
+    public func endSessionFamily(ofToken hash: String) async throws -> Bool {
+        try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT user_id, family FROM sessions WHERE token_hash = ?", arguments: [hash]) else {
+                return false
+            }
+            try db.execute(sql: "DELETE FROM sessions WHERE family = ?", arguments: [row["family"] as String])
+            try db.execute(sql: "UPDATE users SET token_generation = token_generation + 1 WHERE id = ?", arguments: [row["user_id"] as Int64])
+            return true
+        }
     }
 
-    public func deleteSessions(userID: Int64) async throws {
-        try await pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [userID]) }
+    public func revokeAccess(userID: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [userID])
+            try db.execute(sql: "UPDATE users SET token_generation = token_generation + 1 WHERE id = ?", arguments: [userID])
+        }
     }
 
     // MARK: Ingest tokens

@@ -55,7 +55,7 @@ struct WebController {
                 throw APIError.forbidden("The form's CSRF token does not match.")
             }
             if let session = request.cookies[AuthMiddleware.sessionCookie]?.value {
-                try await auth.revoke(session)
+                try await auth.logOut(session)
             }
             var response = Response.redirect(to: "/", type: .normal)
             response.setCookie(sessionCookie("", maxAge: 0))
@@ -193,23 +193,32 @@ struct WebController {
         Cookie(name: Self.csrfCookie, value: value, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
     }
 
-    /// Double-submit CSRF protection: the form carries the value of a cookie that another site can
-    /// neither read nor set. Returns the token and, when the browser has none yet, a new cookie value.
+    /// CSRF protection. With a session, the token is derived from the session's secret, so a
+    /// token or cookie that another site plants is worth nothing: only a page we rendered for this
+    /// session knows it. Before login (the login form) it is a double-submit cookie that another
+    /// site can neither read nor set. Returns the token and, when the browser needs one, a new
+    /// cookie value.
     static func csrfToken(_ request: Request) -> (String, String?) {
+        if let session = request.cookies[AuthMiddleware.sessionCookie]?.value, !session.isEmpty { return (sessionBound(session), nil) }
         if let existing = request.cookies[csrfCookie]?.value, !existing.isEmpty { return (existing, nil) }
         let token = SecretToken.generate(prefix: "")
         return (token, token)
     }
 
     static func csrfMatches(_ request: Request, _ submitted: String?) -> Bool {
-        guard let cookie = request.cookies[csrfCookie]?.value, !cookie.isEmpty, let submitted else { return false }
-        return cookie == submitted
+        guard let submitted, !submitted.isEmpty else { return false }
+        if let session = request.cookies[AuthMiddleware.sessionCookie]?.value, !session.isEmpty { return submitted == sessionBound(session) }
+        return request.cookies[csrfCookie]?.value == submitted
+    }
+
+    private static func sessionBound(_ session: String) -> String {
+        Data("pulseboard-csrf:\(session)".utf8).sha256Hex
     }
 
     static func decodeForm<Form: Decodable>(_ type: Form.Type, _ request: Request) async throws -> Form {
-        let body = try await request.body.collect(upTo: 16 * 1024)
+        let body = try await request.readBody(upTo: 16 * 1024)
         do {
-            return try URLEncodedFormDecoder().decode(Form.self, from: String(buffer: body))
+            return try URLEncodedFormDecoder().decode(Form.self, from: String(decoding: body, as: UTF8.self))
         } catch {
             throw APIError.badRequest("The form could not be read.", code: "malformed")
         }

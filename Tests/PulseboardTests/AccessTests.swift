@@ -1,0 +1,176 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import PulseboardServer
+
+/// Access follows the database: what is taken away stops working on the next request.
+@Suite("Revocation and limits")
+struct AccessTests {
+    struct CreatedUser: Decodable { var id: Int64 }
+
+    static func createUser(_ client: any TestClientProtocol, role: Role, admin: String) async throws -> (id: Int64, email: String) {
+        let email = "\(role.rawValue)-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        let created = try await client.request(
+            .post, "/api/v1/users", token: admin, json: #"{"email":"\#(email)","password":"password-123","role":"\#(role.rawValue)"}"#)
+        try #require(created.status == .created)
+        return (try created.decode(CreatedUser.self).id, email)
+    }
+
+    @Test(arguments: TestEngine.all) func aDemotedAdminsTokenLosesThePrivilegeAtOnce(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let admin = try await client.login().accessToken
+            let other = try await Self.createUser(client, role: .admin, admin: admin)
+            let otherToken = try await client.login(other.email, "password-123").accessToken
+            #expect(try await client.request(.get, "/api/v1/users", token: otherToken).status == .ok)
+            #expect(try await client.request(.patch, "/api/v1/users/\(other.id)", token: admin, json: #"{"role":"student"}"#).status == .ok)
+            let escalation = try await client.request(
+                .post, "/api/v1/users", token: otherToken, json: #"{"email":"new-admin@example.com","password":"password-123","role":"admin"}"#)
+            #expect(escalation.status == .unauthorized)
+            #expect(try await client.request(.get, "/api/v1/users", token: otherToken).status == .unauthorized)
+            // Logging in again gives the new role only.
+            let again = try await client.login(other.email, "password-123").accessToken
+            #expect(try await client.request(.get, "/api/v1/users", token: again).status == .forbidden)
+        }
+    }
+
+    @Test(arguments: TestEngine.all) func deletionLogoutAndANewPasswordEndTheAccessToken(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let admin = try await client.login().accessToken
+            let deleted = try await Self.createUser(client, role: .instructor, admin: admin)
+            let deletedToken = try await client.login(deleted.email, "password-123").accessToken
+            #expect(try await client.request(.get, "/api/v1/series", token: deletedToken).status == .ok)
+            #expect(try await client.request(.delete, "/api/v1/users/\(deleted.id)", token: admin).status == .noContent)
+            #expect(try await client.request(.get, "/api/v1/series", token: deletedToken).status == .unauthorized)
+
+            let user = try await Self.createUser(client, role: .instructor, admin: admin)
+            let session = try await client.login(user.email, "password-123")
+            #expect(try await client.request(.post, "/auth/logout", json: #"{"refreshToken":"\#(session.refreshToken)"}"#).status == .noContent)
+            #expect(try await client.request(.get, "/auth/me", token: session.accessToken).status == .unauthorized)
+
+            let next = try await client.login(user.email, "password-123")
+            let changed = try await client.request(.patch, "/api/v1/users/\(user.id)", token: admin, json: #"{"password":"another-password-2"}"#)
+            #expect(changed.status == .ok)
+            #expect(try await client.request(.get, "/auth/me", token: next.accessToken).status == .unauthorized)
+            #expect(try await client.request(.post, "/auth/refresh", json: #"{"refreshToken":"\#(next.refreshToken)"}"#).status == .unauthorized)
+            #expect(try await client.request(.get, "/auth/me", token: try await client.login(user.email, "another-password-2").accessToken).status == .ok)
+        }
+    }
+
+    @Test(arguments: TestEngine.all) func replayingARotatedRefreshTokenEndsItsFamily(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let elsewhere = try await client.login()
+            let first = try await client.login()
+            let second = try await client.request(.post, "/auth/refresh", json: #"{"refreshToken":"\#(first.refreshToken)"}"#).decode(TokenPair.self)
+            #expect(try await client.request(.get, "/auth/me", token: second.accessToken).status == .ok)
+            // The thief (or the owner) replays the rotated token: refused, and the family ends.
+            #expect(try await client.request(.post, "/auth/refresh", json: #"{"refreshToken":"\#(first.refreshToken)"}"#).status == .unauthorized)
+            #expect(try await client.request(.post, "/auth/refresh", json: #"{"refreshToken":"\#(second.refreshToken)"}"#).status == .unauthorized)
+            #expect(try await client.request(.get, "/auth/me", token: second.accessToken).status == .unauthorized)
+            // Another login of the same user keeps its refresh token and gets a new access token.
+            let renewed = try await client.request(.post, "/auth/refresh", json: #"{"refreshToken":"\#(elsewhere.refreshToken)"}"#)
+            #expect(renewed.status == .ok)
+            #expect(try await client.request(.get, "/auth/me", token: try renewed.decode(TokenPair.self).accessToken).status == .ok)
+        }
+    }
+
+    /// Two instances on one PostgreSQL database: what one takes away, the other refuses.
+    @Test func aRevocationOnOneInstanceHoldsOnTheOther() async throws {
+        let url = try await TestPostgres.shared.newDatabase()
+        try await TestApp.run(engine: .postgres, configure: { $0.databaseURL = url }) { a, _ in
+            try await TestApp.run(engine: .postgres, configure: { $0.databaseURL = url }) { b, _ in
+                let admin = try await a.login().accessToken
+                let user = try await Self.createUser(a, role: .admin, admin: admin)
+                let token = try await b.login(user.email, "password-123").accessToken
+                #expect(try await b.request(.get, "/api/v1/users", token: token).status == .ok)
+                #expect(try await a.request(.patch, "/api/v1/users/\(user.id)", token: admin, json: #"{"role":"student"}"#).status == .ok)
+                #expect(try await b.request(.get, "/api/v1/users", token: token).status == .unauthorized)
+            }
+        }
+    }
+
+    @Test func passwordsFollowThePolicy() {
+        #expect(PasswordPolicy.problem(with: "password") != nil)
+        #expect(PasswordPolicy.problem(with: "Password123") != nil)
+        #expect(PasswordPolicy.problem(with: String(repeating: "\0", count: 12)) != nil)
+        #expect(PasswordPolicy.problem(with: String(repeating: "a", count: 73)) != nil)
+        #expect(PasswordPolicy.problem(with: "correct horse battery") == nil)
+    }
+
+    @Test(arguments: TestEngine.all) func weakPasswordsAndOverlongOnesAreRefusedWith422(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let admin = try await client.login().accessToken
+            for password in ["password", "qwertyuiop", #"\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000"#, String(repeating: "x", count: 73)] {
+                let response = try await client.request(
+                    .post, "/api/v1/users", token: admin, json: #"{"email":"weak@example.com","password":"\#(password)","role":"student"}"#)
+                #expect(response.status == .unprocessableContent, "\(password.prefix(12)) gave \(response.status)")
+                #expect(response.error?.field == "password")
+            }
+            let login = try await client.request(
+                .post, "/auth/login", json: #"{"email":"admin@example.com","password":"\#(String(repeating: "x", count: 100))"}"#)
+            #expect(login.status == .unprocessableContent)
+        }
+    }
+
+    /// Each route refuses a body over its own limit with a 413 in our error shape, without
+    /// reading it, once the caller is known to be allowed to send one; then the server answers
+    /// the next request.
+    @Test(arguments: TestEngine.all) func oversizedBodiesAnswer413OnEveryRoute(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, configure: { $0.openIngest = true }) { client, parts in
+            let scene = try await SubmissionScene.make(client)
+            let submitted = try await client.submit(Notebook.json("print(1)"), to: scene.assignmentID, token: scene.alice)
+            let submission = try submitted.decode(SubmissionAnswer.self)
+            let over = { (limit: Int) in ByteBuffer(repeating: UInt8(ascii: "a"), count: limit + 1) }
+            let ingestLimit = parts.config.maxBodyBytes
+            let cases: [(HTTPRequest.Method, String, String?, ByteBuffer)] = [
+                (.post, "/auth/login", nil, over(Request.standardBodyLimit)),
+                (.post, "/auth/refresh", nil, over(Request.standardBodyLimit)),
+                (.post, "/login", nil, over(16 * 1024)),
+                (.post, "/api/v1/users", scene.admin, over(Request.standardBodyLimit)),
+                (.post, "/api/v1/classes", scene.owner, over(Request.standardBodyLimit)),
+                (.post, "/api/v1/metrics", scene.admin, over(ingestLimit)),
+                (.post, "/api/v1/events", nil, over(ingestLimit)),
+                (.post, "/api/v1/submissions?assignmentId=\(scene.assignmentID)", scene.alice, over(SubmissionsController.maxNotebookBytes)),
+                (.patch, "/api/v1/submissions/\(submission.id)", scene.owner, over(Request.standardBodyLimit)),
+                (.post, "/api/v1/classes/\(scene.classID)/students/csv", scene.owner, over(1 << 20)),
+            ]
+            for (method, path, token, body) in cases {
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let token { headers[.authorization] = "Bearer \(token)" }
+                let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: body)
+                #expect(response.status == .contentTooLarge, "\(method) \(path) gave \(response.status)")
+                #expect(response.error?.code == "too_large", "\(method) \(path)")
+            }
+            #expect(try await client.request(.get, "/auth/me", token: scene.owner).status == .ok)
+        }
+    }
+
+    /// A chunked body has no length to check in advance: it is read up to the limit, then refused.
+    @Test func aChunkedBodyOverTheLimitAnswers413() async throws {
+        try await TestApp.run(.live) { client, _ in
+            let port = try #require(client.port)
+            let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 16 * 1024)
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/auth/login")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .stream((0..<64).async.map { _ in chunk }, length: .unknown)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status == .payloadTooLarge)
+            #expect(try await client.request(.get, "/health").status == .ok)
+        }
+    }
+}
+
+extension Range where Bound == Int {
+    /// The numbers as an async sequence, for streaming request bodies.
+    fileprivate var async: AsyncStream<Int> {
+        AsyncStream { continuation in
+            for number in self { continuation.yield(number) }
+            continuation.finish()
+        }
+    }
+}
