@@ -38,6 +38,11 @@ struct Serve: AsyncParsableCommand {
     var enableTestApi = false
     @Option(help: "Comma-separated browser origins allowed to call the API (CORS). [env PULSEBOARD_CORS_ORIGINS, default none]") var corsOrigins: String?
     @Option(help: "Minutes without events before a student shows as idle. [env PULSEBOARD_IDLE_MINUTES, default 5]") var idleMinutes: Int?
+    @Option(help: "Seconds an HTTP connection may wait for a complete request head before it is closed. [env PULSEBOARD_IDLE_TIMEOUT, default 30]")
+    var idleTimeout: Int?
+    @Option(help: "Open connections in all; more are closed at once. [env PULSEBOARD_MAX_CONNECTIONS, default 16384]") var maxConnections: Int?
+    @Option(help: "Open connections from one client address. [env PULSEBOARD_MAX_CONNECTIONS_PER_ADDRESS, default 2048]")
+    var maxConnectionsPerAddress: Int?
     @Option(help: "Seconds a request waits for a PostgreSQL connection before answering 503. [env PULSEBOARD_DATABASE_WAIT, default 2]")
     var databaseWait: Int?
     @Option(
@@ -76,6 +81,10 @@ struct Serve: AsyncParsableCommand {
         }
         config.idleMinutes = try settings.value(idleMinutes, "PULSEBOARD_IDLE_MINUTES", default: config.idleMinutes)
         config.databaseWait = .seconds(try settings.value(databaseWait, "PULSEBOARD_DATABASE_WAIT", default: 2))
+        config.idleTimeout = .seconds(try settings.value(idleTimeout, "PULSEBOARD_IDLE_TIMEOUT", default: 30))
+        config.maxConnections = try settings.value(maxConnections, "PULSEBOARD_MAX_CONNECTIONS", default: config.maxConnections)
+        config.maxConnectionsPerAddress = try settings.value(
+            maxConnectionsPerAddress, "PULSEBOARD_MAX_CONNECTIONS_PER_ADDRESS", default: config.maxConnectionsPerAddress)
         config.submissionsDirectory = submissionsDir ?? settings.secret("PULSEBOARD_SUBMISSIONS_DIR")
         guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
         guard config.databaseWait >= .seconds(1) else { throw ValidationError("The database wait is at least 1 second.") }

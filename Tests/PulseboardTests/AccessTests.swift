@@ -3,6 +3,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWSTesting
 import NIOCore
 import Testing
 
@@ -171,6 +173,61 @@ extension Range where Bound == Int {
         AsyncStream { continuation in
             for number in self { continuation.yield(number) }
             continuation.finish()
+        }
+    }
+}
+
+/// Connections that hold a slot without sending a request are closed; WebSockets are not.
+@Suite("Connection limits", .timeLimit(.minutes(2)))
+struct ConnectionLimitTests {
+    @Test func aClientThatNeverFinishesItsHeadersIsCutOffButASocketStays() async throws {
+        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(1) }) { client, _ in
+            let port = try #require(client.port)
+            let slow = try StalledClient(port: port, sending: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            let idle = try StalledClient(port: port, sending: "")
+            #expect(slow.closedByServer(within: .seconds(10)))
+            #expect(idle.closedByServer(within: .seconds(10)))
+            // Meanwhile others are served (on new connections: the test client's own idled past
+            // the timeout too), and a WebSocket outlives the timeout.
+            let health = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(10))
+            #expect(health.status == .ok)
+            var login = HTTPClientRequest(url: "http://127.0.0.1:\(port)/auth/login")
+            login.method = .POST
+            login.headers.add(name: "Content-Type", value: "application/json")
+            login.body = .bytes(ByteBuffer(string: #"{"email":"\#(TestApp.adminEmail)","password":"\#(TestApp.adminPassword)"}"#))
+            let answer = try await HTTPClient.shared.execute(login, timeout: .seconds(10))
+            let token = try JSONDecoder().decode(TokenPair.self, from: Data(buffer: try await answer.body.collect(upTo: 1 << 16))).accessToken
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(token, on: outbound)
+                try await Task.sleep(for: .seconds(2.5))
+                try await outbound.send(#"{"op":"ping"}"#)
+                #expect(try await reader.next().type == "pong")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+        }
+    }
+}
+
+extension ConnectionLimitTests {
+    @Test func connectionsOverThePerAddressCapAreClosedAtOnce() async throws {
+        try await TestApp.run(.live, configure: { $0.maxConnectionsPerAddress = 3 }) { client, _ in
+            let port = try #require(client.port)
+            // The test client's own connection is the first.
+            #expect(try await client.request(.get, "/health").status == .ok)
+            var first: StalledClient? = try StalledClient(port: port, sending: "")
+            let second = try StalledClient(port: port, sending: "")
+            #expect(first?.closedByServer(within: .milliseconds(500)) == false)
+            #expect(second.closedByServer(within: .milliseconds(500)) == false)
+            let over = try StalledClient(port: port, sending: "")
+            #expect(over.closedByServer(within: .seconds(5)))
+            // A slot that frees up is taken again.
+            first = nil
+            try await Task.sleep(for: .milliseconds(300))
+            let again = try StalledClient(port: port, sending: "")
+            #expect(again.closedByServer(within: .milliseconds(500)) == false)
+            #expect(try await client.request(.get, "/health").status == .ok)
+            _ = first
         }
     }
 }

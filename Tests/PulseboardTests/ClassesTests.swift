@@ -118,7 +118,8 @@ struct ClassesTests {
             let colleagueClaims = UserClaims(id: team[1].id, email: "co@example.com", role: .instructor)
             let policy = ChannelPolicy(classes: Classes(store: parts.store))
             #expect(await policy.refusal(for: "class:\(scene.classID)", user: colleagueClaims) == nil)
-            #expect(await policy.refusal(for: "progress:alice@example.com", user: colleagueClaims) == nil)
+            #expect(await policy.refusal(for: "progress:\(scene.classID):alice@example.com", user: colleagueClaims) == nil)
+            #expect(await policy.refusal(for: "progress:alice@example.com", user: colleagueClaims) != nil)
 
             // A student's classes: admins see all, instructors those they teach, a student their own.
             struct StudentClasses: Decodable {

@@ -484,6 +484,7 @@ struct LearningLiveTests {
                 _ = try await reader.authenticate(stranger, on: outbound)
                 #expect(try await reader.subscribe("class:\(course.id)", on: outbound).code == "forbidden")
                 #expect(try await reader.subscribe("progress:student001@example.com", on: outbound).code == "forbidden")
+                #expect(try await reader.subscribe("progress:\(course.id):student001@example.com", on: outbound).code == "forbidden")
                 #expect(try await reader.subscribe("class:abc", on: outbound).code == "forbidden")
                 #expect(try await reader.subscribe("notifications:1", on: outbound).code == "forbidden")
                 try await outbound.close(.normalClosure, reason: nil)
@@ -500,8 +501,30 @@ struct LearningLiveTests {
                 #expect(data["kind"] as? String == "student")
                 #expect(card["email"] as? String == "student001@example.com")
                 #expect(card["status"] as? String == "needs_help")
-                // Now the student is in the instructor's class, so their progress is visible too.
-                #expect(try await reader.subscribe("progress:student001@example.com", on: outbound).type == "subscribed")
+                // The student's progress in this class is visible too, but not across classes.
+                #expect(try await reader.subscribe("progress:\(course.id):student001@example.com", on: outbound).type == "subscribed")
+                #expect(try await reader.subscribe("progress:student001@example.com", on: outbound).code == "forbidden")
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // The stranger enrols the same student in their own class: they see the student's
+            // events there, and none of the events in the first class.
+            let elsewhere = try await client.createClass("elsewhere", token: stranger)
+            let enrolled = try await client.request(
+                .post, "/api/v1/classes/\(elsewhere.id)/students", token: stranger, json: #"{"email":"student001@example.com"}"#)
+            #expect(enrolled.status == .created)
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(stranger, on: outbound)
+                #expect(try await reader.subscribe("progress:student001@example.com", on: outbound).code == "forbidden")
+                #expect(try await reader.subscribe("progress:\(course.id):student001@example.com", on: outbound).code == "forbidden")
+                #expect(try await reader.subscribe("progress:\(elsewhere.id):student001@example.com", on: outbound).type == "subscribed")
+                #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", cell: 7, hasError: false)], classToken: token).status == .ok)
+                let otherToken = try #require(elsewhere.ingestToken)
+                #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", cell: 8, hasError: false)], classToken: otherToken).status == .ok)
+                // The first message is the event of their own class: the other class's never came.
+                let seen = try await reader.next()
+                #expect(seen.channel == "progress:\(elsewhere.id):student001@example.com")
+                #expect((seen.fields["data"] as? [String: Any])?["cellIndex"] as? Int == 8)
                 try await outbound.close(.normalClosure, reason: nil)
             }
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in

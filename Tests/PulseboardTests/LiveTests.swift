@@ -259,6 +259,34 @@ struct LiveTests {
         }
     }
 
+    /// What is taken away ends on the open socket at once, with a frame that says why.
+    @Test(arguments: TestEngine.all) func openSocketsLoseWhatIsTakenAway(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine, .live) { client, _ in
+            let admin = try await client.login().accessToken
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let colleagueEmail = "co-\(UUID().uuidString.prefix(6).lowercased())@example.com"
+            let colleague = try await client.tokenForNewUser(role: .instructor, adminToken: admin, email: colleagueEmail)
+            let colleagueID = try await client.userID(colleague)
+            let course = try await client.createClass("revoke", token: owner)
+            let added = try await client.request(.post, "/api/v1/classes/\(course.id)/instructors", token: owner, json: #"{"email":"\#(colleagueEmail)"}"#)
+            #expect(added.status == .created)
+            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(colleague, on: outbound)
+                #expect(try await reader.subscribe("class:\(course.id)", on: outbound).type == "subscribed")
+                #expect(try await reader.subscribe("metrics:cpu", on: outbound).type == "subscribed")
+                // Removed from the class: the class channel ends, the metrics stay.
+                #expect(try await client.request(.delete, "/api/v1/classes/\(course.id)/instructors/\(colleagueID)", token: owner).status == .noContent)
+                let ended = try await reader.next()
+                #expect(ended.type == "error" && ended.code == "revoked" && ended.channel == "class:\(course.id)")
+                // Deleted: the socket ends.
+                #expect(try await client.request(.delete, "/api/v1/users/\(colleagueID)", token: admin).status == .noContent)
+                let revoked = try await reader.next()
+                #expect(revoked.type == "error" && revoked.code == "revoked" && revoked.channel == nil)
+            }
+        }
+    }
+
     @Test(arguments: TestEngine.all) func aPlainGetOnTheWebSocketPathIs426(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
             let response = try await client.request(.get, "/ws")

@@ -38,6 +38,23 @@ struct MultiInstanceTests {
         }
     }
 
+    @Test func aDemotionOnOneInstanceEndsTheSubscriptionsOnTheOther() async throws {
+        try await Self.twoInstances { _, a, b in
+            let admin = try await a.login().accessToken
+            let instructor = try await a.tokenForNewUser(role: .instructor, adminToken: admin)
+            let instructorID = try await a.userID(instructor)
+            try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                var reader = LiveReader(inbound)
+                _ = try await reader.authenticate(instructor, on: outbound)
+                #expect(try await reader.subscribe("metrics:cpu", on: outbound).type == "subscribed")
+                #expect(try await a.request(.patch, "/api/v1/users/\(instructorID)", token: admin, json: #"{"role":"student"}"#).status == .ok)
+                // The demotion ended the token too, so the whole socket ends.
+                let revoked = try await reader.next()
+                #expect(revoked.type == "error" && revoked.code == "revoked")
+            }
+        }
+    }
+
     @Test func aClassViewOnOneInstanceFollowsEventsTakenByTheOther() async throws {
         try await Self.twoInstances { _, a, b in
             let admin = try await a.login().accessToken

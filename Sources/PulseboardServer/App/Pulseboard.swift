@@ -1,8 +1,10 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import Mustache
+import NIOCore
 import ServiceLifecycle
 
 /// The assembled server: storage, writer, hub, collector and routes, built from a configuration
@@ -30,20 +32,28 @@ public struct Pulseboard: Sendable {
             return (secret, password, openClass?.id)
         }
 
+        let telemetry = Telemetry()
+        let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
+        let classes = Classes(store: store)
+        let submissions = Submissions(store: store, files: config.notebookFiles)
+        let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
+        let accessChanges = AccessChanges()
+        let fanout = (store as? PostgresStore).map {
+            PostgresFanout(store: $0, hub: hub, progress: progress, telemetry: telemetry, accessChanges: accessChanges, logger: logger)
+        }
+        let accessChanged: @Sendable () -> Void = {
+            accessChanges.signal()
+            fanout?.relayAccessChanged()
+        }
         let auth = try await AuthService(
             store: store,
             accessTokens: try await AccessTokens(secret: secret, lifetime: config.accessTokenLifetime),
             hasher: hasher,
             limiter: LoginLimiter(limits: config.loginLimits),
             refreshLifetime: config.refreshTokenLifetime,
-            sessionLifetime: config.sessionLifetime
+            sessionLifetime: config.sessionLifetime,
+            accessChanged: accessChanged
         )
-        let telemetry = Telemetry()
-        let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
-        let classes = Classes(store: store)
-        let submissions = Submissions(store: store, files: config.notebookFiles)
-        let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
-        let fanout = (store as? PostgresStore).map { PostgresFanout(store: $0, hub: hub, progress: progress, telemetry: telemetry, logger: logger) }
         let notifier = Notifier(hub: hub) { channel, notice in fanout?.relay(notice, on: channel) }
         let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void = { fanout?.cardsChanged($0) }
         let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: cardsChanged)
@@ -81,7 +91,7 @@ public struct Pulseboard: Sendable {
         let routes = RecordingRouter(router)
         OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).addRoutes(to: routes)
         AuthController(auth: auth).addRoutes(to: routes)
-        UsersController(store: store, hasher: hasher).addRoutes(to: routes)
+        UsersController(store: store, hasher: hasher, accessChanged: accessChanged).addRoutes(to: routes)
         TokensController(auth: auth).addRoutes(to: routes)
         IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).addRoutes(to: routes)
         HistoryController(store: store).addRoutes(to: routes)
@@ -89,7 +99,8 @@ public struct Pulseboard: Sendable {
             writer: writer, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
             testEvents: config.enableTestAPI ? TestEvents() : nil
         ).addRoutes(to: routes)
-        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub).addRoutes(to: routes)
+        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub, accessChanged: accessChanged)
+            .addRoutes(to: routes)
         let assignments = Assignments(store: store)
         AssignmentsController(assignments: assignments, classes: classes).addRoutes(to: routes)
         SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier, cardsChanged: cardsChanged)
@@ -101,6 +112,7 @@ public struct Pulseboard: Sendable {
                 hub: hub,
                 auth: auth,
                 policy: ChannelPolicy(classes: classes),
+                accessChanges: accessChanges,
                 telemetry: telemetry,
                 settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
             )
@@ -115,12 +127,10 @@ public struct Pulseboard: Sendable {
             secureCookies: config.behindTLS
         ).addRoutes(to: routes)
 
+        let connections = ConnectionCounter(maxTotal: config.maxConnections, maxPerAddress: config.maxConnectionsPerAddress)
         let application = Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(http1: .init(), ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
-            ),
+            server: Self.server(router: router, config: config, connections: connections),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Pulseboard"),
             services: services,
             logger: logger
@@ -131,5 +141,23 @@ public struct Pulseboard: Sendable {
             hub: hub,
             telemetry: telemetry,
             generatedAdminPassword: generatedPassword, routes: routes.routes)
+    }
+
+    /// HTTP/1.1 with WebSocket upgrades, behind the connection guard.
+    private static func server(router: Router<AppRequestContext>, config: ServerConfig, connections: ConnectionCounter) -> HTTPServerBuilder {
+        let webSocketResponder = router.buildResponder()
+        let idleTimeout = TimeAmount.nanoseconds(Int64(config.idleTimeout.seconds * 1e9))
+        return HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    webSocketResponder: webSocketResponder,
+                    configuration: .init(
+                        http1: .init(idleTimeout: idleTimeout), ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+                ),
+                counter: connections,
+                headTimeout: idleTimeout
+            )
+        }
     }
 }

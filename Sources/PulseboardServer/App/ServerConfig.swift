@@ -36,6 +36,15 @@ public struct ServerConfig: Sendable {
     public var retentionDays = 30
     public var idempotencyHours = 24
     public var behindTLS = false
+    /// How long an HTTP connection may go without a complete request head, from its start or
+    /// since its last response: bounds both keep-alive idling and clients that never finish
+    /// their headers (slowloris). WebSockets are not affected (they have pings).
+    public var idleTimeout: Duration = .seconds(30)
+    /// Open connections (HTTP and WebSocket) in all, and from one client address; beyond either a
+    /// new connection is closed at once. Behind a proxy every client has the proxy's address, so
+    /// the per-address cap is then the proxy's share; limit clients in the proxy (nginx `limit_conn`).
+    public var maxConnections = 16_384
+    public var maxConnectionsPerAddress = 2_048
     /// Accept learning events without a class token (into the class with code `open`): for a
     /// local classroom only.
     public var openIngest = false

@@ -9,6 +9,8 @@ public struct AuthService: Sendable {
     let limiter: LoginLimiter
     let refreshLifetime: Duration
     let sessionLifetime: Duration
+    /// Rings the open WebSockets (on every instance) after a logout or a replayed refresh token.
+    let accessChanged: @Sendable () -> Void
     /// A bcrypt hash of a random secret: verified against when the email is unknown, so that an
     /// unknown email and a wrong password take the same time and give the same answer.
     let decoyHash: String
@@ -19,7 +21,8 @@ public struct AuthService: Sendable {
         hasher: PasswordHasher,
         limiter: LoginLimiter,
         refreshLifetime: Duration,
-        sessionLifetime: Duration
+        sessionLifetime: Duration,
+        accessChanged: @escaping @Sendable () -> Void
     ) async throws {
         self.store = store
         self.accessTokens = accessTokens
@@ -27,6 +30,7 @@ public struct AuthService: Sendable {
         self.limiter = limiter
         self.refreshLifetime = refreshLifetime
         self.sessionLifetime = sessionLifetime
+        self.accessChanged = accessChanged
         decoyHash = try await hasher.hash(SecretToken.generate(prefix: ""))
     }
 
@@ -86,7 +90,7 @@ public struct AuthService: Sendable {
     func refresh(_ refreshToken: String) async throws -> TokenPair {
         let hash = SecretToken.hash(refreshToken)
         guard let (userID, family) = try await store.useRefreshToken(hash: hash, now: Date()), let user = try await store.user(id: userID) else {
-            _ = try await store.endSessionFamily(ofToken: hash)
+            if try await store.endSessionFamily(ofToken: hash) { accessChanged() }
             throw APIError.unauthorized("The refresh token is invalid, expired or revoked.")
         }
         return try await issueTokens(for: user, family: family)
@@ -95,7 +99,7 @@ public struct AuthService: Sendable {
     /// Logs out: ends the token's family (a refresh token and its rotations, or a browser
     /// session) and the user's access tokens.
     func logOut(_ token: String) async throws {
-        _ = try await store.endSessionFamily(ofToken: SecretToken.hash(token))
+        if try await store.endSessionFamily(ofToken: SecretToken.hash(token)) { accessChanged() }
     }
 
     /// Opens a browser session and returns the cookie value.
@@ -124,6 +128,14 @@ public struct AuthService: Sendable {
             user.tokenGeneration == generation
         else { return nil }
         return .user(UserClaims(id: user.id, email: user.email, role: user.role))
+    }
+
+    /// Resolves a live session's credential again.
+    func principal(_ credential: LiveSession.Credential) async throws -> Principal? {
+        switch credential {
+        case .bearer(let token): try await principal(bearer: token)
+        case .session(let token): try await principal(session: token)
+        }
     }
 
     /// Resolves a browser session cookie.

@@ -5,6 +5,8 @@ import Hummingbird
 struct UsersController {
     let store: any Store
     let hasher: PasswordHasher
+    /// Rings the open WebSockets after a change, so that they re-check what they may see.
+    let accessChanged: @Sendable () -> Void
 
     struct CreateUser: Decodable {
         var email: String
@@ -53,6 +55,7 @@ struct UsersController {
                 // A changed password or role ends the user's sessions, refresh tokens and access tokens.
                 try await store.revokeAccess(userID: user.id)
             }
+            accessChanged()
             return try JSONResponse(UserView(user)).response
         }
         router.delete("/api/v1/users/{id}") { request, context -> Response in
@@ -60,6 +63,7 @@ struct UsersController {
             let user = try await user(request, context)
             if user.id == caller.id { throw APIError.conflict("You cannot delete your own account.") }
             _ = try await store.deleteUser(id: user.id)
+            accessChanged()
             return Response(status: .noContent)
         }
     }

@@ -111,6 +111,8 @@ struct ClassesController {
     let enrolment: Enrolment
     let progress: ClassProgress
     let hub: Hub
+    /// Rings the open WebSockets after a change of who teaches a class.
+    let accessChanged: @Sendable () -> Void
 
     func addRoutes(to router: some RouterMethods<AppRequestContext>) {
         router.post("/api/v1/classes") { request, context -> Response in
@@ -174,6 +176,7 @@ struct ClassesController {
         router.delete("/api/v1/classes/{id}") { _, context -> Response in
             let record = try await ownedClass(context)
             try await classes.delete(id: record.id, audit: AuditNote("delete", "class", details: "code \(record.code)", context: context))
+            accessChanged()
             return Response(status: .noContent)
         }
         router.get("/api/v1/classes/{id}/instructors") { _, context -> Response in
@@ -205,6 +208,7 @@ struct ClassesController {
             else {
                 throw APIError.notFound("No such co-instructor of this class.")
             }
+            accessChanged()
             return Response(status: .noContent)
         }
         router.get("/api/v1/classes/{id}/students") { _, context -> Response in
@@ -343,6 +347,7 @@ struct ClassesController {
         } catch StoreError.conflict {
             throw APIError.conflict("The class code '\(record.code)' is taken.")
         }
+        if body.ownerId != nil { accessChanged() }
         return try JSONResponse(ClassView(try await classes.find(id: record.id) ?? record)).response
     }
 

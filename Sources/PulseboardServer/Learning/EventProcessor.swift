@@ -111,13 +111,15 @@ final class EventProcessor: Service {
     }
 
     /// Each student touched gets their new picture on `class:<id>`; each event goes to the
-    /// student's own `progress:<email>`.
+    /// student's own `progress:<email>` and, for the class's instructors, `progress:<id>:<email>`.
     private func publish(_ events: [LearningEvent]) async {
         var touched: [Int64: Set<String>] = [:]
         for event in events {
             guard let email = event.email else { continue }
             touched[event.classID, default: []].insert(email)
-            hub.publish(channel: LiveChannels.progress(email), data: ProgressEvent(event))
+            let update = ProgressEvent(event)
+            hub.publish(channel: LiveChannels.progress(email), data: update)
+            hub.publish(channel: LiveChannels.progress(email, inClass: event.classID), data: update)
         }
         cardsChanged(touched)
         for (classID, emails) in touched {

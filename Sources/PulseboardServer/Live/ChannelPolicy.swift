@@ -6,15 +6,18 @@ enum LiveChannels {
 
     /// Every change to a class's picture, for its instructor's live view.
     static func classView(_ classID: Int64) -> String { "class:\(classID)" }
-    /// One student's execution updates.
+    /// One student's execution updates, from every class: for the student and admins.
     static func progress(_ email: String) -> String { "progress:\(email)" }
+    /// One student's execution updates in one class: for that class's instructors.
+    static func progress(_ email: String, inClass classID: Int64) -> String { "progress:\(classID):\(email)" }
     /// Messages for one user.
     static func notifications(_ userID: Int64) -> String { notificationsPrefix + String(userID) }
 }
 
 /// Who may subscribe to which channel: an authorization decision made on every subscribe.
-/// Admins see everything; instructors operational metrics, their classes and their students;
-/// students their own progress and notifications; everyone `broadcast`.
+/// Admins see everything; instructors operational metrics, their classes and their students'
+/// progress in those classes (never what the same student does in another class); students
+/// their own progress and notifications; everyone `broadcast`.
 struct ChannelPolicy: Sendable {
     let classes: Classes
 
@@ -38,8 +41,16 @@ struct ChannelPolicy: Sendable {
             }
             return nil
         case "progress":
+            let scoped = name.split(separator: ":", maxSplits: 1)
+            if scoped.count == 2, let classID = Int64(scoped[0]) {
+                if user.role == .student { return String(scoped[1]) == user.email.lowercased() ? nil : "Students follow only their own progress." }
+                guard let record = try? await classes.find(id: classID), (try? await classes.isTaught(record, by: user)) == true else {
+                    return "Only the class's instructors may follow its students."
+                }
+                return nil
+            }
             if user.role == .student { return name == user.email.lowercased() ? nil : "Students follow only their own progress." }
-            return (try? await classes.teaches(instructorID: user.id, studentEmail: name)) == true ? nil : "Not a student of your classes."
+            return "Follow progress:<class id>:<email>: a student's progress in a class you teach."
         case "notifications":
             return name == String(user.id) ? nil : "Only your own notifications."
         default:

@@ -12,6 +12,7 @@ struct LiveController {
                 inbound: inbound,
                 outbound: outbound,
                 principal: context.requestContext.principal,
+                credential: Self.credential(context.request),
                 initialChannel: nil,
                 connection: context.requestContext.channel,
                 logger: context.logger
@@ -23,11 +24,18 @@ struct LiveController {
                 inbound: inbound,
                 outbound: outbound,
                 principal: context.requestContext.principal,
+                credential: Self.credential(context.request),
                 initialChannel: LiveChannels.metricsPrefix + name,
                 connection: context.requestContext.channel,
                 logger: context.logger
             )
         }
+    }
+
+    /// What `AuthMiddleware` authenticated the upgrade with, if anything.
+    static func credential(_ request: Request) -> LiveSession.Credential? {
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") { return .bearer(String(header.dropFirst(7))) }
+        return request.cookies[AuthMiddleware.sessionCookie].map { .session($0.value) }
     }
 
     /// A plain GET on a WebSocket path gets 426 instead of an empty 200.

@@ -7,13 +7,22 @@ import Synchronization
 /// One WebSocket connection: authenticates (session cookie at upgrade, or a first
 /// `{"op":"auth","token":…}` message), handles subscribe / unsubscribe / ping, and pumps the
 /// subscriber's bounded queue to the socket. The inbound side is always drained, which keeps
-/// Hummingbird's automatic pings working.
+/// Hummingbird's automatic pings working. When someone's access changes, the session checks its
+/// credential and every channel again: what is no longer allowed ends with a frame saying why.
 struct LiveSession {
+    /// What the connection authenticated with, kept to check it again.
+    enum Credential: Sendable {
+        case bearer(String)
+        case session(String)
+    }
+
     struct Settings: Sendable {
         var sendQueueCapacity: Int
         var authTimeout: Duration
         var maxChannels = 100
         var maxMessageBytes = 64 * 1024
+        /// Client messages waiting to be handled before the client counts as flooding.
+        var maxPendingMessages = 256
         /// How long a client that is being closed gets to take the close frame before the
         /// connection is cut (a client that stopped reading never takes it).
         var closeGrace: Duration = .seconds(2)
@@ -27,9 +36,16 @@ struct LiveSession {
         var epoch: String?
     }
 
+    /// What the session reacts to, one at a time.
+    private enum Event {
+        case message(WebSocketMessage)
+        case accessChanged
+    }
+
     let hub: Hub
     let auth: AuthService
     let policy: ChannelPolicy
+    let accessChanges: AccessChanges
     let telemetry: Telemetry
     let settings: Settings
 
@@ -37,6 +53,7 @@ struct LiveSession {
         inbound: WebSocketInboundStream,
         outbound: WebSocketOutboundWriter,
         principal initialPrincipal: Principal?,
+        credential initialCredential: Credential?,
         initialChannel: String?,
         connection: any Channel,
         logger: Logger
@@ -47,9 +64,12 @@ struct LiveSession {
         }
         let authenticated = Flag()
         var user: UserClaims?
+        var credential = initialCredential
         var channels = Set<String>()
+        let watch = accessChanges.watch()
         telemetry.webSocketOpened()
         defer {
+            accessChanges.stopWatching(watch.id)
             for channel in channels { hub.unsubscribe(subscriber, from: channel) }
             telemetry.webSocketClosed()
         }
@@ -79,6 +99,28 @@ struct LiveSession {
             if channels.contains(channel) { hub.unsubscribe(subscriber, from: channel) }
             channels.insert(channel)
             hub.subscribe(subscriber, to: channel, since: since, epoch: epoch)
+        }
+
+        /// Someone's access changed: maybe ours. A database that does not answer changes nothing.
+        func recheck() async {
+            guard user != nil, let credential else { return }
+            let principal: Principal?
+            do {
+                principal = try await auth.principal(credential)
+            } catch {
+                return logger.warning("Could not re-check a live session's access", metadata: ["error": "\(error)"])
+            }
+            guard case .user(let current) = principal else {
+                subscriber.send(LiveMessage.error(code: "revoked", message: "Your access ended: you were logged out, removed or changed by an admin."))
+                return subscriber.close(code: .policyViolation, reason: "access revoked")
+            }
+            user = current
+            for channel in channels.sorted() {
+                guard let refusal = await policy.refusal(for: channel, user: current) else { continue }
+                channels.remove(channel)
+                hub.unsubscribe(subscriber, from: channel)
+                subscriber.send(LiveMessage.error(code: "revoked", message: refusal, channel: channel))
+            }
         }
 
         if let initialPrincipal {
@@ -115,36 +157,58 @@ struct LiveSession {
                     }
                 }
             }
-            do {
-                for try await message in inbound.messages(maxSize: settings.maxMessageBytes) {
-                    guard case .text(let text) = message,
-                        let request = try? JSONDecoder().decode(ClientMessage.self, from: Data(text.utf8))
-                    else {
-                        subscriber.send(LiveMessage.error(code: "malformed", message: "Send JSON text messages with an \"op\"."))
-                        continue
+            // Client messages and access changes, handled one at a time in arrival order. A
+            // client that sends faster than its messages are handled is closed, not buffered.
+            let (events, eventSink) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(settings.maxPendingMessages))
+            group.addTask { [maxMessageBytes = settings.maxMessageBytes] in
+                do {
+                    for try await message in inbound.messages(maxSize: maxMessageBytes) {
+                        guard case .dropped = eventSink.yield(.message(message)) else { continue }
+                        subscriber.send(LiveMessage.error(code: "too_many_messages", message: "Wait for the answers before sending more."))
+                        subscriber.close(code: .policyViolation, reason: "too many messages")
+                        break
                     }
-                    switch (request.op, request.channel) {
-                    case ("auth", _):
-                        if user != nil {
-                            subscriber.send(LiveMessage.error(code: "already_authenticated", message: "This connection is authenticated."))
-                        } else {
-                            var principal: Principal?
-                            if let token = request.token { principal = try? await auth.principal(bearer: token) }
-                            authenticate(principal)
-                        }
-                    case ("subscribe", let channel?):
-                        await subscribe(channel, since: request.since, epoch: request.epoch)
-                    case ("unsubscribe", let channel?):
-                        if channels.remove(channel) != nil { hub.unsubscribe(subscriber, from: channel) }
-                        subscriber.send(LiveMessage.control(type: "unsubscribed", channel: channel))
-                    case ("ping", _):
-                        subscriber.send(LiveMessage.control(type: "pong"))
-                    default:
-                        subscriber.send(LiveMessage.error(code: "unknown_op", message: "Unknown op or missing channel."))
-                    }
+                } catch {
+                    logger.debug("WebSocket read ended", metadata: ["error": "\(error)"])
                 }
-            } catch {
-                logger.debug("WebSocket read ended", metadata: ["error": "\(error)"])
+                eventSink.finish()
+            }
+            group.addTask {
+                for await _ in watch.changes { eventSink.yield(.accessChanged) }
+            }
+            for await event in events {
+                guard case .message(let message) = event else {
+                    await recheck()
+                    continue
+                }
+                guard case .text(let text) = message,
+                    let request = try? JSONDecoder().decode(ClientMessage.self, from: Data(text.utf8))
+                else {
+                    subscriber.send(LiveMessage.error(code: "malformed", message: "Send JSON text messages with an \"op\"."))
+                    continue
+                }
+                switch (request.op, request.channel) {
+                case ("auth", _):
+                    if user != nil {
+                        subscriber.send(LiveMessage.error(code: "already_authenticated", message: "This connection is authenticated."))
+                    } else {
+                        var principal: Principal?
+                        if let token = request.token {
+                            principal = try? await auth.principal(bearer: token)
+                            credential = .bearer(token)
+                        }
+                        authenticate(principal)
+                    }
+                case ("subscribe", let channel?):
+                    await subscribe(channel, since: request.since, epoch: request.epoch)
+                case ("unsubscribe", let channel?):
+                    if channels.remove(channel) != nil { hub.unsubscribe(subscriber, from: channel) }
+                    subscriber.send(LiveMessage.control(type: "unsubscribed", channel: channel))
+                case ("ping", _):
+                    subscriber.send(LiveMessage.control(type: "pong"))
+                default:
+                    subscriber.send(LiveMessage.error(code: "unknown_op", message: "Unknown op or missing channel."))
+                }
             }
             subscriber.finish()
             group.cancelAll()

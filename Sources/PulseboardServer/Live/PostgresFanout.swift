@@ -17,7 +17,9 @@ import Synchronization
 /// the others read those cards from the shared database and publish them to their own
 /// `class:<id>` subscribers. A card notification lost while LISTEN reconnects is made good by the
 /// student's next event or a reload of the page. Notices (announcements, grades) travel whole
-/// (`notice:` + the notice), as the other instances have nothing to read them from.
+/// (`notice:` + the notice), as the other instances have nothing to read them from. A change of
+/// someone's access travels as `access:` + the instance id, and makes every open WebSocket of the
+/// other instances re-check its access.
 final class PostgresFanout: Service {
     static let channel = "pulseboard_live"
 
@@ -25,16 +27,18 @@ final class PostgresFanout: Service {
     let hub: Hub
     let progress: ClassProgress
     let telemetry: Telemetry
+    let accessChanges: AccessChanges
     let logger: Logger
     /// Only entries logged after this instance started are relayed (older ones are history).
     let startedMs = Date().millisecondsSince1970
     private let lastSeen = Mutex<[String: Int64]>([:])
 
-    init(store: PostgresStore, hub: Hub, progress: ClassProgress, telemetry: Telemetry, logger: Logger) {
+    init(store: PostgresStore, hub: Hub, progress: ClassProgress, telemetry: Telemetry, accessChanges: AccessChanges, logger: Logger) {
         self.store = store
         self.hub = hub
         self.progress = progress
         self.telemetry = telemetry
+        self.accessChanges = accessChanges
         self.logger = logger
     }
 
@@ -68,7 +72,9 @@ final class PostgresFanout: Service {
                     // Whatever was logged while we were not listening.
                     await catchUpAll()
                     for try await notification in notifications.cancelOnGracefulShutdown() where notification.payload != store.instanceID {
-                        if let cards = CardsChanged(notification.payload) {
+                        if notification.payload.hasPrefix(Self.accessPrefix) {
+                            if notification.payload != Self.accessPrefix + store.instanceID { accessChanges.signal() }
+                        } else if let cards = CardsChanged(notification.payload) {
                             if cards.from != store.instanceID { await publish(cards) }
                         } else if let relayed = RelayedNotice(notification.payload) {
                             if relayed.from != store.instanceID { hub.publish(channel: relayed.channel, data: relayed.notice) }
@@ -111,6 +117,19 @@ final class PostgresFanout: Service {
                 } catch {
                     logger.debug("Card NOTIFY failed", metadata: ["error": "\(error)"])
                 }
+            }
+        }
+    }
+
+    static let accessPrefix = "access:"
+
+    /// Rings the other instances' open WebSockets: someone's access changed.
+    func relayAccessChanged() {
+        Task {
+            do {
+                try await store.client.query("SELECT pg_notify(\(Self.channel), \(Self.accessPrefix + store.instanceID))", logger: logger)
+            } catch {
+                logger.warning("Access-change NOTIFY failed; other instances re-check on the next subscribe", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -4,12 +4,22 @@ import Foundation
     import Glibc
 #endif
 
-/// A WebSocket client that completes the upgrade and then never reads: a real socket playing a
-/// consumer that cannot keep up. (A library client would keep reading into memory.)
+/// A raw socket that sends something and then stalls: a WebSocket client that never reads (a
+/// consumer that cannot keep up; a library client would keep reading into memory), or a client
+/// that never finishes its request head.
 final class StalledClient {
     private let descriptor: Int32
 
-    init(port: Int, path: String, cookie: String) throws {
+    /// A WebSocket upgrade with a session cookie, after which the client never reads.
+    convenience init(port: Int, path: String, cookie: String) throws {
+        try self.init(
+            port: port,
+            sending: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: \(cookie)\r\n\r\n")
+    }
+
+    /// Sends `text` (say, half a request head) and then nothing more.
+    init(port: Int, sending text: String) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw POSIXError(.EIO) }
         var small: Int32 = 4096
@@ -22,10 +32,19 @@ final class StalledClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let request =
-            "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: \(cookie)\r\n\r\n"
-        _ = request.withCString { send(descriptor, $0, strlen($0), 0) }
+        _ = text.withCString { send(descriptor, $0, strlen($0), 0) }
+    }
+
+    /// Whether the server closes the connection within `timeout` (reading and discarding what it sends).
+    func closedByServer(within timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            var descriptors = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptors, 1, 100) > 0 else { continue }
+            if recv(descriptor, &buffer, buffer.count, 0) <= 0 { return true }
+        }
+        return false
     }
 
     deinit {

@@ -1,7 +1,9 @@
 // The WebSocket client every page shares: subscribes to channels, resumes each one with `since`
 // after a drop (reconnecting with backoff), and tells the page when what it shows must be
 // reloaded: on the first subscription ("first"), when the server could not replay what was
-// missed ("reset"), or after a server restart, seen as a new epoch ("restart").
+// missed ("reset"), or after a server restart, seen as a new epoch ("restart"). When access is
+// taken away ("revoked") it stops following that channel, or, for the whole connection (or
+// when the session is gone), stops reconnecting and asks to log in again.
 // The connection state is shown in the page's #connection element.
 "use strict";
 
@@ -10,6 +12,7 @@ window.pulseboardLive = function pulseboardLive({ onData, onReload = () => {} })
   let epoch = null;
   let socket = null;
   let backoff = 500;
+  let ended = false;
 
   function setState(state, text) {
     const element = document.getElementById("connection");
@@ -50,6 +53,13 @@ window.pulseboardLive = function pulseboardLive({ onData, onReload = () => {} })
         break;
       case "error":
         console.warn("pulseboard:", message.code, message.message);
+        if (message.code === "revoked" && message.channel) {
+          lastSeq.delete(message.channel);
+          setState("offline", "no longer allowed: " + message.message);
+        } else if (message.code === "revoked" || message.code === "unauthenticated") {
+          ended = true;
+          setState("offline", "access ended: log in again");
+        }
         break;
     }
   }
@@ -62,6 +72,7 @@ window.pulseboardLive = function pulseboardLive({ onData, onReload = () => {} })
     };
     socket.onmessage = (event) => receive(JSON.parse(event.data));
     socket.onclose = () => {
+      if (ended) return;
       setState("offline", "reconnecting…");
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 10_000);
