@@ -26,8 +26,13 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Port of the benchmarked server.") var port: Int = 18_080
     @Option(help: "postgres://… to benchmark the PostgreSQL engine (an empty database); default SQLite in a temporary folder.")
     var databaseURL: String?
-    @Option(parsing: .upToNextOption, help: "Runs: ingest, live, history, events (learning events ingest), class (simulated class + live view).")
-    var runs: [String] = ["ingest", "live", "history", "events", "class"]
+    @Option(
+        parsing: .upToNextOption,
+        help:
+            "Runs: ingest, live, history, events (learning events ingest), class (simulated class + live view), access (the per-request user check), sockets (server memory per idle WebSocket, in its own process)."
+    )
+    var runs: [String] = ["ingest", "live", "history", "events", "class", "access", "sockets"]
+    @Option(help: "Idle WebSockets opened in the sockets run.") var sockets: Int = 10_000
     @Option(help: "Simulated students in the class run.") var students: Int = 200
     @Option(help: "Seconds of the class run.") var classSeconds: Double = 30
 
@@ -124,7 +129,40 @@ struct Bench: AsyncParsableCommand {
                 )
             }
 
+            if runs.contains("access") {
+                // What revocation that takes effect at once costs: every request with an access
+                // token reads its user by primary key (from 32 tasks at once, as requests would).
+                let lookups = 20_000
+                let clock = ContinuousClock()
+                let start = clock.now
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for task in 0..<connections {
+                        group.addTask {
+                            for _ in stride(from: task, to: lookups, by: connections) { _ = try await pulseboard.store.user(id: 1) }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let elapsed = (clock.now - start).seconds
+                print("\n| per-request user check (revocation) | lookups/s | mean wall time per lookup, \(connections) at once |")
+                print("|---|---|---|")
+                print(
+                    "| primary-key read of the user | \(Int(Double(lookups) / elapsed)) | \(String(format: "%.0f", elapsed / Double(lookups) * Double(connections) * 1e6)) µs |"
+                )
+            }
+
             print("\nRSS after the runs: \(residentMegabytes()) MB")
+
+            if runs.contains("sockets") {
+                let memory = try await socketMemory(http, sockets: sockets)
+                print(
+                    "\n| idle WebSockets (server in its own process) | RSS before | with them open | per socket | 12 s after they closed | after a second wave | still open then |"
+                )
+                print("|---|---|---|---|---|---|---|")
+                print(
+                    "| \(memory.sockets) authenticated, subscribed to `broadcast` | \(memory.beforeKB / 1024) MB | \(memory.duringKB / 1024) MB | \(String(format: "%.1f", memory.perSocketKB)) KiB | \(memory.afterFirstKB / 1024) MB | \(memory.afterKB / 1024) MB | \(memory.openAfter) |"
+                )
+            }
 
             await services.triggerGracefulShutdown()
             try await http.shutdown()

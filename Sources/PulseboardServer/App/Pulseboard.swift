@@ -74,6 +74,7 @@ public struct Pulseboard: Sendable {
             ),
         ]
         if let fanout { services.append(fanout) }
+        services.append(FreedMemoryReturner(telemetry: telemetry, logger: logger))
         if config.hostMetrics {
             // With several instances on one database, each one's host series carry its name.
             let tags = config.databaseURL == nil ? [:] : ["instance": "\(ProcessInfo.processInfo.hostName):\(config.port)"]

@@ -6,22 +6,22 @@ import Synchronization
 /// the same checks a new connection gets. `signal()` rings this instance's sessions; the caller
 /// also relays it to the other instances (`PostgresFanout`).
 final class AccessChanges: Sendable {
-    private let watchers = Mutex<[UInt64: AsyncStream<Void>.Continuation]>([:])
+    private let watchers = Mutex<[UInt64: @Sendable () -> Void]>([:])
     private let nextID = Atomic<UInt64>(0)
 
-    /// A stream that yields after every change (several changes before a re-check coalesce).
-    func watch() -> (id: UInt64, changes: AsyncStream<Void>) {
+    /// Calls `onChange` after every change until `stopWatching`; it must return quickly (say,
+    /// yield into the session's stream).
+    func watch(_ onChange: @escaping @Sendable () -> Void) -> UInt64 {
         let id = nextID.add(1, ordering: .relaxed).newValue
-        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        watchers.withLock { $0[id] = continuation }
-        return (id, stream)
+        watchers.withLock { $0[id] = onChange }
+        return id
     }
 
     func stopWatching(_ id: UInt64) {
-        watchers.withLock { $0.removeValue(forKey: id) }?.finish()
+        _ = watchers.withLock { $0.removeValue(forKey: id) }
     }
 
     func signal() {
-        for watcher in watchers.withLock({ Array($0.values) }) { watcher.yield() }
+        for watcher in watchers.withLock({ Array($0.values) }) { watcher() }
     }
 }

@@ -134,16 +134,16 @@ final class LiveSubscriber: Sendable {
     let id: UInt64
     let messages: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
-    /// Yields once when the subscriber is closed, for the session's watchdog.
-    let closeRequests: AsyncStream<Void>
-    private let closeRequested: AsyncStream<Void>.Continuation
     private let closeReason = Mutex<CloseReason?>(nil)
+    /// Called once, when the subscriber is first closed (the session then cuts the connection
+    /// if the client does not take the close frame).
+    private let onClose: @Sendable () -> Void
     private let onOverflow: @Sendable () -> Void
 
-    init(queueCapacity: Int, onOverflow: @escaping @Sendable () -> Void) {
+    init(queueCapacity: Int, onClose: @escaping @Sendable () -> Void = {}, onOverflow: @escaping @Sendable () -> Void) {
         id = Self.nextID.add(1, ordering: .relaxed).newValue
         (messages, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(queueCapacity))
-        (closeRequests, closeRequested) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.onClose = onClose
         self.onOverflow = onOverflow
     }
 
@@ -156,16 +156,19 @@ final class LiveSubscriber: Sendable {
 
     /// Ends the stream; the session sends what is queued, then a close frame with this reason.
     func close(code: WebSocketErrorCode, reason: String) {
-        closeReason.withLock { if $0 == nil { $0 = CloseReason(code: code, reason: reason) } }
+        let first = closeReason.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = CloseReason(code: code, reason: reason)
+            return true
+        }
         continuation.finish()
-        closeRequested.yield()
+        if first { onClose() }
     }
 
     var pendingClose: CloseReason? { closeReason.withLock { $0 } }
 
     func finish() {
         continuation.finish()
-        closeRequested.finish()
     }
 }
 

@@ -40,6 +40,7 @@ struct LiveSession {
     private enum Event {
         case message(WebSocketMessage)
         case accessChanged
+        case authenticationTimedOut
     }
 
     let hub: Hub
@@ -58,18 +59,29 @@ struct LiveSession {
         connection: any Channel,
         logger: Logger
     ) async {
-        let subscriber = LiveSubscriber(queueCapacity: settings.sendQueueCapacity) { [telemetry] in
-            telemetry.webSocketClientDropped()
-            logger.info("Closing a WebSocket client that does not keep up")
-        }
-        let authenticated = Flag()
+        // Every session holds only two tasks (the writer and the reader, which feeds the loop
+        // below): timers go to the connection's event loop, and the access doorbell yields into
+        // the loop's stream. An idle socket then costs little memory.
+        let closeGrace = TimeAmount.nanoseconds(Int64(settings.closeGrace.seconds * 1e9))
+        let subscriber = LiveSubscriber(
+            queueCapacity: settings.sendQueueCapacity,
+            // A client being closed gets a moment to take the close frame; one that stopped reading never takes it.
+            onClose: { connection.eventLoop.scheduleTask(in: closeGrace) { connection.close(promise: nil) } },
+            onOverflow: { [telemetry] in
+                telemetry.webSocketClientDropped()
+                logger.info("Closing a WebSocket client that does not keep up")
+            })
+        // Client messages, access changes and the authentication deadline, handled one at a time
+        // in arrival order. A client that sends faster than its messages are handled is closed,
+        // not buffered.
+        let (events, eventSink) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(settings.maxPendingMessages))
         var user: UserClaims?
         var credential = initialCredential
         var channels = Set<String>()
-        let watch = accessChanges.watch()
+        let watch = accessChanges.watch { eventSink.yield(.accessChanged) }
         telemetry.webSocketOpened()
         defer {
-            accessChanges.stopWatching(watch.id)
+            accessChanges.stopWatching(watch)
             for channel in channels { hub.unsubscribe(subscriber, from: channel) }
             telemetry.webSocketClosed()
         }
@@ -81,7 +93,6 @@ struct LiveSession {
                 return
             }
             user = claims
-            authenticated.set()
             subscriber.send(LiveMessage.control(type: "authenticated"))
         }
 
@@ -128,6 +139,11 @@ struct LiveSession {
             if let initialChannel { await subscribe(initialChannel, since: nil, epoch: nil) }
         }
 
+        if initialPrincipal == nil {
+            let timeout = TimeAmount.nanoseconds(Int64(settings.authTimeout.seconds * 1e9))
+            connection.eventLoop.scheduleTask(in: timeout) { eventSink.yield(.authenticationTimedOut) }
+        }
+
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -141,25 +157,6 @@ struct LiveSession {
                     logger.debug("WebSocket write failed", metadata: ["error": "\(error)"])
                 }
             }
-            group.addTask { [closeGrace = settings.closeGrace] in
-                for await _ in subscriber.closeRequests {
-                    try? await Task.sleep(for: closeGrace)
-                    if !Task.isCancelled { connection.close(promise: nil) }
-                    return
-                }
-            }
-            if initialPrincipal == nil {
-                group.addTask { [authTimeout = settings.authTimeout] in
-                    try? await Task.sleep(for: authTimeout)
-                    if !Task.isCancelled && !authenticated.isSet {
-                        subscriber.send(LiveMessage.error(code: "unauthenticated", message: "No authentication received in time."))
-                        subscriber.close(code: .policyViolation, reason: "authentication timeout")
-                    }
-                }
-            }
-            // Client messages and access changes, handled one at a time in arrival order. A
-            // client that sends faster than its messages are handled is closed, not buffered.
-            let (events, eventSink) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(settings.maxPendingMessages))
             group.addTask { [maxMessageBytes = settings.maxMessageBytes] in
                 do {
                     for try await message in inbound.messages(maxSize: maxMessageBytes) {
@@ -173,12 +170,18 @@ struct LiveSession {
                 }
                 eventSink.finish()
             }
-            group.addTask {
-                for await _ in watch.changes { eventSink.yield(.accessChanged) }
-            }
             for await event in events {
-                guard case .message(let message) = event else {
+                let message: WebSocketMessage
+                switch event {
+                case .message(let received): message = received
+                case .accessChanged:
                     await recheck()
+                    continue
+                case .authenticationTimedOut:
+                    if user == nil {
+                        subscriber.send(LiveMessage.error(code: "unauthenticated", message: "No authentication received in time."))
+                        subscriber.close(code: .policyViolation, reason: "authentication timeout")
+                    }
                     continue
                 }
                 guard case .text(let text) = message,

@@ -16,6 +16,7 @@ public final class Telemetry: Sendable {
     /// Points committed since the last sample of the host collector (for its points/s series).
     private let committedSinceSample = Atomic<Int>(0)
     private let connections = Atomic<Int>(0)
+    private let closedConnections = Atomic<Int>(0)
     private let queuedPoints = Atomic<Int>(0)
     private let droppedClients = Atomic<Int>(0)
     private let liveNotifications: Counter
@@ -93,7 +94,11 @@ public final class Telemetry: Sendable {
 
     func webSocketClosed() {
         webSocketConnections.set(Int64(connections.subtract(1, ordering: .relaxed).newValue))
+        closedConnections.add(1, ordering: .relaxed)
     }
+
+    /// WebSockets closed since the start.
+    var closedWebSocketConnections: Int { closedConnections.load(ordering: .relaxed) }
 
     var currentWebSocketConnections: Int { connections.load(ordering: .relaxed) }
 
