@@ -155,6 +155,63 @@ struct ClassesTests {
         }
     }
 
+    /// A class token is shared by the whole class, so an event's email is a claim: a class may
+    /// hold those who join by sending events until an instructor accepts them.
+    @Test(arguments: TestEngine.all) func aClassCanHoldStudentsWhoJoinBySendingEvents(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            struct Member: Decodable {
+                var email: String
+                var joinedByEvents: Bool
+                var held: Bool
+            }
+            struct Roster: Decodable { var students: [Member] }
+            struct Course: Decodable { var holdNewStudents: Bool }
+            let admin = try await client.login().accessToken
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let victim = try await client.tokenForNewUser(role: .student, adminToken: admin, email: "victim@example.com")
+            let course = try await client.createClass("held", token: owner)
+            let token = try #require(course.ingestToken)
+            let created = try await client.request(
+                .post, "/api/v1/assignments", token: owner, json: #"{"classId":\#(course.id),"title":"Loops","notebookPath":"hw/loops.ipynb"}"#)
+            let assignmentID = try #require(try created.decode([String: AnyCodable].self)["id"]?.number.map { Int64($0) })
+            let roster = { @Sendable () async throws -> [Member] in
+                try await client.request(.get, "/api/v1/classes/\(course.id)/students", token: owner).decode(Roster.self).students
+            }
+            let seesAssignment = { @Sendable () async throws -> Bool in
+                try await client.request(.get, "/api/v1/assignments", token: victim).text.contains(#""id":\#(assignmentID),"#)
+            }
+
+            // By default a new email joins by sending events, marked as such.
+            #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", email: "open@example.com", cell: 0)], classToken: token).status == .ok)
+            try await waitUntil { try await roster().contains { $0.email == "open@example.com" } }
+            let open = try #require(try await roster().first { $0.email == "open@example.com" })
+            #expect(open.joinedByEvents && !open.held)
+
+            // Held: the claimed student is in the roster, waiting, and does not see the class.
+            let changed = try await client.request(.patch, "/api/v1/classes/\(course.id)", token: owner, json: #"{"holdNewStudents":true}"#)
+            #expect(try changed.decode(Course.self).holdNewStudents)
+            #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", email: "victim@example.com", cell: 0)], classToken: token).status == .ok)
+            try await waitUntil { try await roster().contains { $0.email == "victim@example.com" } }
+            let waiting = try #require(try await roster().first { $0.email == "victim@example.com" })
+            #expect(waiting.joinedByEvents && waiting.held)
+            #expect(try await seesAssignment() == false)
+            #expect(try await client.submit(Notebook.json("1"), to: assignmentID, token: victim).status == .notFound)
+
+            // Accepting is one action; then the student sees the class. Refusing is removing.
+            let accept = "/api/v1/classes/\(course.id)/students/victim%40example.com/accept"
+            #expect(try await client.request(.post, accept, token: victim).status == .forbidden)
+            #expect(try await client.request(.post, accept, token: owner).status == .ok)
+            #expect(try await client.request(.post, accept, token: owner).status == .notFound)
+            #expect(try await seesAssignment())
+            #expect(try await roster().first { $0.email == "victim@example.com" }?.held == false)
+            // An instructor's own enrolment is not "joined by events".
+            #expect(
+                try await client.request(.post, "/api/v1/classes/\(course.id)/students", token: owner, json: #"{"email":"listed@example.com"}"#).status
+                    == .created)
+            #expect(try await roster().first { $0.email == "listed@example.com" }?.joinedByEvents == false)
+        }
+    }
+
     @Test(arguments: TestEngine.all) func studentsAreEnrolledOneByOneOrFromACSVAndMeetTheirEvents(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken

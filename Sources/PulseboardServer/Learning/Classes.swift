@@ -10,6 +10,8 @@ public struct ClassRecord: Sendable, Equatable {
     public var tokenPrefix: String
     public var createdAt: Date
     public var updatedAt: Date
+    /// Whether students who join by sending events wait for an instructor to accept them.
+    public var holdNewStudents = false
 }
 
 /// Classes in storage, through portable statements. Every change records its `audit` note in
@@ -17,7 +19,7 @@ public struct ClassRecord: Sendable, Equatable {
 struct Classes {
     let store: any Store
 
-    private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at"
+    private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at, hold_new_students"
     /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
     private static let taughtBy = "(c.owner_id = ? OR EXISTS (SELECT 1 FROM class_instructors ci WHERE ci.class_id = c.id AND ci.user_id = ?))"
 
@@ -80,8 +82,8 @@ struct Classes {
     func update(_ record: ClassRecord, now: Date, audit: AuditNote?) async throws {
         try await run(
             SQLStatement(
-                "UPDATE classes SET name = ?, code = ?, description = ?, owner_id = ?, updated_at = ? WHERE id = ?",
-                .text(record.name), .text(record.code), .text(record.description), .integer(record.ownerID),
+                "UPDATE classes SET name = ?, code = ?, description = ?, owner_id = ?, hold_new_students = ?, updated_at = ? WHERE id = ?",
+                .text(record.name), .text(record.code), .text(record.description), .integer(record.ownerID), SQLValue(record.holdNewStudents),
                 .integer(now.millisecondsSince1970), .integer(record.id)
             ), classID: record.id, audit: audit)
     }
@@ -126,13 +128,14 @@ struct Classes {
         }
     }
 
-    /// The classes a student (by email) has sent events to.
+    /// The classes a student (by email) belongs to: enrolled, or joined by sending events and
+    /// not waiting to be accepted.
     func of(studentEmail: String) async throws -> [(id: Int64, name: String)] {
         try await store.select(
             SQLStatement(
                 """
                 SELECT c.id, c.name FROM class_students cs JOIN students s ON s.id = cs.student_id JOIN classes c ON c.id = cs.class_id
-                WHERE s.email = ? ORDER BY c.name, c.id
+                WHERE s.email = ? AND cs.held = 0 ORDER BY c.name, c.id
                 """,
                 .text(studentEmail.lowercased())
             )
@@ -201,12 +204,12 @@ struct Classes {
     }
 
     private static func record(_ row: SQLRow) -> ClassRecord? {
-        guard row.count == 8, let id = row[0].int, let name = row[1].string, let code = row[2].string, let description = row[3].string,
-            let owner = row[4].int, let prefix = row[5].string, let created = row[6].int, let updated = row[7].int
+        guard row.count == 9, let id = row[0].int, let name = row[1].string, let code = row[2].string, let description = row[3].string,
+            let owner = row[4].int, let prefix = row[5].string, let created = row[6].int, let updated = row[7].int, let hold = row[8].int
         else { return nil }
         return ClassRecord(
             id: id, name: name, code: code, description: description, ownerID: owner, tokenPrefix: prefix,
-            createdAt: Date(millisecondsSince1970: created), updatedAt: Date(millisecondsSince1970: updated))
+            createdAt: Date(millisecondsSince1970: created), updatedAt: Date(millisecondsSince1970: updated), holdNewStudents: hold != 0)
     }
 }
 

@@ -18,6 +18,7 @@ struct ClassesController {
         var code: String
         var description: String
         var ownerId: Int64
+        var holdNewStudents: Bool
         var tokenPrefix: String
         var createdAt: String
         var updatedAt: String
@@ -31,6 +32,7 @@ struct ClassesController {
             code = record.code
             description = record.description
             ownerId = record.ownerID
+            holdNewStudents = record.holdNewStudents
             tokenPrefix = record.tokenPrefix
             createdAt = Timestamp.format(record.createdAt)
             updatedAt = Timestamp.format(record.updatedAt)
@@ -45,6 +47,7 @@ struct ClassesController {
         var code: String?
         var description: String?
         var ownerId: Int64?
+        var holdNewStudents: Bool?
     }
 
     struct ClassList: Encodable {
@@ -226,6 +229,15 @@ struct ClassesController {
             let member = try await enrolment.roster(classID: record.id).first { $0.email == email }
             return try JSONResponse(Roster(students: member.map { [$0] } ?? []), status: added ? .created : .ok).response
         }
+        router.post("/api/v1/classes/{id}/students/{email}/accept") { _, context -> Response in
+            let record = try await authorizedClass(context)
+            let raw = try context.parameters.require("email")
+            let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+            guard try await enrolment.accept(classID: record.id, email: email, audit: AuditNote("accept", "enrolment", context: context)) else {
+                throw APIError.notFound("No student of this class waits to be accepted with this email.")
+            }
+            return try JSONResponse(Roster(students: try await enrolment.roster(classID: record.id).filter { $0.email == email })).response
+        }
         router.delete("/api/v1/classes/{id}/students/{email}") { _, context -> Response in
             let record = try await authorizedClass(context)
             let raw = try context.parameters.require("email")
@@ -334,6 +346,8 @@ struct ClassesController {
         if body.description != nil || replacing {
             record.description = try Self.optional(body.description, field: "description", max: 5_000) ?? ""
         }
+        // Kept by a PUT that leaves it out: it is a policy of the class, not part of its description.
+        if let hold = body.holdNewStudents { record.holdNewStudents = hold }
         if let owner = body.ownerId {
             guard user.role == .admin else { throw APIError.forbidden("Only admins may give a class to another owner.") }
             guard let newOwner = try await classes.store.user(id: owner), newOwner.role != .student else {

@@ -11,6 +11,10 @@ struct Enrolment {
         var team: String?
         var joinedAt: String
         var lastActivity: String?
+        /// Joined by sending events (with the class token), not enrolled by an instructor.
+        var joinedByEvents: Bool
+        /// Waiting for an instructor to accept them (the class holds new students).
+        var held: Bool
     }
 
     let store: any Store
@@ -51,6 +55,21 @@ struct Enrolment {
         ]
     }
 
+    /// Accepts a student who joined by sending events and was held; false when none waits.
+    func accept(classID: Int64, email: String, audit: AuditNote?) async throws -> Bool {
+        let results = try await store.transaction(
+            [
+                SQLStatement(
+                    """
+                    UPDATE class_students SET held = 0
+                    WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) AND held = 1 RETURNING class_id
+                    """,
+                    .integer(classID), .text(email)
+                )
+            ] + [audit?.statement(id: .text("\(classID)/\(email)"), onlyIf: .returned(byStatement: 0))].compactMap { $0 })
+        return !results[0].isEmpty
+    }
+
     /// Removes a student from a class (their events stay); false when they were not in it.
     func unenrol(classID: Int64, email: String, audit: AuditNote?) async throws -> Bool {
         let results = try await store.transaction(
@@ -67,7 +86,8 @@ struct Enrolment {
         try await store.select(
             SQLStatement(
                 """
-                SELECT s.email, s.name, s.team, cs.joined_at, cs.last_event_at FROM class_students cs JOIN students s ON s.id = cs.student_id
+                SELECT s.email, s.name, s.team, cs.joined_at, cs.last_event_at, cs.joined_by_events, cs.held
+                FROM class_students cs JOIN students s ON s.id = cs.student_id
                 WHERE cs.class_id = ? ORDER BY s.email
                 """,
                 .integer(classID)
@@ -75,7 +95,7 @@ struct Enrolment {
         ).map { row in
             Member(
                 email: row[0].string ?? "", name: row[1].string, team: row[2].string, joinedAt: Timestamp.format(milliseconds: row[3].int ?? 0),
-                lastActivity: row[4].int.map { Timestamp.format(milliseconds: $0) })
+                lastActivity: row[4].int.map { Timestamp.format(milliseconds: $0) }, joinedByEvents: row[5].int == 1, held: row[6].int == 1)
         }
     }
 }

@@ -71,10 +71,15 @@ private enum Picture {
                 .text(email), SQLValue(seen.name), SQLValue(seen.team), .integer(seen.first), .integer(seen.latest)
             )
         }
+        // A student new to the class joins by sending events: held for an instructor when the
+        // class says so.
         let memberRows = members.entries.map { member, seen in
             SQLStatement(
-                "INSERT INTO class_students (class_id, student_id, joined_at) SELECT ?, id, ? FROM students WHERE email = ? ON CONFLICT DO NOTHING",
-                .integer(member.classID), .integer(seen.first), .text(member.key)
+                """
+                INSERT INTO class_students (class_id, student_id, joined_at, joined_by_events, held)
+                SELECT c.id, s.id, ?, 1, c.hold_new_students FROM students s, classes c WHERE s.email = ? AND c.id = ? ON CONFLICT DO NOTHING
+                """,
+                .integer(seen.first), .text(member.key), .integer(member.classID)
             )
         }
         let sessionRows = sessions.entries.map { session, seen in

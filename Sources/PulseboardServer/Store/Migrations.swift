@@ -363,5 +363,16 @@ enum Migrations {
                 "CREATE INDEX sessions_family ON sessions(family)",
             ]
         ),
+        Migration(
+            version: 10,
+            name: "students who join by sending events",
+            statements: [
+                // A class token is known to every student of the class, so an event's email is a
+                // claim: a class may hold those who join that way until an instructor accepts them.
+                "ALTER TABLE classes ADD COLUMN hold_new_students BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE class_students ADD COLUMN joined_by_events BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE class_students ADD COLUMN held BIGINT NOT NULL DEFAULT 0",
+            ]
+        ),
     ]
 }

@@ -165,7 +165,8 @@
   });
   setInterval(scheduleRender, 1000);
 
-  // The roster: enrol one student, upload a CSV, remove a student. Errors go next to the field.
+  // The roster: enrol one student, upload a CSV, accept or remove a student, and whether students
+  // who join by sending events are held. Errors go next to the field.
   const post = (path, body, type) =>
     fetch(`/api/v1/classes/${classId}${path}`, { method: "POST", headers: { "Content-Type": type, "X-CSRF-Token": csrf }, body });
 
@@ -174,14 +175,34 @@
     if (slot) slot.textContent = message || "";
   }
 
+  const hold = document.getElementById("hold-new-students");
+  hold.addEventListener("change", () =>
+    fetch(`/api/v1/classes/${classId}`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ holdNewStudents: hold.checked }),
+    }),
+  );
+
   async function loadRoster() {
+    const course = await fetch(`/api/v1/classes/${classId}`);
+    if (course.ok) hold.checked = (await course.json()).holdNewStudents;
     const response = await fetch(`/api/v1/classes/${classId}/students`);
     if (!response.ok) return;
     const { students: members } = await response.json();
     document.getElementById("roster-list").replaceChildren(
       ...members.map((member) => {
-        const item = element("li", "", `${member.email}${member.name ? ` — ${member.name}` : ""}${member.team ? ` (${member.team})` : ""} `);
-        const remove = element("button", "link", "remove");
+        const how = member.held ? " · joined by sending events, waiting " : member.joinedByEvents ? " · joined by sending events " : " ";
+        const item = element("li", member.held ? "held" : "", `${member.email}${member.name ? ` — ${member.name}` : ""}${member.team ? ` (${member.team})` : ""}${how}`);
+        if (member.held) {
+          const accept = element("button", "link", "accept");
+          accept.addEventListener("click", async () => {
+            await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(member.email)}/accept`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
+            loadRoster();
+          });
+          item.append(accept, " ");
+        }
+        const remove = element("button", "link", member.held ? "refuse" : "remove");
         remove.addEventListener("click", async () => {
           await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(member.email)}`, { method: "DELETE", headers: { "X-CSRF-Token": csrf } });
           students.delete(member.email);
