@@ -16,6 +16,7 @@ import uuid
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -131,12 +132,57 @@ def class_live_view(browser, server, args):
         WebDriverWait(browser, 5).until(lambda b: "1 enrolled, 1 already enrolled" in b.find_element(By.ID, "upload-report").text)
         assert "line 3 (not-an-email): not an email address" in browser.find_element(By.ID, "upload-report").text
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, '#students .card[data-email="new.student@example.com"]'))
+        hold_and_accept(browser, server, token)
         cards = len(browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         print(f"browser: class live view with {cards} simulated students; a help request appeared {shown:.2f} s after it was sent")
         assignment_workflow(browser, server, token, args)
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
+
+
+def hold_and_accept(browser, server, token):
+    """The class holds students who join by sending events; a claimed email waits in the roster
+    until the instructor accepts it there."""
+    class_id = browser.current_url.rstrip("/").split("/")[-1]
+    admin = server.login()
+    browser.find_element(By.ID, "hold-new-students").click()
+    WebDriverWait(browser, 5).until(
+        lambda b: server.request("GET", f"/api/v1/classes/{class_id}", token=admin)[1].get("holdNewStudents") is True)
+    email = "claimed-e2e@example.com"
+    event = {"eventId": str(uuid.uuid4()), "eventType": "cell_executed", "emailAddress": email, "notebookPath": "week1/intro.ipynb",
+             "cellIndex": 0}
+    status, _ = server.request("POST", "/api/v1/events?token=" + token, [event])
+    assert status == 200, status
+
+    def roster_line(b):
+        line = next((item for item in b.find_elements(By.CSS_SELECTOR, "#roster-list li") if email in item.text), None)
+        if line is None:
+            # Not applied yet: closing and opening the panel reloads the roster.
+            summary = b.find_element(By.CSS_SELECTOR, "#roster summary")
+            summary.click()
+            summary.click()
+            time.sleep(0.3)
+        return line
+
+    # The roster is re-rendered on each load, so an element found may be replaced meanwhile.
+    patient = {"ignored_exceptions": [StaleElementReferenceException]}
+
+    def accept_when_waiting(b):
+        line = roster_line(b)
+        if line is None or "waiting" not in line.text:
+            return False
+        line.find_element(By.XPATH, ".//button[text()='accept']").click()
+        return True
+
+    WebDriverWait(browser, 10, **patient).until(accept_when_waiting)
+    WebDriverWait(browser, 5, **patient).until(lambda b: any(email in item.text and "waiting" not in item.text
+                                                             for item in b.find_elements(By.CSS_SELECTOR, "#roster-list li")))
+    status, roster = server.request("GET", f"/api/v1/classes/{class_id}/students", token=admin)
+    member = next(m for m in roster["students"] if m["email"] == email)
+    assert member["joinedByEvents"] and not member["held"], member
+    browser.find_element(By.ID, "hold-new-students").click()
+    print("browser: a student who joined by sending events waited in the roster until accepted there")
 
 
 def assignment_workflow(browser, server, token, args):
