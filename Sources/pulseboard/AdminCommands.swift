@@ -115,7 +115,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let id = id
-            guard try await data.withStore({ try await $0.revokeIngestToken(id: id) }) else {
+            guard try await data.withStore({ try await UserAdministration.revokeIngestToken(id: id, in: $0) }) else {
                 throw ValidationError("No active ingest token with id \(id).")
             }
             print("Revoked ingest token \(id).")

@@ -95,6 +95,40 @@ struct AccessTests {
         }
     }
 
+    @Test(arguments: TestEngine.all) func changesToUsersAndIngestTokensAreAudited(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            struct Entry: Decodable {
+                var action: String
+                var entity: String
+                var entityId: String
+                var details: String
+                var actorEmail: String
+                var requestId: String
+            }
+            struct Page: Decodable { var entries: [Entry] }
+            let admin = try await client.login().accessToken
+            let user = try await Self.createUser(client, role: .student, admin: admin)
+            #expect(try await client.request(.patch, "/api/v1/users/\(user.id)", token: admin, json: #"{"password":"another-password-2"}"#).status == .ok)
+            #expect(try await client.request(.delete, "/api/v1/users/\(user.id)", token: admin).status == .noContent)
+            let token = try await client.request(.post, "/api/v1/tokens", token: admin, json: #"{"name":"probe"}"#)
+            let tokenID = try #require(try token.decode([String: AnyCodable].self)["id"]?.number.map { Int($0) })
+            #expect(try await client.request(.delete, "/api/v1/tokens/\(tokenID)", token: admin).status == .noContent)
+            // A change that did nothing leaves no row.
+            #expect(try await client.request(.delete, "/api/v1/tokens/\(tokenID)", token: admin).status == .notFound)
+
+            let users = try await client.request(.get, "/api/v1/audit?entity=user", token: admin).decode(Page.self).entries
+            #expect(users.map(\.action) == ["delete", "change", "create"])
+            #expect(users.allSatisfy { $0.entityId == String(user.id) && $0.actorEmail == TestApp.adminEmail && !$0.requestId.isEmpty })
+            #expect(users[1].details == "password" && users[2].details == "\(user.email) as student")
+            let tokens = try await client.request(.get, "/api/v1/audit?entity=ingest-token", token: admin).decode(Page.self).entries
+            #expect(tokens.map(\.action) == ["revoke", "create"])
+            #expect(tokens.allSatisfy { $0.entityId == String(tokenID) })
+            // No secret in the trail.
+            let trail = try await client.request(.get, "/api/v1/audit", token: admin).text
+            #expect(!trail.contains("another-password-2") && !trail.contains("pbi_") && !trail.contains("$2b$"))
+        }
+    }
+
     @Test func passwordsFollowThePolicy() {
         #expect(PasswordPolicy.problem(with: "password") != nil)
         #expect(PasswordPolicy.problem(with: "Password123") != nil)
@@ -183,20 +217,15 @@ struct ConnectionLimitTests {
     @Test func aClientThatNeverFinishesItsHeadersIsCutOffButASocketStays() async throws {
         try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(1) }) { client, _ in
             let port = try #require(client.port)
+            let token = try await client.login().accessToken
             let slow = try StalledClient(port: port, sending: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             let idle = try StalledClient(port: port, sending: "")
-            #expect(slow.closedByServer(within: .seconds(10)))
-            #expect(idle.closedByServer(within: .seconds(10)))
-            // Meanwhile others are served (on new connections: the test client's own idled past
+            #expect(await slow.closedByServer(within: .seconds(10)))
+            #expect(await idle.closedByServer(within: .seconds(10)))
+            // Meanwhile others are served (on a new connection: the test client's own idled past
             // the timeout too), and a WebSocket outlives the timeout.
-            let health = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(10))
+            let health = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(30))
             #expect(health.status == .ok)
-            var login = HTTPClientRequest(url: "http://127.0.0.1:\(port)/auth/login")
-            login.method = .POST
-            login.headers.add(name: "Content-Type", value: "application/json")
-            login.body = .bytes(ByteBuffer(string: #"{"email":"\#(TestApp.adminEmail)","password":"\#(TestApp.adminPassword)"}"#))
-            let answer = try await HTTPClient.shared.execute(login, timeout: .seconds(10))
-            let token = try JSONDecoder().decode(TokenPair.self, from: Data(buffer: try await answer.body.collect(upTo: 1 << 16))).accessToken
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
                 _ = try await reader.authenticate(token, on: outbound)
@@ -217,15 +246,15 @@ extension ConnectionLimitTests {
             #expect(try await client.request(.get, "/health").status == .ok)
             var first: StalledClient? = try StalledClient(port: port, sending: "")
             let second = try StalledClient(port: port, sending: "")
-            #expect(first?.closedByServer(within: .milliseconds(500)) == false)
-            #expect(second.closedByServer(within: .milliseconds(500)) == false)
+            #expect(await first?.closedByServer(within: .milliseconds(500)) == false)
+            #expect(await second.closedByServer(within: .milliseconds(500)) == false)
             let over = try StalledClient(port: port, sending: "")
-            #expect(over.closedByServer(within: .seconds(5)))
+            #expect(await over.closedByServer(within: .seconds(5)))
             // A slot that frees up is taken again.
             first = nil
             try await Task.sleep(for: .milliseconds(300))
             let again = try StalledClient(port: port, sending: "")
-            #expect(again.closedByServer(within: .milliseconds(500)) == false)
+            #expect(await again.closedByServer(within: .milliseconds(500)) == false)
             #expect(try await client.request(.get, "/health").status == .ok)
             _ = first
         }

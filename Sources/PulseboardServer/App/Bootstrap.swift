@@ -30,11 +30,8 @@ enum Bootstrap {
         guard try await store.countUsers() == 0 else { return nil }
         let chosen = password ?? UserAdministration.generatePassword()
         try UsersController.validate(password: chosen)
-        _ = try await store.createUser(
-            email: try UsersController.validated(email: email),
-            passwordHash: try await hasher.hash(chosen),
-            role: .admin
-        )
+        _ = try await Accounts(store: store).createUser(
+            email: try UsersController.validated(email: email), passwordHash: try await hasher.hash(chosen), role: .admin, audit: nil)
         return password == nil ? chosen : nil
     }
 }

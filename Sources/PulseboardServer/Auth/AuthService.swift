@@ -34,7 +34,6 @@ public struct AuthService: Sendable {
         decoyHash = try await hasher.hash(SecretToken.generate(prefix: ""))
     }
 
-    static let ingestTokenPrefix = "pbi_"
     static let refreshTokenPrefix = "pbr_"
     static let sessionPrefix = "pbs_"
 
@@ -121,7 +120,7 @@ public struct AuthService: Sendable {
     /// the database has it now: a demotion, deletion, logout or password change ends it at once,
     /// on every instance, for the price of one primary-key read.
     func principal(bearer token: String) async throws -> Principal? {
-        if token.hasPrefix(Self.ingestTokenPrefix) {
+        if token.hasPrefix(Accounts.ingestTokenPrefix) {
             return try await store.activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
         }
         guard let (userID, generation) = await accessTokens.verify(token), let user = try await store.user(id: userID),
@@ -144,17 +143,6 @@ public struct AuthService: Sendable {
             let user = try await store.user(id: userID)
         else { return nil }
         return .user(UserClaims(id: user.id, email: user.email, role: user.role))
-    }
-
-    /// Creates an ingest token; the secret is returned once and only its hash is kept.
-    public static func createIngestToken(name: String, in store: any Store) async throws -> (IngestToken, secret: String) {
-        let secret = SecretToken.generate(prefix: Self.ingestTokenPrefix)
-        let token = try await store.createIngestToken(
-            name: name,
-            hash: SecretToken.hash(secret),
-            prefix: String(secret.prefix(ingestTokenPrefix.count + 6))
-        )
-        return (token, secret)
     }
 
     static func normalise(email: String) -> String {

@@ -44,12 +44,15 @@ struct TokensController {
             guard (1...100).contains(name.count) else {
                 throw APIError.unprocessable("A token name has 1 to 100 characters.", details: ["field": .string("name")])
             }
-            let (token, secret) = try await AuthService.createIngestToken(name: name, in: auth.store)
+            let (token, secret) = try await Accounts(store: auth.store).createIngestToken(
+                name: name, audit: AuditNote("create", "ingest-token", details: name, context: context))
             return try JSONResponse(TokenView(token, secret: secret), status: .created).response
         }
         router.delete("/api/v1/tokens/{id}") { _, context -> Response in
             _ = try context.requireUser([.admin])
-            guard let id = context.parameters.get("id", as: Int64.self), try await auth.store.revokeIngestToken(id: id) else {
+            guard let id = context.parameters.get("id", as: Int64.self),
+                try await Accounts(store: auth.store).revokeIngestToken(id: id, audit: AuditNote("revoke", "ingest-token", context: context))
+            else {
                 throw APIError.notFound("No active ingest token with this id.")
             }
             return Response(status: .noContent)

@@ -6,13 +6,14 @@ public enum UserAdministration {
 
     public static func create(email: String, password: String, role: Role, in store: any Store) async throws -> User {
         try UsersController.validate(password: password)
-        return try await store.createUser(email: try UsersController.validated(email: email), passwordHash: try await hasher.hash(password), role: role)
+        return try await Accounts(store: store).createUser(
+            email: try UsersController.validated(email: email), passwordHash: try await hasher.hash(password), role: role, audit: nil)
     }
 
     public static func setRole(email: String, role: Role, in store: any Store) async throws {
         var user = try await existing(email, in: store)
         user.role = role
-        try await store.updateUser(user)
+        try await Accounts(store: store).updateUser(user, audit: nil)
         try await store.revokeAccess(userID: user.id)
     }
 
@@ -20,12 +21,17 @@ public enum UserAdministration {
         try UsersController.validate(password: password)
         var user = try await existing(email, in: store)
         user.passwordHash = try await hasher.hash(password)
-        try await store.updateUser(user)
+        try await Accounts(store: store).updateUser(user, audit: nil)
         try await store.revokeAccess(userID: user.id)
     }
 
     public static func createIngestToken(name: String, in store: any Store) async throws -> (IngestToken, secret: String) {
-        try await AuthService.createIngestToken(name: name, in: store)
+        try await Accounts(store: store).createIngestToken(name: name, audit: nil)
+    }
+
+    /// False when there was no such active token.
+    public static func revokeIngestToken(id: Int64, in store: any Store) async throws -> Bool {
+        try await Accounts(store: store).revokeIngestToken(id: id, audit: nil)
     }
 
     public static func generatePassword() -> String {

@@ -34,7 +34,9 @@ struct UsersController {
             let body = try await request.decode(as: CreateUser.self, context: context)
             let email = try Self.validated(email: body.email)
             try Self.validate(password: body.password)
-            let user = try await store.createUser(email: email, passwordHash: try await hasher.hash(body.password), role: body.role)
+            let user = try await Accounts(store: store).createUser(
+                email: email, passwordHash: try await hasher.hash(body.password), role: body.role,
+                audit: AuditNote("create", "user", details: "\(email) as \(body.role.rawValue)", context: context))
             return try JSONResponse(UserView(user), status: .created).response
         }
         router.patch("/api/v1/users/{id}") { request, context -> Response in
@@ -50,7 +52,11 @@ struct UsersController {
                 if user.id == caller.id { throw APIError.conflict("You cannot change your own role.") }
                 user.role = role
             }
-            try await store.updateUser(user)
+            let changes = [
+                body.email.map { "email \($0)" }, body.password.map { _ in "password" }, body.role.map { "role \($0.rawValue)" },
+            ].compactMap { $0 }
+            try await Accounts(store: store).updateUser(
+                user, audit: AuditNote("change", "user", details: changes.joined(separator: ", "), context: context))
             if body.password != nil || body.role != nil {
                 // A changed password or role ends the user's sessions, refresh tokens and access tokens.
                 try await store.revokeAccess(userID: user.id)
@@ -62,7 +68,7 @@ struct UsersController {
             let caller = try context.requireUser([.admin])
             let user = try await user(request, context)
             if user.id == caller.id { throw APIError.conflict("You cannot delete your own account.") }
-            _ = try await store.deleteUser(id: user.id)
+            _ = try await Accounts(store: store).deleteUser(id: user.id, audit: AuditNote("delete", "user", details: user.email, context: context))
             accessChanged()
             return Response(status: .noContent)
         }

@@ -1,7 +1,8 @@
 import Foundation
 import Hummingbird
 
-/// Who created, changed or deleted classes, enrolments, assignments, submissions and grades,
+/// Who created, changed or deleted users, ingest tokens, classes, enrolments, assignments,
+/// submissions and grades,
 /// when, and in which request (its `X-Request-Id`); kept in the database, readable by admins at
 /// `GET /api/v1/audit`. Each row is written in the transaction of the change it records.
 struct AuditTrail {

@@ -96,17 +96,6 @@ public final class PostgresStore: Store {
         try await single("SELECT COUNT(*)::BIGINT FROM users WHERE role = 'admin'", as: Int64.self).map(Int.init) ?? 0
     }
 
-    public func createUser(email: String, passwordHash: String, role: Role) async throws -> User {
-        let now = Date()
-        let id = try await mapConflicts("a user with this email exists") {
-            try await single(
-                "INSERT INTO users (email, password_hash, role, created_at) VALUES (\(email), \(passwordHash), \(role.rawValue), \(now.millisecondsSince1970)) RETURNING id",
-                as: Int64.self
-            )
-        }
-        return User(id: id ?? 0, email: email, role: role, passwordHash: passwordHash, createdAt: now.truncatedToMilliseconds)
-    }
-
     public func user(id: Int64) async throws -> User? {
         try await users("SELECT id, email, role, password_hash, created_at, token_generation FROM users WHERE id = \(id)").first
     }
@@ -117,18 +106,6 @@ public final class PostgresStore: Store {
 
     public func listUsers() async throws -> [User] {
         try await users("SELECT id, email, role, password_hash, created_at, token_generation FROM users ORDER BY id")
-    }
-
-    public func updateUser(_ user: User) async throws {
-        _ = try await mapConflicts("a user with this email exists") {
-            try await query(
-                "UPDATE users SET email = \(user.email), role = \(user.role.rawValue), password_hash = \(user.passwordHash) WHERE id = \(user.id)"
-            )
-        }
-    }
-
-    public func deleteUser(id: Int64) async throws -> Bool {
-        try await single("DELETE FROM users WHERE id = \(id) RETURNING id", as: Int64.self) != nil
     }
 
     private func users(_ sql: PostgresQuery) async throws -> [User] {
@@ -196,24 +173,8 @@ public final class PostgresStore: Store {
 
     // MARK: Ingest tokens
 
-    public func createIngestToken(name: String, hash: String, prefix: String) async throws -> IngestToken {
-        let now = Date()
-        let id = try await single(
-            "INSERT INTO ingest_tokens (name, token_hash, prefix, created_at) VALUES (\(name), \(hash), \(prefix), \(now.millisecondsSince1970)) RETURNING id",
-            as: Int64.self
-        )
-        return IngestToken(id: id ?? 0, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds)
-    }
-
     public func listIngestTokens() async throws -> [IngestToken] {
         try await ingestTokens("SELECT id, name, prefix, created_at, revoked_at FROM ingest_tokens ORDER BY id")
-    }
-
-    public func revokeIngestToken(id: Int64) async throws -> Bool {
-        try await single(
-            "UPDATE ingest_tokens SET revoked_at = \(Date().millisecondsSince1970) WHERE id = \(id) AND revoked_at IS NULL RETURNING id",
-            as: Int64.self
-        ) != nil
     }
 
     public func activeIngestToken(hash: String) async throws -> IngestToken? {

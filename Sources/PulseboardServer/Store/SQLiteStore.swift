@@ -59,19 +59,6 @@ public final class SQLiteStore: Store {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users WHERE role = 'admin'") ?? 0 }
     }
 
-    public func createUser(email: String, passwordHash: String, role: Role) async throws -> User {
-        let now = Date()
-        return try await mapConflicts("a user with this email exists") {
-            try await pool.write { db in
-                try db.execute(
-                    sql: "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
-                    arguments: [email, passwordHash, role.rawValue, now.millisecondsSince1970]
-                )
-                return User(id: db.lastInsertedRowID, email: email, role: role, passwordHash: passwordHash, createdAt: now.truncatedToMilliseconds)
-            }
-        }
-    }
-
     public func user(id: Int64) async throws -> User? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.user)
@@ -87,24 +74,6 @@ public final class SQLiteStore: Store {
     public func listUsers() async throws -> [User] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY id").map(Self.user)
-        }
-    }
-
-    public func updateUser(_ user: User) async throws {
-        try await mapConflicts("a user with this email exists") {
-            try await pool.write { db in
-                try db.execute(
-                    sql: "UPDATE users SET email = ?, role = ?, password_hash = ? WHERE id = ?",
-                    arguments: [user.email, user.role.rawValue, user.passwordHash, user.id]
-                )
-            }
-        }
-    }
-
-    public func deleteUser(id: Int64) async throws -> Bool {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id])
-            return db.changesCount > 0
         }
     }
 
@@ -173,30 +142,9 @@ public final class SQLiteStore: Store {
 
     // MARK: Ingest tokens
 
-    public func createIngestToken(name: String, hash: String, prefix: String) async throws -> IngestToken {
-        let now = Date()
-        return try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO ingest_tokens (name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [name, hash, prefix, now.millisecondsSince1970]
-            )
-            return IngestToken(id: db.lastInsertedRowID, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds)
-        }
-    }
-
     public func listIngestTokens() async throws -> [IngestToken] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM ingest_tokens ORDER BY id").map(Self.ingestToken)
-        }
-    }
-
-    public func revokeIngestToken(id: Int64) async throws -> Bool {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE ingest_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                arguments: [Date().millisecondsSince1970, id]
-            )
-            return db.changesCount > 0
         }
     }
 

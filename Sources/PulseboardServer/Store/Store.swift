@@ -13,12 +13,9 @@ public protocol Store: Service {
 
     // MARK: Users
     func countUsers() async throws -> Int
-    func createUser(email: String, passwordHash: String, role: Role) async throws -> User
     func user(id: Int64) async throws -> User?
     func user(email: String) async throws -> User?
     func listUsers() async throws -> [User]
-    func updateUser(_ user: User) async throws
-    func deleteUser(id: Int64) async throws -> Bool
     func countAdmins() async throws -> Int
 
     // MARK: Sessions (API refresh tokens and browser sessions), stored as SHA-256 of the secret
@@ -36,9 +33,7 @@ public protocol Store: Service {
     func revokeAccess(userID: Int64) async throws
 
     // MARK: Ingest tokens
-    func createIngestToken(name: String, hash: String, prefix: String) async throws -> IngestToken
     func listIngestTokens() async throws -> [IngestToken]
-    func revokeIngestToken(id: Int64) async throws -> Bool
     func activeIngestToken(hash: String) async throws -> IngestToken?
 
     // MARK: Metrics

@@ -35,14 +35,19 @@ final class StalledClient {
         _ = text.withCString { send(descriptor, $0, strlen($0), 0) }
     }
 
-    /// Whether the server closes the connection within `timeout` (reading and discarding what it sends).
-    func closedByServer(within timeout: Duration) -> Bool {
+    /// Whether the server closes the connection within `timeout` (reading and discarding what it
+    /// sends). Polls without blocking and sleeps in between, so as not to hold a thread of the
+    /// concurrency pool that the server in the same process needs.
+    func closedByServer(within timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         var buffer = [UInt8](repeating: 0, count: 4096)
         while ContinuousClock.now < deadline {
             var descriptors = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptors, 1, 100) > 0 else { continue }
-            if recv(descriptor, &buffer, buffer.count, 0) <= 0 { return true }
+            if poll(&descriptors, 1, 0) > 0 {
+                if recv(descriptor, &buffer, buffer.count, 0) <= 0 { return true }
+                continue
+            }
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return false
     }

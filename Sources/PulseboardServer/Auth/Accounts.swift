@@ -1,0 +1,71 @@
+import Foundation
+
+/// Changes to users and ingest tokens, written once in portable SQL for both engines, each with
+/// its audit row in the same transaction when the change comes through the API (the command
+/// line and the first start pass none). Reads stay on the store.
+struct Accounts: Sendable {
+    let store: any Store
+
+    func createUser(email: String, passwordHash: String, role: Role, audit: AuditNote?) async throws -> User {
+        let now = Date()
+        let results = try await transaction(
+            SQLStatement(
+                "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                .text(email), .text(passwordHash), .text(role.rawValue), .integer(now.millisecondsSince1970)
+            ), audit: audit, conflict: Self.emailTaken)
+        guard let id = results.first?.first?.int else { throw StoreError.unavailable("the new user was not returned") }
+        return User(id: id, email: email, role: role, passwordHash: passwordHash, createdAt: now.truncatedToMilliseconds)
+    }
+
+    func updateUser(_ user: User, audit: AuditNote?) async throws {
+        try await transaction(
+            SQLStatement(
+                "UPDATE users SET email = ?, role = ?, password_hash = ? WHERE id = ? RETURNING id",
+                .text(user.email), .text(user.role.rawValue), .text(user.passwordHash), .integer(user.id)
+            ), audit: audit, conflict: Self.emailTaken)
+    }
+
+    /// False when there was no such user.
+    func deleteUser(id: Int64, audit: AuditNote?) async throws -> Bool {
+        try await !transaction(SQLStatement("DELETE FROM users WHERE id = ? RETURNING id", .integer(id)), audit: audit).isEmpty
+    }
+
+    static let emailTaken = "A user with this email exists."
+    static let ingestTokenPrefix = "pbi_"
+
+    /// Creates an ingest token; the secret is returned once and only its hash is kept.
+    func createIngestToken(name: String, audit: AuditNote?) async throws -> (IngestToken, secret: String) {
+        let secret = SecretToken.generate(prefix: Self.ingestTokenPrefix)
+        let prefix = String(secret.prefix(Self.ingestTokenPrefix.count + 6))
+        let now = Date()
+        let results = try await transaction(
+            SQLStatement(
+                "INSERT INTO ingest_tokens (name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                .text(name), .text(SecretToken.hash(secret)), .text(prefix), .integer(now.millisecondsSince1970)
+            ), audit: audit)
+        guard let id = results.first?.first?.int else { throw StoreError.unavailable("the new token was not returned") }
+        return (IngestToken(id: id, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds), secret)
+    }
+
+    /// False when there was no such active token.
+    func revokeIngestToken(id: Int64, audit: AuditNote?) async throws -> Bool {
+        try await !transaction(
+            SQLStatement(
+                "UPDATE ingest_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id", .integer(Date().millisecondsSince1970),
+                .integer(id)), audit: audit
+        ).isEmpty
+    }
+
+    /// Runs a change that returns the id of the row it changed, with the audit row for that id
+    /// (written only when the change did something); returns the change's rows. A unique value
+    /// taken is a conflict with `conflict` as its message.
+    @discardableResult
+    private func transaction(_ change: SQLStatement, audit: AuditNote?, conflict: String = "A unique value is taken.") async throws -> [SQLRow] {
+        do {
+            let note = audit?.statement(id: .returned(byStatement: 0), onlyIf: .returned(byStatement: 0))
+            return try await store.transaction([change] + [note].compactMap { $0 }).first ?? []
+        } catch StoreError.conflict {
+            throw StoreError.conflict(conflict)
+        }
+    }
+}
