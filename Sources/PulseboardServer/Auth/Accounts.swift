@@ -1,8 +1,8 @@
 import Foundation
 
-/// Changes to users and ingest tokens, written once in portable SQL for both engines, each with
-/// its audit row in the same transaction when the change comes through the API (the command
-/// line and the first start pass none). Reads stay on the store.
+/// Changes to users, their sessions and ingest tokens, written once in portable SQL for both
+/// engines; users and tokens with their audit row in the same transaction when the change comes
+/// through the API (the command line and the first start pass none). Reads stay on the store.
 struct Accounts: Sendable {
     let store: any Store
 
@@ -56,16 +56,53 @@ struct Accounts: Sendable {
         ).isEmpty
     }
 
+    /// Marks an unused, unexpired refresh token used (it stays, so that a replay is recognised)
+    /// and returns its user and family; nil when it is unknown, expired or already used.
+    func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)? {
+        let now = SQLValue.integer(now.millisecondsSince1970)
+        let rows = try await store.transaction([
+            SQLStatement(
+                """
+                UPDATE sessions SET used_at = ? WHERE token_hash = ? AND kind = 'refresh' AND expires_at > ? AND used_at IS NULL
+                RETURNING user_id, family
+                """,
+                now, .text(hash), now
+            )
+        ])
+        guard let row = rows.first?.first, let userID = row[0].int, let family = row[1].string else { return nil }
+        return (userID, family)
+    }
+
+    /// Ends the family of the session with this hash (every token of it, used or not) and the
+    /// user's access tokens. False when no session has this hash.
+    func endSessionFamily(ofToken hash: String) async throws -> Bool {
+        let results = try await store.transaction([
+            SQLStatement(
+                "UPDATE users SET token_generation = token_generation + 1 WHERE id = (SELECT user_id FROM sessions WHERE token_hash = ?) RETURNING id",
+                .text(hash)),
+            SQLStatement("DELETE FROM sessions WHERE family = (SELECT family FROM sessions WHERE token_hash = ?)", .text(hash)),
+        ])
+        return !results[0].isEmpty
+    }
+
+    /// Ends every session, refresh token and access token of a user (role or password changed).
+    func revokeAccess(userID: Int64) async throws {
+        try await store.transaction([
+            SQLStatement("DELETE FROM sessions WHERE user_id = ?", .integer(userID)),
+            SQLStatement("UPDATE users SET token_generation = token_generation + 1 WHERE id = ?", .integer(userID)),
+        ])
+    }
+
     /// Runs a change that returns the id of the row it changed, with the audit row for that id
     /// (written only when the change did something); returns the change's rows. A unique value
-    /// taken is a conflict with `conflict` as its message.
+    /// taken is a conflict, with `conflict` as its message when given.
     @discardableResult
-    private func transaction(_ change: SQLStatement, audit: AuditNote?, conflict: String = "A unique value is taken.") async throws -> [SQLRow] {
+    private func transaction(_ change: SQLStatement, audit: AuditNote?, conflict: String? = nil) async throws -> [SQLRow] {
         do {
             let note = audit?.statement(id: .returned(byStatement: 0), onlyIf: .returned(byStatement: 0))
             return try await store.transaction([change] + [note].compactMap { $0 }).first ?? []
-        } catch StoreError.conflict {
-            throw StoreError.conflict(conflict)
+        } catch StoreError.conflict(let message) {
+            throw StoreError.conflict(conflict ?? message)
         }
     }
 }

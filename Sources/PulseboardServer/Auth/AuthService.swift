@@ -88,8 +88,9 @@ public struct AuthService: Sendable {
     /// and the user's access tokens end, so neither side keeps a working token.
     func refresh(_ refreshToken: String) async throws -> TokenPair {
         let hash = SecretToken.hash(refreshToken)
-        guard let (userID, family) = try await store.useRefreshToken(hash: hash, now: Date()), let user = try await store.user(id: userID) else {
-            if try await store.endSessionFamily(ofToken: hash) { accessChanged() }
+        guard let (userID, family) = try await Accounts(store: store).useRefreshToken(hash: hash, now: Date()), let user = try await store.user(id: userID)
+        else {
+            if try await Accounts(store: store).endSessionFamily(ofToken: hash) { accessChanged() }
             throw APIError.unauthorized("The refresh token is invalid, expired or revoked.")
         }
         return try await issueTokens(for: user, family: family)
@@ -98,7 +99,7 @@ public struct AuthService: Sendable {
     /// Logs out: ends the token's family (a refresh token and its rotations, or a browser
     /// session) and the user's access tokens.
     func logOut(_ token: String) async throws {
-        if try await store.endSessionFamily(ofToken: SecretToken.hash(token)) { accessChanged() }
+        if try await Accounts(store: store).endSessionFamily(ofToken: SecretToken.hash(token)) { accessChanged() }
     }
 
     /// Opens a browser session and returns the cookie value.

@@ -14,7 +14,7 @@ public enum UserAdministration {
         var user = try await existing(email, in: store)
         user.role = role
         try await Accounts(store: store).updateUser(user, audit: nil)
-        try await store.revokeAccess(userID: user.id)
+        try await Accounts(store: store).revokeAccess(userID: user.id)
     }
 
     public static func resetPassword(email: String, password: String, in store: any Store) async throws {
@@ -22,7 +22,7 @@ public enum UserAdministration {
         var user = try await existing(email, in: store)
         user.passwordHash = try await hasher.hash(password)
         try await Accounts(store: store).updateUser(user, audit: nil)
-        try await store.revokeAccess(userID: user.id)
+        try await Accounts(store: store).revokeAccess(userID: user.id)
     }
 
     public static func createIngestToken(name: String, in store: any Store) async throws -> (IngestToken, secret: String) {

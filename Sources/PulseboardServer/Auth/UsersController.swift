@@ -59,7 +59,7 @@ struct UsersController {
                 user, audit: AuditNote("change", "user", details: changes.joined(separator: ", "), context: context))
             if body.password != nil || body.role != nil {
                 // A changed password or role ends the user's sessions, refresh tokens and access tokens.
-                try await store.revokeAccess(userID: user.id)
+                try await Accounts(store: store).revokeAccess(userID: user.id)
             }
             accessChanged()
             return try JSONResponse(UserView(user)).response

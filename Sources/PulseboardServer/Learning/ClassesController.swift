@@ -155,8 +155,7 @@ struct ClassesController {
         }
         router.get("/api/v1/students/{email}/classes") { _, context -> Response in
             let user = try context.requireUser()
-            let raw = try context.parameters.require("email")
-            let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+            let email = try Self.email(context)
             // A student sees only their own; an instructor only the classes they teach.
             guard user.role != .student || email == user.email.lowercased() else { throw APIError.notFound("No such student.") }
             var visible: [StudentClass] = []
@@ -231,8 +230,7 @@ struct ClassesController {
         }
         router.post("/api/v1/classes/{id}/students/{email}/accept") { _, context -> Response in
             let record = try await authorizedClass(context)
-            let raw = try context.parameters.require("email")
-            let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+            let email = try Self.email(context)
             guard try await enrolment.accept(classID: record.id, email: email, audit: AuditNote("accept", "enrolment", context: context)) else {
                 throw APIError.notFound("No student of this class waits to be accepted with this email.")
             }
@@ -240,8 +238,7 @@ struct ClassesController {
         }
         router.delete("/api/v1/classes/{id}/students/{email}") { _, context -> Response in
             let record = try await authorizedClass(context)
-            let raw = try context.parameters.require("email")
-            let email = AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+            let email = try Self.email(context)
             guard try await enrolment.unenrol(classID: record.id, email: email, audit: AuditNote("unenrol", "enrolment", context: context)) else {
                 throw APIError.notFound("No such student in this class.")
             }
@@ -295,8 +292,7 @@ struct ClassesController {
         }
         router.get("/api/v1/classes/{id}/students/{email}/timeline") { request, context -> Response in
             let record = try await authorizedClass(context)
-            let raw = try context.parameters.require("email")
-            let email = (raw.removingPercentEncoding ?? raw).lowercased()
+            let email = try Self.email(context)
             let page = try EventPage(request)
             let events = try await classes.store.select(
                 EventLog.range(classID: record.id, email: email, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))
@@ -406,6 +402,12 @@ struct ClassesController {
     }
 
     /// The same check for the class pages.
+    /// The `{email}` path parameter, decoded and normalised.
+    static func email(_ context: AppRequestContext) throws -> String {
+        let raw = try context.parameters.require("email")
+        return AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
+    }
+
     static func authorizedClass(_ context: AppRequestContext, in classes: Classes) async throws -> ClassRecord {
         let user = try context.requireUser([.admin, .instructor])
         guard let id = context.parameters.get("id", as: Int64.self), let record = try await classes.find(id: id) else {

@@ -57,28 +57,26 @@ struct Enrolment {
 
     /// Accepts a student who joined by sending events and was held; false when none waits.
     func accept(classID: Int64, email: String, audit: AuditNote?) async throws -> Bool {
-        let results = try await store.transaction(
-            [
-                SQLStatement(
-                    """
-                    UPDATE class_students SET held = 0
-                    WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) AND held = 1 RETURNING class_id
-                    """,
-                    .integer(classID), .text(email)
-                )
-            ] + [audit?.statement(id: .text("\(classID)/\(email)"), onlyIf: .returned(byStatement: 0))].compactMap { $0 })
-        return !results[0].isEmpty
+        try await changeMembership(
+            """
+            UPDATE class_students SET held = 0
+            WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) AND held = 1 RETURNING class_id
+            """, classID: classID, email: email, audit: audit)
     }
 
     /// Removes a student from a class (their events stay); false when they were not in it.
     func unenrol(classID: Int64, email: String, audit: AuditNote?) async throws -> Bool {
+        try await changeMembership(
+            "DELETE FROM class_students WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) RETURNING class_id",
+            classID: classID, email: email, audit: audit)
+    }
+
+    /// Runs `sql` (bound to the class and email, returning a row when it changed something) with
+    /// its audit row, written only then; true when it changed something.
+    private func changeMembership(_ sql: String, classID: Int64, email: String, audit: AuditNote?) async throws -> Bool {
         let results = try await store.transaction(
-            [
-                SQLStatement(
-                    "DELETE FROM class_students WHERE class_id = ? AND student_id = (SELECT id FROM students WHERE email = ?) RETURNING class_id",
-                    .integer(classID), .text(email)
-                )
-            ] + [audit?.statement(id: .text("\(classID)/\(email)"), onlyIf: .returned(byStatement: 0))].compactMap { $0 })
+            [SQLStatement(sql, .integer(classID), .text(email))]
+                + [audit?.statement(id: .text("\(classID)/\(email)"), onlyIf: .returned(byStatement: 0))].compactMap { $0 })
         return !results[0].isEmpty
     }
 

@@ -135,42 +135,6 @@ public final class PostgresStore: Store {
         )
     }
 
-    public func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)? {
-        let now = now.millisecondsSince1970
-        let rows = try await rows(
-            """
-            UPDATE sessions SET used_at = \(now) WHERE token_hash = \(hash) AND kind = 'refresh' AND expires_at > \(now) AND used_at IS NULL
-            RETURNING user_id, family
-            """
-        )
-        return try rows.first.map { row in
-            let (userID, family) = try row.decode((Int64, String).self)
-            return (userID, family)
-        }
-    }
-
-    public func endSessionFamily(ofToken hash: String) async throws -> Bool {
-        // One statement, so that it is atomic without a transaction of its own.
-        try await single(
-            """
-            WITH ended AS (
-                DELETE FROM sessions WHERE family = (SELECT family FROM sessions WHERE token_hash = \(hash)) RETURNING user_id
-            )
-            UPDATE users SET token_generation = token_generation + 1 WHERE id IN (SELECT user_id FROM ended) RETURNING id
-            """,
-            as: Int64.self
-        ) != nil
-    }
-
-    public func revokeAccess(userID: Int64) async throws {
-        try await query(
-            """
-            WITH ended AS (DELETE FROM sessions WHERE user_id = \(userID))
-            UPDATE users SET token_generation = token_generation + 1 WHERE id = \(userID)
-            """
-        )
-    }
-
     // MARK: Ingest tokens
 
     public func listIngestTokens() async throws -> [IngestToken] {

@@ -109,37 +109,6 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)? {
-        try await pool.write { db in
-            try Row.fetchOne(
-                db,
-                sql: """
-                    UPDATE sessions SET used_at = ? WHERE token_hash = ? AND kind = 'refresh' AND expires_at > ? AND used_at IS NULL
-                    RETURNING user_id, family
-                    """,
-                arguments: [now.millisecondsSince1970, hash, now.millisecondsSince1970]
-            ).map { (userID: $0["user_id"], family: $0["family"]) }
-        }
-    }
-
-    public func endSessionFamily(ofToken hash: String) async throws -> Bool {
-        try await pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT user_id, family FROM sessions WHERE token_hash = ?", arguments: [hash]) else {
-                return false
-            }
-            try db.execute(sql: "DELETE FROM sessions WHERE family = ?", arguments: [row["family"] as String])
-            try db.execute(sql: "UPDATE users SET token_generation = token_generation + 1 WHERE id = ?", arguments: [row["user_id"] as Int64])
-            return true
-        }
-    }
-
-    public func revokeAccess(userID: Int64) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [userID])
-            try db.execute(sql: "UPDATE users SET token_generation = token_generation + 1 WHERE id = ?", arguments: [userID])
-        }
-    }
-
     // MARK: Ingest tokens
 
     public func listIngestTokens() async throws -> [IngestToken] {

@@ -23,14 +23,6 @@ public protocol Store: Service {
     func insertSession(hash: String, userID: Int64, kind: SessionKind, family: String, expiresAt: Date) async throws
     /// The user of an unexpired session, without consuming it.
     func sessionUser(hash: String, kind: SessionKind, now: Date) async throws -> Int64?
-    /// Marks an unused, unexpired refresh token used (it stays, so that a replay is recognised)
-    /// and returns its user and family; nil when it is unknown, expired or already used.
-    func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)?
-    /// Ends the family of the session with this hash (every token of it, used or not) and the
-    /// user's access tokens. False when no session has this hash.
-    func endSessionFamily(ofToken hash: String) async throws -> Bool
-    /// Ends every session, refresh token and access token of a user (role or password changed).
-    func revokeAccess(userID: Int64) async throws
 
     // MARK: Ingest tokens
     func listIngestTokens() async throws -> [IngestToken]
