@@ -9,7 +9,8 @@ COPY Sources Sources
 RUN swift build -c release --product pulseboard \
     && mkdir /out \
     && cp "$(swift build -c release --show-bin-path)/pulseboard" /out/ \
-    && cp -R "$(swift build -c release --show-bin-path)/pulseboard_PulseboardServer.resources" /out/
+    && cp -R "$(swift build -c release --show-bin-path)/pulseboard_PulseboardApp.resources" \
+             "$(swift build -c release --show-bin-path)/pulseboard_PulseboardWeb.resources" /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libcurl4 libxml2 tzdata ca-certificates \

@@ -1,6 +1,20 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+// Products used by several targets.
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let webSocket = Target.Dependency.product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let deque = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
+let httpTypes = Target.Dependency.product(name: "HTTPTypes", package: "swift-http-types")
+
 let package = Package(
     name: "pulseboard",
     platforms: [.macOS(.v15)],
@@ -30,64 +44,104 @@ let package = Package(
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
     ],
     targets: [
-        // The server: every feature, its routes, types and SQL.
+        // Read from the bottom up: each target uses only those listed in its dependencies, so the
+        // database and live know no feature, features do not know the app, and nothing knows the
+        // command line.
+
+        // Roles and claims, time, JSON values, secrets, the server's own metrics.
+        .target(name: "PulseboardKernel", dependencies: [crypto, lifecycle, logging, prometheus], path: "Sources/Kernel"),
+        // The engine-neutral database: portable statements, transactions, migrations, notifications.
+        .target(name: "PulseboardDatabase", dependencies: ["PulseboardKernel", lifecycle, logging], path: "Sources/Database"),
+        .target(name: "PulseboardSQLite", dependencies: ["PulseboardDatabase", "PulseboardKernel", grdb, lifecycle], path: "Sources/SQLite"),
         .target(
-            name: "PulseboardServer",
+            name: "PulseboardPostgres", dependencies: ["PulseboardDatabase", "PulseboardKernel", postgres, lifecycle, logging],
+            path: "Sources/Postgres"),
+        // Request context, errors, validation, authentication middleware, CSRF, audit notes.
+        .target(
+            name: "PulseboardHTTP",
+            dependencies: ["PulseboardDatabase", "PulseboardKernel", hummingbird, webSocket, httpTypes, nioCore, logging],
+            path: "Sources/HTTP"),
+        // The hub, WebSocket sessions, channel rules that features register, the relay between instances.
+        .target(
+            name: "PulseboardLive",
+            dependencies: ["PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", hummingbird, webSocket, deque, lifecycle, logging],
+            path: "Sources/Live"),
+        // Features.
+        .target(
+            name: "PulseboardAccounts",
             dependencies: [
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", hummingbird, crypto, nioPosix,
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Sources/Accounts"),
+        .target(
+            name: "PulseboardMetrics",
+            dependencies: [
+                "PulseboardDatabase", "PulseboardSQLite", "PulseboardPostgres", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel",
+                grdb, postgres, hummingbird, webSocket, lifecycle, logging,
+            ],
+            path: "Sources/Metrics"),
+        .target(
+            name: "PulseboardLearning",
+            dependencies: [
+                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardMetrics", "PulseboardKernel",
+                hummingbird, lifecycle, logging, nioCore,
                 // Reading rosters (SwiftCSV) and writing exports (CSV.swift, which quotes per RFC 4180).
                 .product(name: "SwiftCSV", package: "SwiftCSV"),
                 .product(name: "CSV", package: "CSV.swift"),
             ],
-            resources: [.copy("Resources")]
-        ),
+            path: "Sources/Learning"),
+        .target(
+            name: "PulseboardWeb",
+            dependencies: [
+                "PulseboardAccounts", "PulseboardHTTP", "PulseboardLearning", "PulseboardKernel", hummingbird,
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            path: "Sources/Web",
+            resources: [.copy("Resources")]),
+        // Wires everything into one server: configuration, schema, storage engines, routes, services.
+        .target(
+            name: "PulseboardApp",
+            dependencies: [
+                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardLearning", "PulseboardLive",
+                "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb",
+                hummingbird, .product(name: "HummingbirdCore", package: "hummingbird"), webSocket, lifecycle, logging, nioCore, nioPosix,
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/App",
+            resources: [.copy("Resources")]),
         // The command line: serve, migrate, user, token, class, simulate.
         .executableTarget(
             name: "pulseboard",
             dependencies: [
-                "PulseboardServer",
+                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardLearning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                nioCore, logging,
             ]
         ),
         // The benchmark: starts a server on a temporary database and loads it over loopback.
         .executableTarget(
             name: "pulseboard-bench",
             dependencies: [
-                "PulseboardServer",
+                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardLearning", "PulseboardMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                lifecycle, nioCore, logging,
             ]
         ),
         .testTarget(
             name: "PulseboardTests",
             dependencies: [
-                "PulseboardServer",
+                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardLearning",
+                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                httpTypes, postgres,
             ]
         ),
     ]

@@ -4,7 +4,12 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import NIOCore
-import PulseboardServer
+import PulseboardAccounts
+import PulseboardApp
+import PulseboardDatabase
+import PulseboardKernel
+import PulseboardLearning
+import PulseboardMetrics
 import ServiceLifecycle
 
 /// Starts a Pulseboard on a temporary database and measures it over loopback: durable ingest,
@@ -97,7 +102,7 @@ struct Bench: AsyncParsableCommand {
             }
 
             if runs.contains("history") {
-                let history = try await historyQuery(http, base, store: pulseboard.store)
+                let history = try await historyQuery(http, base, store: pulseboard.metrics)
                 print("\n| history query (\(historyPoints) points stored, maxPoints=1000) | p50 | p95 |")
                 print("|---|---|---|")
                 print("| random ranges from 1 h to the whole series | \(ms(history.p50)) | \(ms(history.p95)) |")
@@ -138,7 +143,7 @@ struct Bench: AsyncParsableCommand {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for task in 0..<connections {
                         group.addTask {
-                            for _ in stride(from: task, to: lookups, by: connections) { _ = try await pulseboard.store.user(id: 1) }
+                            for _ in stride(from: task, to: lookups, by: connections) { _ = try await Accounts(store: pulseboard.store).user(id: 1) }
                         }
                     }
                     try await group.waitForAll()
@@ -306,7 +311,7 @@ struct Bench: AsyncParsableCommand {
 
     // MARK: History
 
-    func historyQuery(_ http: HTTPClient, _ base: String, store: any Store) async throws -> Latencies {
+    func historyQuery(_ http: HTTPClient, _ base: String, store: any MetricsStore) async throws -> Latencies {
         let accessToken = try await login(http, base)
         let startMs: Int64 = 1_700_000_000_000
         let chunk = 100_000

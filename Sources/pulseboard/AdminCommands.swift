@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import PulseboardServer
+import PulseboardAccounts
+import PulseboardKernel
+import PulseboardLearning
 
 extension Role: ExpressibleByArgument {}
 
@@ -33,7 +35,7 @@ struct UserCommand: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
-            for user in try await data.withStore({ try await $0.listUsers() }) {
+            for user in try await data.withStore({ try await Accounts(store: $0).listUsers() }) {
                 print("\(user.id)\t\(user.role.rawValue)\t\(user.email)")
             }
         }
@@ -102,7 +104,7 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() async throws {
-            for token in try await data.withStore({ try await $0.listIngestTokens() }) {
+            for token in try await data.withStore({ try await Accounts(store: $0).listIngestTokens() }) {
                 print("\(token.id)\t\(token.prefix)…\t\(token.revokedAt == nil ? "active" : "revoked")\t\(token.name)")
             }
         }

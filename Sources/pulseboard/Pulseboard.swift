@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import Logging
-import PulseboardServer
+import PulseboardApp
+import PulseboardDatabase
+import PulseboardKernel
+import PulseboardLearning
 
 @main
 struct PulseboardCommand: AsyncParsableCommand {
@@ -62,11 +65,11 @@ struct DataOptions: ParsableArguments {
     }
 
     /// Runs `body` with the configured database, migrated.
-    func withStore<T: Sendable>(_ body: @Sendable (any Store) async throws -> T) async throws -> T {
+    func withStore<T: Sendable>(_ body: @Sendable (any Database) async throws -> T) async throws -> T {
         var logger = Logger(label: "pulseboard")
         logger.logLevel = .warning
-        return try await StoreFactory.open(try config(), logger: logger).whileRunning { store in
-            try await store.migrate()
+        return try await Storage.open(try config(), logger: logger).whileRunning { store in
+            try await store.migrate(Migrations.all)
             return try await body(store)
         }
     }

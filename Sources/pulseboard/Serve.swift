@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
-import PulseboardServer
+import PulseboardApp
+import PulseboardKernel
+import PulseboardLearning
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server (the default command).")

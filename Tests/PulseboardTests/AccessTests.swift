@@ -8,7 +8,10 @@ import HummingbirdWSTesting
 import NIOCore
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardAccounts
+@testable import PulseboardHTTP
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 /// Access follows the database: what is taken away stops working on the next request.
 @Suite("Revocation and limits")

@@ -3,7 +3,8 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 @Suite("Assignments")
 struct AssignmentsTests {

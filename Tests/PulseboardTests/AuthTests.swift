@@ -4,7 +4,9 @@ import HummingbirdTesting
 import JWTKit
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardAccounts
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 @Suite("Authentication and roles")
 struct AuthTests {
@@ -66,7 +68,7 @@ struct AuthTests {
 
     @Test(arguments: TestEngine.all) func expiredForeignAndUnsignedTokensAreRejected(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, pulseboard in
-            let admin = try #require(try await pulseboard.store.user(email: TestApp.adminEmail))
+            let admin = try #require(try await Accounts(store: pulseboard.store).user(email: TestApp.adminEmail))
             let sameSecret = try await AccessTokens(secret: "test-secret-that-is-at-least-32-bytes-long", lifetime: .seconds(900))
             let expired = try await sameSecret.issue(for: admin, now: Date().addingTimeInterval(-3600))
             let otherSecret = try await AccessTokens(secret: "another-secret-that-is-32-bytes-long!!", lifetime: .seconds(900))

@@ -4,7 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardLive
 
 @Suite("Classes and their rosters")
 struct ClassesTests {
@@ -116,7 +118,7 @@ struct ClassesTests {
             let submission = try await client.submit(Notebook.json("1"), to: scene.assignmentID, token: scene.alice).decode(SubmissionAnswer.self)
             #expect(try await client.request(.patch, "/api/v1/submissions/\(submission.id)", token: colleague, json: #"{"grade":50}"#).status == .ok)
             let colleagueClaims = UserClaims(id: team[1].id, email: "co@example.com", role: .instructor)
-            let policy = ChannelPolicy(classes: Classes(store: parts.store))
+            let policy = ChannelPolicy(LearningChannels.rules(classes: Classes(store: parts.store)))
             #expect(await policy.refusal(for: "class:\(scene.classID)", user: colleagueClaims) == nil)
             #expect(await policy.refusal(for: "progress:\(scene.classID):alice@example.com", user: colleagueClaims) == nil)
             #expect(await policy.refusal(for: "progress:alice@example.com", user: colleagueClaims) != nil)

@@ -2,7 +2,9 @@ import Foundation
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardMetrics
 
 @Suite("History queries")
 struct HistoryTests {
@@ -81,12 +83,12 @@ struct HistoryTests {
             let points = stride(from: Int64(0), to: 3 * 3_600_000, by: 7000).map {
                 MetricPoint(series: SeriesKey(name: "wave"), timestampMs: start + $0, value: Double($0 % 13_000) / 100)
             }
-            _ = try await parts.store.commit([IngestBatch(points: points)], now: Date())
-            let id = try #require(try await parts.store.seriesID(SeriesKey(name: "wave")))
-            for width in [Int64(60_000), 3_600_000] {
-                let raw = try await parts.store.buckets(seriesID: id, fromMs: start, toMs: start + 3 * 3_600_000, widthMs: width, source: nil)
+            _ = try await parts.metrics.commit([IngestBatch(points: points)], now: Date())
+            let id = try #require(try await parts.metrics.seriesID(SeriesKey(name: "wave")))
+            for width: Int64 in [60_000, 3_600_000] {
+                let raw = try await parts.metrics.buckets(seriesID: id, fromMs: start, toMs: start + 3 * 3_600_000, widthMs: width, source: nil)
                 for rollup in Rollup.allCases where width % rollup.widthMs == 0 {
-                    let rolled = try await parts.store.buckets(seriesID: id, fromMs: start, toMs: start + 3 * 3_600_000, widthMs: width, source: rollup)
+                    let rolled = try await parts.metrics.buckets(seriesID: id, fromMs: start, toMs: start + 3 * 3_600_000, widthMs: width, source: rollup)
                     #expect(rolled.map(\.count) == raw.map(\.count))
                     #expect(rolled.map(\.min) == raw.map(\.min))
                     #expect(rolled.map(\.max) == raw.map(\.max))
@@ -97,8 +99,8 @@ struct HistoryTests {
             // equal to it answers raw points and one less answers buckets.
             let from = start + 1_234_567
             let to = start + 2 * 3_600_000 + 2_345_678
-            let exact = Int(try await parts.store.countPoints(seriesID: id, fromMs: from, toMs: to))
-            let query = HistoryQuery(store: parts.store)
+            let exact = Int(try await parts.metrics.countPoints(seriesID: id, fromMs: from, toMs: to))
+            let query = HistoryQuery(store: parts.metrics)
             let fits = try await query.run(series: SeriesKey(name: "wave"), fromMs: from, toMs: to, maxPoints: exact, forceBuckets: false)
             guard case .points(let rawPoints) = fits else { Issue.record("expected raw points"); return }
             #expect(rawPoints.count == exact)

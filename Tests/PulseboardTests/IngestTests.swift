@@ -5,7 +5,13 @@ import HummingbirdTesting
 import Logging
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardApp
+@testable import PulseboardHTTP
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardLive
+@testable import PulseboardMetrics
+@testable import PulseboardSQLite
 
 @Suite("Metrics ingest")
 struct IngestTests {
@@ -106,7 +112,7 @@ struct IngestTests {
 struct WriterTests {
     @Test(arguments: TestEngine.all) func batchesOfOneCommitAreStoredInOrderAndIdempotencyHoldsWithinIt(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { _, parts in
-            let outcomes = try await parts.store.commit(
+            let outcomes = try await parts.metrics.commit(
                 [
                     IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 1000, value: 1)], idempotencyKey: "k"),
                     IngestBatch(points: [MetricPoint(series: SeriesKey(name: "a"), timestampMs: 1000, value: 1)], idempotencyKey: "k"),
@@ -115,9 +121,9 @@ struct WriterTests {
                 now: Date()
             )
             #expect(outcomes == [.stored(points: 1), .duplicate, .stored(points: 1)])
-            let id = try #require(try await parts.store.seriesID(SeriesKey(name: "a")))
-            #expect(try await parts.store.countPoints(seriesID: id, fromMs: 0, toMs: 10_000) == 1)
-            let tagged = try #require(try await parts.store.seriesID(SeriesKey(name: "a", tags: ["x": "1"])))
+            let id = try #require(try await parts.metrics.seriesID(SeriesKey(name: "a")))
+            #expect(try await parts.metrics.countPoints(seriesID: id, fromMs: 0, toMs: 10_000) == 1)
+            let tagged = try #require(try await parts.metrics.seriesID(SeriesKey(name: "a", tags: ["x": "1"])))
             #expect(tagged != id)
         }
     }
@@ -126,8 +132,9 @@ struct WriterTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pulseboard-tests/\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteStore(path: directory + "/db.sqlite")
-        try await store.migrate()
+        let engine = try SQLiteEngine(path: directory + "/db.sqlite")
+        try await engine.migrate(Migrations.all)
+        let store = SQLiteMetricsStore(database: engine)
         let telemetry = Telemetry()
         let writer = Writer(store: store, hub: Hub(ringCapacity: 8), telemetry: telemetry, logger: TestApp.logger, capacity: 10)
         // Another connection holds the write lock, so the writer's first commit waits.

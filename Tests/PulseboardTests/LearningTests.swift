@@ -6,7 +6,9 @@ import HummingbirdWSTesting
 import Synchronization
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardDatabase
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 /// Events shaped exactly like the JupyterLab cell-monitor extension's.
 enum ExtensionEvent {
@@ -382,7 +384,7 @@ struct LearningEventTests {
             let event = try #require(
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "retry@example.com").utf8), classID: course.id, arrival: Date()).events.first)
             // Stored by the writer's statement, as ingest would.
-            _ = try await parts.store.transaction([EventLog.insert(event, receivedAt: Date())])
+            _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statements())
             #expect(await failing.apply([event]) == false)
             let unprocessed = try await parts.store.select(EventLog.unprocessed(limit: 10))
             #expect(EventLog.events(from: unprocessed).map(\.eventID).contains(event.eventID))

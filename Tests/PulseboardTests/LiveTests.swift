@@ -5,7 +5,10 @@ import HummingbirdWSClient
 import HummingbirdWSTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardLive
+@testable import PulseboardMetrics
 
 /// A JSON message from the server, loosely typed.
 struct Message: @unchecked Sendable {

@@ -6,7 +6,10 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardApp
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardPostgres
 
 /// Two instances on one PostgreSQL database, as behind a load balancer.
 @Suite("Several instances on PostgreSQL", .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
@@ -134,7 +137,7 @@ struct MultiInstanceTests {
     }
 
     static func terminateListeners(_ url: String) async throws {
-        let client = PostgresClient(configuration: try PostgresStore.configuration(url), backgroundLogger: TestApp.logger)
+        let client = PostgresClient(configuration: try PostgresEngine.configuration(url), backgroundLogger: TestApp.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             let rows = try await client.query(

@@ -3,7 +3,11 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardApp
+@testable import PulseboardHTTP
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardMetrics
 
 @Suite("Operations: health, Prometheus metrics, OpenAPI, request logs")
 struct OperationsTests {

@@ -4,7 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardDatabase
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 /// A class with an assignment, its instructor, another instructor, two enrolled students and
 /// one who is not enrolled.

@@ -2,7 +2,9 @@ import Foundation
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardAccounts
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 @Suite("User and ingest token management")
 struct UsersAndTokensTests {

@@ -4,7 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardHTTP
+@testable import PulseboardKernel
+@testable import PulseboardLearning
 
 @Suite("Pages, cookies and CSRF")
 struct WebTests {

@@ -1,5 +1,8 @@
 import Foundation
 
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -5,7 +5,12 @@ import HummingbirdTesting
 import Logging
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardApp
+@testable import PulseboardDatabase
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardLive
+@testable import PulseboardMetrics
 
 /// A Pulseboard on its own temporary SQLite database, with a known admin.
 enum TestApp {
@@ -49,7 +54,7 @@ enum TestApp {
         }
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
         let pulseboard = try await Pulseboard.build(config, logger: logger)
-        let parts = Parts(store: pulseboard.store, hub: pulseboard.hub, telemetry: pulseboard.telemetry, config: config)
+        let parts = Parts(store: pulseboard.store, metrics: pulseboard.metrics, hub: pulseboard.hub, telemetry: pulseboard.telemetry, config: config)
         try await pulseboard.application.test(framework) { client in
             try await test(client, parts)
         }
@@ -57,7 +62,8 @@ enum TestApp {
 
     /// The parts of a running app that tests look into.
     struct Parts: Sendable {
-        var store: any Store
+        var store: any Database
+        var metrics: any MetricsStore
         var hub: Hub
         var telemetry: Telemetry
         var config: ServerConfig

@@ -1,7 +1,10 @@
 import Foundation
 import Testing
 
-@testable import PulseboardServer
+@testable import PulseboardApp
+@testable import PulseboardKernel
+@testable import PulseboardLearning
+@testable import PulseboardPostgres
 
 #if canImport(Glibc)
     import Glibc
@@ -41,7 +44,9 @@ actor TestPostgres {
         let base = try await server()
         try psql(base, "DROP DATABASE IF EXISTS pulseboard_template")
         try psql(base, "CREATE DATABASE pulseboard_template")
-        try await PostgresStore(url: Self.url(base, database: "pulseboard_template"), logger: TestApp.logger).whileRunning { try await $0.migrate() }
+        try await PostgresEngine(url: Self.url(base, database: "pulseboard_template"), logger: TestApp.logger).whileRunning {
+            try await $0.migrate(Migrations.all)
+        }
         // Copies need the template without connections: wait until the pool's have gone.
         for _ in 0..<100 {
             if (try? psql(

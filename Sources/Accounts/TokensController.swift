@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+import PulseboardHTTP
+
+/// Admin management of ingest tokens: `GET/POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}`.
+package struct TokensController {
+    let auth: AuthService
+
+    struct CreateToken: Decodable {
+        var name: String
+    }
+
+    struct TokenView: Encodable {
+        var id: Int64
+        var name: String
+        var prefix: String
+        var createdAt: Date
+        var revokedAt: Date?
+        /// The secret itself, present only in the answer that created it.
+        var token: String?
+
+        init(_ token: IngestToken, secret: String? = nil) {
+            id = token.id
+            name = token.name
+            prefix = token.prefix
+            createdAt = token.createdAt
+            revokedAt = token.revokedAt
+            self.token = secret
+        }
+    }
+
+    struct TokenList: Encodable {
+        var tokens: [TokenView]
+    }
+
+    package init(auth: AuthService) {
+        self.auth = auth
+    }
+
+    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.get("/api/v1/tokens") { _, context -> Response in
+            _ = try context.requireUser([.admin])
+            return try JSONResponse(TokenList(tokens: try await Accounts(store: auth.store).listIngestTokens().map { TokenView($0) })).response
+        }
+        router.post("/api/v1/tokens") { request, context -> Response in
+            _ = try context.requireUser([.admin])
+            let body = try await request.decode(as: CreateToken.self, context: context)
+            let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard (1...100).contains(name.count) else {
+                throw APIError.unprocessable("A token name has 1 to 100 characters.", details: ["field": .string("name")])
+            }
+            let (token, secret) = try await Accounts(store: auth.store).createIngestToken(
+                name: name, audit: AuditNote("create", "ingest-token", details: name, context: context))
+            return try JSONResponse(TokenView(token, secret: secret), status: .created).response
+        }
+        router.delete("/api/v1/tokens/{id}") { _, context -> Response in
+            _ = try context.requireUser([.admin])
+            guard let id = context.parameters.get("id", as: Int64.self),
+                try await Accounts(store: auth.store).revokeIngestToken(id: id, audit: AuditNote("revoke", "ingest-token", context: context))
+            else {
+                throw APIError.notFound("No active ingest token with this id.")
+            }
+            return Response(status: .noContent)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import PulseboardLearning
+import Synchronization
+
+/// Bounds what a connection can hold before it has sent a request: at most so many connections
+/// in all and per client address, and a deadline for the first request head. Hummingbird's
+/// idle timeout starts only after the first request (the WebSocket-upgrade pipeline adds it
+/// then), so a client that trickles or never finishes its headers would otherwise keep its slot.
+/// Wraps the server's child channel and puts one small handler in front of it.
+package struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
+    package typealias Value = Inner.Value
+
+    let inner: Inner
+    let counter: ConnectionCounter
+    let headTimeout: TimeAmount
+
+    package func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        guard counter.admit(address) else {
+            logger.notice("Refusing a connection over the limit", metadata: ["address": "\(address)"])
+            return channel.close().flatMapThrowing { throw ChannelError.ioOnClosedChannel }
+        }
+        channel.closeFuture.whenComplete { _ in counter.release(address) }
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(timeout: headTimeout), position: .first)
+        }.flatMap { inner.setup(channel: channel, logger: logger) }
+    }
+
+    package func handle(value: Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}
+
+/// Open connections, in all and per client address.
+package final class ConnectionCounter: Sendable {
+    let maxTotal: Int
+    let maxPerAddress: Int
+    private let state = Mutex<(total: Int, perAddress: [String: Int])>((0, [:]))
+
+    init(maxTotal: Int, maxPerAddress: Int) {
+        self.maxTotal = maxTotal
+        self.maxPerAddress = maxPerAddress
+    }
+
+    func admit(_ address: String) -> Bool {
+        state.withLock { state in
+            guard state.total < maxTotal, state.perAddress[address, default: 0] < maxPerAddress else { return false }
+            state.total += 1
+            state.perAddress[address, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ address: String) {
+        state.withLock { state in
+            state.total -= 1
+            let left = state.perAddress[address, default: 1] - 1
+            state.perAddress[address] = left > 0 ? left : nil
+        }
+    }
+
+    var open: Int { state.withLock { $0.total } }
+}
+
+/// Closes the connection unless its first request head (up to the blank line) has arrived within
+/// `timeout`, then steps out of the pipeline.
+package final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    /// The last bytes seen, for a blank line split across reads.
+    private var tail: [UInt8] = []
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startTimer(context) }
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        startTimer(context)
+        context.fireChannelActive()
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = tail + Array(buffer: unwrapInboundIn(data))
+        let headEnded = bytes.indices.dropLast(3).contains { bytes[$0...].starts(with: [13, 10, 13, 10]) }
+        tail = Array(bytes.suffix(3))
+        context.fireChannelRead(data)
+        if headEnded { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
+    }
+
+    private func startTimer(_ context: ChannelHandlerContext) {
+        guard timer == nil else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
+    }
+}

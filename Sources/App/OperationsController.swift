@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import PulseboardAccounts
+import PulseboardDatabase
+import PulseboardHTTP
+import PulseboardKernel
+import PulseboardLearning
+
+/// `GET /health`, `GET /metrics` (Prometheus) and `GET /openapi.json`.
+package struct OperationsController {
+    let store: any Database
+    let telemetry: Telemetry
+    let openAPIDocument: [UInt8]
+    let startedAt = Date()
+
+    struct Health: Encodable {
+        var status: String
+        var database: String
+        var uptimeSeconds: Int
+    }
+
+    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.get("/health") { _, _ -> Response in
+            let databaseAnswers = await withTimeout(.seconds(2)) { try await store.ping() }
+            let health = Health(
+                status: databaseAnswers ? "ok" : "unavailable",
+                database: databaseAnswers ? "ok" : "unreachable",
+                uptimeSeconds: Int(Date().timeIntervalSince(startedAt))
+            )
+            var response = try JSONResponse(health, status: databaseAnswers ? .ok : .serviceUnavailable).response
+            if !databaseAnswers { response.headers[.retryAfter] = "2" }
+            return response
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: telemetry.registry.emitToBuffer()))
+            )
+        }
+        router.get("/openapi.json") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
+            )
+        }
+    }
+}
+
+/// Runs `body` and reports whether it finished without error within `limit`.
+package func withTimeout(_ limit: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Bool {
+    await withTaskGroup(of: Bool.self) { group in
+        group.addTask { (try? await body()) != nil }
+        group.addTask {
+            try? await Task.sleep(for: limit)
+            return false
+        }
+        let first = await group.next() ?? false
+        group.cancelAll()
+        return first
+    }
+}

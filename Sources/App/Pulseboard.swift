@@ -1,0 +1,182 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Logging
+import Mustache
+import NIOCore
+import PulseboardAccounts
+import PulseboardDatabase
+import PulseboardHTTP
+import PulseboardKernel
+import PulseboardLearning
+import PulseboardLive
+import PulseboardMetrics
+import PulseboardWeb
+import ServiceLifecycle
+
+/// The assembled server: storage, writer, hub, collector and routes, built from a configuration
+/// by constructor injection. `application` runs everything under ServiceLifecycle.
+public struct Pulseboard: Sendable {
+    public let application: Application<RouterResponder<AppRequestContext>>
+    public let store: any Database
+    package let metrics: any MetricsStore
+    public let hub: Hub
+    public let telemetry: Telemetry
+    /// The admin password when this start created the admin with a generated one (print it once).
+    public let generatedAdminPassword: String?
+    let routes: [RecordingRouter.Route]
+
+    public static func build(_ config: ServerConfig, logger: Logger) async throws -> Pulseboard {
+        try Bootstrap.prepareDataDirectory(config.dataDirectory)
+        let instanceID = UUID().uuidString.lowercased()
+        let (store, metrics) = try Storage.open(config, instanceID: instanceID, logger: logger)
+        let hasher = PasswordHasher(cost: config.bcryptCost)
+        // Migrations, the JWT secret and the first admin, on a database of their own (a
+        // connection pool runs once).
+        let (secret, generatedPassword, openClassID) = try await Storage.open(config, instanceID: instanceID, logger: logger).database
+            .whileRunning { setup in
+                try await setup.migrate(Migrations.all)
+                let secret = try await Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory, store: setup)
+                let password = try await Bootstrap.ensureAdmin(store: setup, hasher: hasher, email: config.adminEmail, password: config.adminPassword)
+                let openClass = config.openIngest ? try await Classes(store: setup).ensureOpenClass(now: Date()) : nil
+                return (secret, password, openClass?.id)
+            }
+
+        let telemetry = Telemetry()
+        let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
+        // With several instances on one database, live data travels between them.
+        let relay = store.notifications.map { InstanceRelay(notifications: $0, instanceID: instanceID, telemetry: telemetry, logger: logger) }
+        let classes = Classes(store: store)
+        let submissions = Submissions(store: store, files: config.notebookFiles)
+        let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
+        let accessChanges = AccessChanges(relay: relay)
+        let accessChanged: @Sendable () -> Void = { accessChanges.changed() }
+        let auth = try await AuthService(
+            store: store,
+            accessTokens: try await AccessTokens(secret: secret, lifetime: config.accessTokenLifetime),
+            hasher: hasher,
+            limiter: LoginLimiter(limits: config.loginLimits),
+            refreshLifetime: config.refreshTokenLifetime,
+            sessionLifetime: config.sessionLifetime,
+            accessChanged: accessChanged
+        )
+        let notifier = Notifier(hub: hub, relay: relay)
+        let cards = CardRelay(relay: relay, hub: hub, progress: progress)
+        let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void = { cards.changed($0) }
+        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: cardsChanged)
+        let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
+        let retention = Duration.seconds(config.retentionDays * 86_400)
+        let idempotencyLifetime = Duration.seconds(config.idempotencyHours * 3600)
+        var services: [any Service] = [
+            store,
+            // Before the writer: services stop in reverse order, so the writer drains first.
+            processor,
+            writer,
+            MaintenanceService(
+                chores: [
+                    .init(name: "metrics retention") { now in
+                        try await metrics.prune(
+                            pointsBefore: now.addingTimeInterval(-retention.seconds),
+                            idempotencyKeysBefore: now.addingTimeInterval(-idempotencyLifetime.seconds), now: now)
+                    },
+                    .init(name: "expired sessions") { now in try await Accounts(store: store).deleteExpiredSessions(now: now) },
+                    .init(name: "submission files") { now in try await submissions.sweepFiles(now: now) },
+                ],
+                logger: logger
+            ),
+        ]
+        if let relay {
+            services.append(relay)
+            if let log = metrics.liveLog { services.append(PointRelay(log: log, relay: relay, hub: hub, logger: logger)) }
+        }
+        services.append(FreedMemoryReturner(telemetry: telemetry, logger: logger))
+        if config.hostMetrics {
+            // With several instances on one database, each one's host series carry its name.
+            let tags = config.databaseURL == nil ? [:] : ["instance": "\(ProcessInfo.processInfo.hostName):\(config.port)"]
+            services.append(
+                HostCollector(writer: writer, telemetry: telemetry, interval: config.collectInterval, demo: config.demo, tags: tags, logger: logger)
+            )
+        }
+
+        let router = Router(context: AppRequestContext.self)
+        router.add(middleware: RequestTelemetryMiddleware(telemetry: telemetry))
+        router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
+        if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: AuthMiddleware(auth: auth, listedOrigins: Set(config.corsOrigins)))
+        let routes = RecordingRouter(router)
+        OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).addRoutes(to: routes)
+        AuthController(auth: auth).addRoutes(to: routes)
+        UsersController(store: store, hasher: hasher, accessChanged: accessChanged).addRoutes(to: routes)
+        TokensController(auth: auth).addRoutes(to: routes)
+        IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).addRoutes(to: routes)
+        HistoryController(store: metrics).addRoutes(to: routes)
+        EventsController(
+            writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
+            testEvents: config.enableTestAPI ? TestEvents() : nil
+        ).addRoutes(to: routes)
+        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub, accessChanged: accessChanged)
+            .addRoutes(to: routes)
+        let assignments = Assignments(store: store)
+        AssignmentsController(assignments: assignments, classes: classes).addRoutes(to: routes)
+        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier, cardsChanged: cardsChanged)
+            .addRoutes(to: routes)
+        AuditTrail(store: store).addRoutes(to: routes)
+        BroadcastController(notifier: notifier).addRoutes(to: routes)
+        let session = LiveSession(
+            hub: hub,
+            auth: auth,
+            policy: ChannelPolicy([MetricsChannels.rule] + LearningChannels.rules(classes: classes)),
+            accessChanges: accessChanges,
+            telemetry: telemetry,
+            settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
+        )
+        LiveController(session: session).addRoutes(to: routes)
+        MetricsSocketController(session: session).addRoutes(to: routes)
+        let (templates, assets) = try await WebController.loadResources()
+        WebController(
+            auth: auth,
+            classes: classes,
+            assignments: assignments,
+            idleMinutes: config.idleMinutes,
+            templates: templates,
+            assets: assets,
+            secureCookies: config.behindTLS
+        ).addRoutes(to: routes)
+
+        let connections = ConnectionCounter(maxTotal: config.maxConnections, maxPerAddress: config.maxConnectionsPerAddress)
+        let application = Application(
+            router: router,
+            server: Self.server(router: router, config: config, connections: connections),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Pulseboard"),
+            services: services,
+            logger: logger
+        )
+        return Pulseboard(
+            application: application,
+            store: store,
+            metrics: metrics,
+            hub: hub,
+            telemetry: telemetry,
+            generatedAdminPassword: generatedPassword, routes: routes.routes)
+    }
+
+    /// HTTP/1.1 with WebSocket upgrades, behind the connection guard.
+    private static func server(router: Router<AppRequestContext>, config: ServerConfig, connections: ConnectionCounter) -> HTTPServerBuilder {
+        let webSocketResponder = router.buildResponder()
+        let idleTimeout = TimeAmount.nanoseconds(Int64(config.idleTimeout.seconds * 1e9))
+        return HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    webSocketResponder: webSocketResponder,
+                    configuration: .init(
+                        http1: .init(idleTimeout: idleTimeout), ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+                ),
+                counter: connections,
+                headTimeout: idleTimeout
+            )
+        }
+    }
+}

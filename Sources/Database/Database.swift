@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The engine-neutral database every feature talks to: portable statements in transactions and
+/// reads, the numbered migrations, and notifications between instances. SQLite (one machine)
+/// and PostgreSQL (several instances) implement it; neither knows a feature. As a `Service`,
+/// `run()` keeps the engine's connections for as long as the server runs.
+public protocol Database: Service {
+    /// Which engine this is, for the few statements whose spelling differs.
+    var dialect: SQLDialect { get }
+    /// Applies the migrations whose versions are not yet recorded, in order.
+    func migrate(_ migrations: [Migration]) async throws
+    /// Answers when the database does (for `/health`).
+    func ping() async throws
+    /// Runs the statements in one transaction and returns the rows each one produced.
+    @discardableResult
+    func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]]
+    /// Runs one query outside any write transaction.
+    func select(_ statement: SQLStatement) async throws -> [SQLRow]
+    /// Messages between the instances that share this database; nil when only one instance can
+    /// use it (the embedded engine).
+    var notifications: (any InstanceNotifications)? { get }
+}
+
+/// LISTEN/NOTIFY: short text messages to every instance listening on a channel.
+public protocol InstanceNotifications: Sendable {
+    /// Sends `payload` (at most 8,000 bytes) to the listeners of `channel`.
+    func notify(_ channel: String, payload: String) async throws
+    /// Delivers the payloads sent on `channel` until cancelled or shut down. A lost connection is
+    /// re-established with backoff; `connected` runs after every (re)connect, so that the caller
+    /// can catch up on what was sent while it was not listening.
+    func listen(_ channel: String, connected: @escaping @Sendable () async -> Void, received: @escaping @Sendable (String) async -> Void) async
+}
+
+extension Database {
+    /// Runs the database for the duration of `body`: for the command line and first-start chores.
+    public func whileRunning<T: Sendable>(_ body: @Sendable (Self) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await self.run()
+                return nil
+            }
+            let result = try await body(self)
+            group.cancelAll()
+            return result
+        }
+    }
+}
+
+public enum StoreError: Error, Equatable {
+    /// A unique value (an email, say) is taken.
+    case conflict(String)
+    /// The database cannot be reached or answered with an error that a retry may fix.
+    case unavailable(String)
+}

@@ -1,0 +1,152 @@
+import Foundation
+import PulseboardKernel
+
+/// A value bound to, or read from, a portable statement.
+public enum SQLValue: Sendable, Hashable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    /// Bytes (a submitted notebook kept in the database): BLOB in SQLite, bytea in PostgreSQL.
+    case blob(Data)
+    case null
+    /// Only as an argument inside `Store.transaction`: the first column of the first row that the
+    /// statement at this index in the same transaction returned (say, the id of a row it inserted),
+    /// or NULL when it returned none.
+    case returned(byStatement: Int)
+
+    public init(_ value: Int64?) { self = value.map(SQLValue.integer) ?? .null }
+    public init(_ value: Int?) { self = value.map { .integer(Int64($0)) } ?? .null }
+    public init(_ value: Double?) { self = value.map(SQLValue.real) ?? .null }
+    public init(_ value: String?) { self = value.map(SQLValue.text) ?? .null }
+    public init(_ value: Bool?) { self = value.map { .integer($0 ? 1 : 0) } ?? .null }
+
+    public var int: Int64? {
+        switch self {
+        case .integer(let value): value
+        case .real(let value): Int64(exactly: value.rounded(.towardZero))
+        default: nil
+        }
+    }
+
+    public var double: Double? {
+        switch self {
+        case .integer(let value): Double(value)
+        case .real(let value): value
+        default: nil
+        }
+    }
+
+    public var string: String? {
+        if case .text(let value) = self { return value }
+        return nil
+    }
+
+    public var data: Data? {
+        if case .blob(let value) = self { return value }
+        return nil
+    }
+}
+
+public typealias SQLRow = [SQLValue]
+
+/// SQL that both engines run alike, with `?` placeholders. Features whose queries are plain
+/// standard SQL (the learning-progress picture) are written once in this form; each engine
+/// only binds and runs it. Placeholders must not appear inside string literals.
+public struct SQLStatement: Sendable {
+    public let sql: String
+    public let arguments: [SQLValue]
+
+    public init(_ sql: String, _ arguments: SQLValue...) {
+        self.sql = sql
+        self.arguments = arguments
+    }
+
+    public init(_ sql: String, arguments: [SQLValue]) {
+        self.sql = sql
+        self.arguments = arguments
+    }
+
+    /// The statement with `.returned` arguments replaced by what those statements returned.
+    package func resolving(_ results: [[SQLRow]]) -> SQLStatement {
+        SQLStatement(
+            sql,
+            arguments: arguments.map { argument in
+                guard case .returned(let index) = argument else { return argument }
+                return results.indices.contains(index) ? results[index].first?.first ?? .null : .null
+            })
+    }
+
+    /// The same statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …).
+    package var numberedPlaceholders: String {
+        var result = ""
+        var number = 0
+        for character in sql {
+            if character == "?" {
+                number += 1
+                result += "$\(number)"
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+}
+
+/// Rows inserted in one go, each unless a row with the same key is in the table already (the
+/// classroom's raw events, stored once per class and event id, in the same commit as points).
+/// Each engine inserts them set-based and reports which rows were new.
+package struct RowsOnce: Sendable {
+    let table: String
+    let columns: [String]
+    /// The unique key that decides whether a row is new: a prefix of `columns`.
+    let keyColumns: Int
+    package var rows: [[SQLValue]]
+
+    package init(table: String, columns: [String], keyColumns: Int, rows: [[SQLValue]]) {
+        precondition(keyColumns > 0 && keyColumns <= columns.count)
+        self.table = table
+        self.columns = columns
+        self.keyColumns = keyColumns
+        self.rows = rows
+    }
+
+    var key: ArraySlice<String> { columns.prefix(keyColumns) }
+
+    /// `INSERT … VALUES (…), (…) ON CONFLICT (key) DO NOTHING RETURNING key` for `count` rows.
+    func insertSQL(rows count: Int) -> String {
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        return "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
+            + Array(repeating: row, count: count).joined(separator: ", ")
+            + " ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING RETURNING \(key.joined(separator: ", "))"
+    }
+
+    /// Statements of at most `maxArguments` bound values each (SQLite allows 32,766, PostgreSQL 65,535).
+    package func statements(maxArguments: Int = 30_000) -> [SQLStatement] {
+        let perStatement = max(1, maxArguments / columns.count)
+        return stride(from: 0, to: rows.count, by: perStatement).map { start in
+            let chunk = rows[start..<min(start + perStatement, rows.count)]
+            return SQLStatement(insertSQL(rows: chunk.count), arguments: chunk.flatMap { $0 })
+        }
+    }
+
+    /// The indices of the rows that were new, given the keys the inserts returned: the first row
+    /// of each returned key (a key repeated within the rows is stored once).
+    package func newRows(returnedKeys: [SQLRow]) -> [Int] {
+        var fresh = Set(returnedKeys)
+        return rows.indices.filter { fresh.remove(Array(rows[$0].prefix(keyColumns))) != nil }
+    }
+}
+
+/// A row whose shape is not what the statement that read it expects: a schema and code that
+/// disagree, reported instead of skipped.
+package struct UnexpectedRow: Error, CustomStringConvertible {
+    let table: String
+    let row: SQLRow
+
+    package init(table: String, row: SQLRow) {
+        self.table = table
+        self.row = row
+    }
+
+    package var description: String { "unexpected row from \(table): \(row)" }
+}

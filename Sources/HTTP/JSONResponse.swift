@@ -1,0 +1,26 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PulseboardKernel
+
+/// A JSON answer with a status, encoded by the shared encoder.
+package struct JSONResponse<Value: Encodable> {
+    var value: Value
+    var status: HTTPResponse.Status = .ok
+
+    package init(_ value: Value, status: HTTPResponse.Status = .ok) {
+        self.value = value
+        self.status = status
+    }
+
+    package var response: Response {
+        get throws {
+            let data = try JSONEncoder.sortedKeys.encode(value)
+            return Response(
+                status: status,
+                headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data))
+            )
+        }
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+import PulseboardAccounts
+import PulseboardDatabase
+import PulseboardHTTP
+import PulseboardKernel
+
+/// A class: what an instructor teaches, with the ingest token its students' JupyterLabs use.
+public struct ClassRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var code: String
+    public var description: String
+    public var ownerID: Int64
+    public var tokenPrefix: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// Whether students who join by sending events wait for an instructor to accept them.
+    public var holdNewStudents = false
+}
+
+/// Classes in storage, through portable statements. Every change records its `audit` note in
+/// its own transaction (the command line passes none).
+package struct Classes {
+    let store: any Database
+
+    private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at, hold_new_students"
+    /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
+    private static let taughtBy = "(c.owner_id = ? OR EXISTS (SELECT 1 FROM class_instructors ci WHERE ci.class_id = c.id AND ci.user_id = ?))"
+
+    package init(store: any Database) {
+        self.store = store
+    }
+
+    func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws
+        -> ClassRecord
+    {
+        let rows = try await store.transaction(
+            [
+                SQLStatement(
+                    """
+                    INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
+                    """,
+                    .text(name), .text(code), .text(description), .integer(ownerID), .text(token.hash), .text(token.prefix),
+                    .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
+                )
+            ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
+        guard let record = rows.first?.first.flatMap(Self.record) else { throw StoreError.unavailable("the new class was not returned") }
+        return record
+    }
+
+    package func find(id: Int64) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id))).first.flatMap(Self.record)
+    }
+
+    func find(code: String) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code))).first.flatMap(Self.record)
+    }
+
+    /// The class whose ingest token has this hash.
+    func find(tokenHash: String) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.flatMap(Self.record)
+    }
+
+    /// Every class (for admins, `instructorID` nil) or those an instructor teaches, by name, a page of them.
+    package func list(instructorID: Int64?, skip: Int = 0, limit: Int = Int(Int32.max)) async throws -> [ClassRecord] {
+        let page = [SQLValue.integer(Int64(limit)), .integer(Int64(skip))]
+        let statement =
+            if let instructorID {
+                SQLStatement(
+                    "SELECT \(Self.columns) FROM classes c WHERE \(Self.taughtBy) ORDER BY name, id LIMIT ? OFFSET ?",
+                    arguments: [.integer(instructorID), .integer(instructorID)] + page)
+            } else {
+                SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id LIMIT ? OFFSET ?", arguments: page)
+            }
+        return try await store.select(statement).compactMap(Self.record)
+    }
+
+    func count(instructorID: Int64?) async throws -> Int64 {
+        let statement =
+            if let instructorID {
+                SQLStatement("SELECT COUNT(*) FROM classes c WHERE \(Self.taughtBy)", .integer(instructorID), .integer(instructorID))
+            } else {
+                SQLStatement("SELECT COUNT(*) FROM classes")
+            }
+        return try await store.select(statement).first?.first?.int ?? 0
+    }
+
+    /// Saves a class's name, code, description and owner (a taken code is `StoreError.conflict`).
+    func update(_ record: ClassRecord, now: Date, audit: AuditNote?) async throws {
+        try await run(
+            SQLStatement(
+                "UPDATE classes SET name = ?, code = ?, description = ?, owner_id = ?, hold_new_students = ?, updated_at = ? WHERE id = ?",
+                .text(record.name), .text(record.code), .text(record.description), .integer(record.ownerID), SQLValue(record.holdNewStudents),
+                .integer(now.millisecondsSince1970), .integer(record.id)
+            ), classID: record.id, audit: audit)
+    }
+
+    /// Deletes a class with everything recorded for it (events, progress, enrolments).
+    func delete(id: Int64, audit: AuditNote?) async throws {
+        try await run(SQLStatement("DELETE FROM classes WHERE id = ?", .integer(id)), classID: id, audit: audit)
+    }
+
+    /// Replaces the ingest token (the old one stops working at once).
+    func rotateToken(classID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws {
+        try await run(
+            SQLStatement(
+                "UPDATE classes SET token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
+                .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
+            ), classID: classID, audit: audit)
+    }
+
+    /// Runs a change of one class with its audit row; returns the change's rows. With `ifReturning`
+    /// the row is written only when the change returned a row (it did something).
+    @discardableResult
+    private func run(_ change: SQLStatement, classID: Int64, audit: AuditNote?, ifReturning: Bool = false) async throws -> [SQLRow] {
+        let note = audit?.statement(id: .integer(classID), onlyIf: ifReturning ? .returned(byStatement: 0) : .integer(1))
+        return try await store.transaction([change] + [note].compactMap { $0 }).first ?? []
+    }
+
+    /// The class that takes tokenless events in `--open-ingest` mode (code `open`), created on
+    /// first start, owned by the first admin.
+    package func ensureOpenClass(now: Date) async throws -> ClassRecord {
+        if let existing = try await find(code: "open") { return existing }
+        guard let owner = try await Accounts(store: store).listUsers().filter({ $0.role == .admin }).min(by: { $0.id < $1.id }) else {
+            throw ConfigurationError("Open ingest needs an admin to own the open class.")
+        }
+        do {
+            return try await create(
+                name: "Open classroom", code: "open", description: "Events received without a class token (--open-ingest).", ownerID: owner.id,
+                token: .classToken(), now: now, audit: nil)
+        } catch StoreError.conflict {
+            // Another instance created it at the same moment.
+            guard let existing = try await find(code: "open") else { throw StoreError.unavailable("the open class vanished") }
+            return existing
+        }
+    }
+
+    /// The classes a student (by email) belongs to: enrolled, or joined by sending events and
+    /// not waiting to be accepted.
+    func of(studentEmail: String) async throws -> [(id: Int64, name: String)] {
+        try await store.select(
+            SQLStatement(
+                """
+                SELECT c.id, c.name FROM class_students cs JOIN students s ON s.id = cs.student_id JOIN classes c ON c.id = cs.class_id
+                WHERE s.email = ? AND cs.held = 0 ORDER BY c.name, c.id
+                """,
+                .text(studentEmail.lowercased())
+            )
+        ).compactMap { row in row[0].int.map { ($0, row[1].string ?? "") } }
+    }
+
+    /// Whether the student is in one of the classes the instructor teaches.
+    func teaches(instructorID: Int64, studentEmail: String) async throws -> Bool {
+        try await !store.select(
+            SQLStatement(
+                """
+                SELECT 1 FROM class_students cs JOIN students s ON s.id = cs.student_id JOIN classes c ON c.id = cs.class_id
+                WHERE s.email = ? AND \(Self.taughtBy)
+                """,
+                .text(studentEmail.lowercased()), .integer(instructorID), .integer(instructorID)
+            )
+        ).isEmpty
+    }
+
+    /// Whether the user may run the class: admins, its owner, its co-instructors.
+    func isTaught(_ record: ClassRecord, by user: UserClaims) async throws -> Bool {
+        if user.role == .admin || record.ownerID == user.id { return true }
+        guard user.role == .instructor else { return false }
+        return try await !store.select(
+            SQLStatement("SELECT 1 FROM class_instructors WHERE class_id = ? AND user_id = ?", .integer(record.id), .integer(user.id))
+        ).isEmpty
+    }
+
+    struct Instructor: Encodable, Sendable, Equatable {
+        var id: Int64
+        var email: String
+        var owner: Bool
+    }
+
+    /// The owner first, then the co-instructors by email.
+    func instructors(of record: ClassRecord) async throws -> [Instructor] {
+        try await store.select(
+            SQLStatement(
+                """
+                SELECT u.id, u.email, CASE WHEN u.id = ? THEN 1 ELSE 0 END AS owner FROM users u
+                WHERE u.id = ? OR u.id IN (SELECT user_id FROM class_instructors WHERE class_id = ?)
+                ORDER BY owner DESC, u.email
+                """,
+                .integer(record.ownerID), .integer(record.ownerID), .integer(record.id))
+        ).compactMap { row in
+            guard let id = row[0].int, let email = row[1].string else { return nil }
+            return Instructor(id: id, email: email, owner: row[2].int == 1)
+        }
+    }
+
+    /// Adds a co-instructor; false when they already were one.
+    func addInstructor(classID: Int64, userID: Int64, now: Date, audit: AuditNote?) async throws -> Bool {
+        try await !run(
+            SQLStatement(
+                "INSERT INTO class_instructors (class_id, user_id, added_at) VALUES (?, ?, ?) ON CONFLICT (class_id, user_id) DO NOTHING RETURNING user_id",
+                .integer(classID), .integer(userID), .integer(now.millisecondsSince1970)), classID: classID, audit: audit, ifReturning: true
+        ).isEmpty
+    }
+
+    /// Removes a co-instructor; false when they were not one.
+    func removeInstructor(classID: Int64, userID: Int64, audit: AuditNote?) async throws -> Bool {
+        try await !run(
+            SQLStatement("DELETE FROM class_instructors WHERE class_id = ? AND user_id = ? RETURNING user_id", .integer(classID), .integer(userID)),
+            classID: classID, audit: audit, ifReturning: true
+        ).isEmpty
+    }
+
+    private static func record(_ row: SQLRow) -> ClassRecord? {
+        guard row.count == 9, let id = row[0].int, let name = row[1].string, let code = row[2].string, let description = row[3].string,
+            let owner = row[4].int, let prefix = row[5].string, let created = row[6].int, let updated = row[7].int, let hold = row[8].int
+        else { return nil }
+        return ClassRecord(
+            id: id, name: name, code: code, description: description, ownerID: owner, tokenPrefix: prefix,
+            createdAt: Date(millisecondsSince1970: created), updatedAt: Date(millisecondsSince1970: updated), holdNewStudents: hold != 0)
+    }
+}
+
+/// A class ingest token as issued: the secret is shown once; only its hash is stored, with a
+/// prefix to recognise it by.
+package struct IssuedSecret: Sendable {
+    let secret: String
+    var hash: String { SecretToken.hash(secret) }
+    var prefix: String { String(secret.prefix(12)) }
+
+    static func classToken() -> IssuedSecret {
+        IssuedSecret(secret: SecretToken.generate(prefix: "pbc_"))
+    }
+}
+
+/// Class chores for the command line (`pulseboard class …`).
+public enum ClassAdministration {
+    /// Creates a class owned by an instructor or admin; returns it with its ingest token (shown once).
+    public static func create(name: String, code: String, description: String, ownerEmail: String, in store: any Database) async throws -> (
+        ClassRecord, token: String
+    ) {
+        guard let owner = try await Accounts(store: store).user(email: ownerEmail.lowercased()), owner.role != .student else {
+            throw ConfigurationError("No instructor or admin with the email \(ownerEmail).")
+        }
+        let token = IssuedSecret.classToken()
+        do {
+            let record = try await Classes(store: store).create(
+                name: name, code: code, description: description, ownerID: owner.id, token: token, now: Date(), audit: nil)
+            return (record, token.secret)
+        } catch StoreError.conflict {
+            throw ConfigurationError("The class code '\(code)' is taken.")
+        }
+    }
+
+    public static func list(in store: any Database) async throws -> [ClassRecord] {
+        try await Classes(store: store).list(instructorID: nil)
+    }
+
+    /// Replaces a class's ingest token and returns the new one (shown once).
+    public static func rotateToken(classID: Int64, in store: any Database) async throws -> String {
+        guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
+        let token = IssuedSecret.classToken()
+        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date(), audit: nil)
+        return token.secret
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import PulseboardDatabase
+import PulseboardKernel
+
+/// The raw event stream (table `events`): every event as received, once per class and event id,
+/// kept for timelines, export and for re-applying what a crash left unprocessed.
+package enum EventLog {
+    /// The events as rows stored once per class and event id, in the writer's commit.
+    static func rows(_ events: [LearningEvent], receivedAt: Date) -> RowsOnce {
+        RowsOnce(
+            table: "events",
+            columns: ["class_id", "event_id", "event_type", "event_time", "received_at", "email", "payload"],
+            keyColumns: 2,
+            rows: events.map { event in
+                [
+                    .integer(event.classID), .text(event.eventID), .text(event.type), .integer(event.timeMs),
+                    .integer(receivedAt.millisecondsSince1970), SQLValue(event.email), .text(event.payload),
+                ]
+            })
+    }
+
+    /// Marks events applied: one statement per class and 500 events (far below both engines'
+    /// limits on bound values).
+    static func markProcessed(_ events: [LearningEvent], at now: Date) -> [SQLStatement] {
+        Dictionary(grouping: events, by: \.classID).sorted { $0.key < $1.key }.flatMap { classID, events in
+            stride(from: 0, to: events.count, by: 500).map { start in
+                let ids = events[start..<min(start + 500, events.count)].map { SQLValue.text($0.eventID) }
+                return SQLStatement(
+                    "UPDATE events SET processed_at = ? WHERE class_id = ? AND event_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))",
+                    arguments: [.integer(now.millisecondsSince1970), .integer(classID)] + ids)
+            }
+        }
+    }
+
+    /// Events stored but not yet applied to the class picture, oldest first.
+    static func unprocessed(limit: Int) -> SQLStatement {
+        SQLStatement(
+            "SELECT class_id, received_at, payload FROM events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+            .integer(Int64(limit))
+        )
+    }
+
+    static func events(from rows: [SQLRow]) -> [LearningEvent] {
+        rows.compactMap { row in
+            guard let classID = row[0].int, let received = row[1].int, let payload = row[2].string else { return nil }
+            return EventParser.reparse(payload: payload, classID: classID, receivedAt: Date(millisecondsSince1970: received))
+        }
+    }
+
+    /// A class's events in [from, to), optionally of one student, oldest first, paged.
+    static func range(classID: Int64, email: String?, fromMs: Int64, toMs: Int64, limit: Int, offset: Int) -> SQLStatement {
+        var sql = "SELECT class_id, received_at, payload FROM events WHERE class_id = ? AND event_time >= ? AND event_time < ?"
+        var arguments: [SQLValue] = [.integer(classID), .integer(fromMs), .integer(toMs)]
+        if let email {
+            sql += " AND email = ?"
+            arguments.append(.text(email))
+        }
+        sql += " ORDER BY event_time, id LIMIT ? OFFSET ?"
+        arguments += [.integer(Int64(limit)), .integer(Int64(offset))]
+        return SQLStatement(sql, arguments: arguments)
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import PulseboardDatabase
+import PulseboardKernel
+import PulseboardLive
+import PulseboardMetrics
+import ServiceLifecycle
+
+/// Applies committed learning events to the class picture through the event router, then tells
+/// the live view. The raw event is already stored when it gets here, so a failure loses nothing:
+/// the batch is retried with backoff, then each event alone (so one bad event cannot hold up the
+/// others), and what still fails stays unprocessed in the database, logged with its event id,
+/// for the sweep that runs at start and every half minute.
+package final class EventProcessor: Service {
+    let store: any Database
+    let hub: Hub
+    let router: EventRouter
+    let progress: ClassProgress
+    let telemetry: Telemetry
+    let logger: Logger
+    /// Told which students' cards changed (by class), for other instances' class views.
+    let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void
+    /// Waits before the retries of a failed batch.
+    let retryDelays: [Duration]
+    let sweepInterval: Duration = .seconds(30)
+
+    private let committed: AsyncStream<[LearningEvent]>
+    private let handOff: AsyncStream<[LearningEvent]>.Continuation
+
+    package init(
+        store: any Database, hub: Hub, router: EventRouter = .standard, progress: ClassProgress, telemetry: Telemetry, logger: Logger,
+        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)],
+        cardsChanged: @escaping @Sendable ([Int64: Set<String>]) -> Void = { _ in }
+    ) {
+        self.retryDelays = retryDelays
+        self.cardsChanged = cardsChanged
+        self.store = store
+        self.hub = hub
+        self.router = router
+        self.progress = progress
+        self.telemetry = telemetry
+        self.logger = logger
+        // Bounded: when the processor falls this far behind, the sweep picks the rest up from the database.
+        (committed, handOff) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(1_000))
+    }
+
+    /// Called by the writer with the events a commit stored for the first time.
+    func eventsCommitted(_ events: [LearningEvent]) {
+        if !events.isEmpty { handOff.yield(events) }
+    }
+
+    package func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await events in self.committed.cancelOnGracefulShutdown() {
+                    await self.apply(events)
+                }
+            }
+            group.addTask {
+                while !Task.isCancelledOrShuttingDown {
+                    await self.sweep()
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.sweepInterval) }
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    /// Applies what is stored but unprocessed (after a crash, a lost hand-off or failed attempts).
+    func sweep() async {
+        do {
+            while true {
+                let events = EventLog.events(from: try await store.select(EventLog.unprocessed(limit: 500)))
+                guard !events.isEmpty, await apply(events) else { return }
+            }
+        } catch {
+            logger.warning("Sweeping unprocessed events failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Returns whether every event was applied.
+    @discardableResult
+    func apply(_ events: [LearningEvent]) async -> Bool {
+        var applied = events
+        if await attempt(events, retries: retryDelays) == false {
+            applied = []
+            for event in events {
+                if await attempt([event], retries: []) {
+                    applied.append(event)
+                } else {
+                    logger.error("Applying a learning event failed; it stays stored for a later attempt", metadata: ["event_id": "\(event.eventID)"])
+                }
+            }
+        }
+        await publish(applied)
+        return applied.count == events.count
+    }
+
+    private func attempt(_ events: [LearningEvent], retries: [Duration]) async -> Bool {
+        let now = Date()
+        let statements = router.statements(for: events) + EventLog.markProcessed(events, at: now)
+        for delay in [Duration.zero] + retries {
+            if delay > .zero { try? await Task.sleep(for: delay) }
+            do {
+                try await store.transaction(statements)
+                return true
+            } catch {
+                telemetry.eventHandlerFailures.increment()
+                logger.warning(
+                    "Applying learning events failed",
+                    metadata: ["error": "\(error)", "events": "\(events.count)", "first_event_id": "\(events.first?.eventID ?? "")"])
+            }
+        }
+        return false
+    }
+
+    /// Each student touched gets their new picture on `class:<id>`; each event goes to the
+    /// student's own `progress:<email>` and, for the class's instructors, `progress:<id>:<email>`.
+    private func publish(_ events: [LearningEvent]) async {
+        var touched: [Int64: Set<String>] = [:]
+        for event in events {
+            guard let email = event.email else { continue }
+            touched[event.classID, default: []].insert(email)
+            let update = ProgressEvent(event)
+            hub.publish(channel: LearningChannels.progress(email), data: update)
+            hub.publish(channel: LearningChannels.progress(email, inClass: event.classID), data: update)
+        }
+        cardsChanged(touched)
+        for (classID, emails) in touched {
+            // One query per class and batch, however many students it touched.
+            for student in (try? await progress.students(classID: classID, emails: emails.sorted())) ?? [] {
+                hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
+            }
+        }
+    }
+}
+
+/// What the instructor's live view receives on `class:<id>`.
+package enum ClassUpdate: Encodable, Sendable {
+    case student(StudentProgress)
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .student(let student):
+            try container.encode("student", forKey: .kind)
+            try container.encode(student, forKey: .student)
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case kind, student
+    }
+}
+
+/// What a student's own page receives on `progress:<email>`.
+package struct ProgressEvent: Encodable, Sendable {
+    var eventId: String
+    var eventType: String
+    var eventTime: String
+    var notebook: String?
+    var cellIndex: Int64?
+    var hasError: Bool?
+    var errorMessage: String?
+
+    init(_ event: LearningEvent) {
+        eventId = event.eventID
+        eventType = event.type
+        eventTime = Timestamp.format(milliseconds: event.timeMs)
+        notebook = event.notebookPath
+        cellIndex = event.cellIndex
+        hasError = event.hasError
+        errorMessage = event.errorMessage
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PulseboardAccounts
+import PulseboardHTTP
+import PulseboardKernel
+import PulseboardMetrics
+import Synchronization
+
+/// `POST /api/v1/events`: the JupyterLab extension's endpoint. The extension posts from the
+/// JupyterLab page (another origin, no credentials, no custom headers), so these routes answer
+/// CORS preflights for any origin, and the class token travels in the URL: `?token=<class token>`
+/// (query strings are never logged). Events are acknowledged after their commit.
+package struct EventsController {
+    struct Received: Encodable {
+        var message: String
+        var received: Int
+        var stored: Int
+        var duplicates: Int
+        var ignored: Int
+        var droppedFields: Int
+    }
+
+    let writer: Writer
+    /// Applies the events that a commit stored for the first time.
+    let processor: EventProcessor
+    let classes: Classes
+    let telemetry: Telemetry
+    let maxBodyBytes: Int
+    /// The class that takes events without a token, in `--open-ingest` mode.
+    let openClassID: Int64?
+    /// In-memory test events, with `--enable-test-api` only.
+    let testEvents: TestEvents?
+
+    package init(
+        writer: Writer, processor: EventProcessor, classes: Classes, telemetry: Telemetry, maxBodyBytes: Int, openClassID: Int64?, testEvents: TestEvents?
+    ) {
+        self.writer = writer
+        self.processor = processor
+        self.classes = classes
+        self.telemetry = telemetry
+        self.maxBodyBytes = maxBodyBytes
+        self.openClassID = openClassID
+        self.testEvents = testEvents
+    }
+
+    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        // The CORS header goes on errors too: without it the browser hides the status from the
+        // extension, which then takes a refusal for a network error and retries forever.
+        let open = router.group().add(middleware: AnyOriginMiddleware()).add(middleware: ErrorMiddleware())
+        open.post("/api/v1/events") { request, _ in try await receive(request, classID: nil) }
+        open.post("/api/v1/classes/{id}/events") { request, context in
+            try await receive(request, classID: try context.parameters.require("id", as: Int64.self))
+        }
+        for path in ["/api/v1/events", "/api/v1/classes/{id}/events"] {
+            open.on(RouterPath(path), method: .options) { _, _ in AnyOriginMiddleware.preflight() }
+        }
+        if let testEvents {
+            open.post("/api/v1/test/events/{testId}") { request, context in
+                let body = try await request.readBody(upTo: maxBodyBytes)
+                guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
+                    throw APIError.badRequest("The body is not JSON.", code: "malformed")
+                }
+                let count = testEvents.add(json as? [Any] ?? [json], to: try context.parameters.require("testId"))
+                return try JSONResponse(["message": "\(count) events stored for the test."]).response
+            }
+            open.get("/api/v1/test/events/{testId}") { _, context in
+                let id = try context.parameters.require("testId")
+                let events = testEvents.events(of: id)
+                return try Response.json(["testId": id, "count": events.count, "events": events] as [String: Any])
+            }
+            open.delete("/api/v1/test/events/{testId}") { _, context in
+                testEvents.clear(try context.parameters.require("testId"))
+                return Response(status: .noContent)
+            }
+            open.get("/api/v1/test/events") { _, _ in
+                try Response.json(["testIds": testEvents.ids()])
+            }
+            for path in ["/api/v1/test/events/{testId}", "/api/v1/test/events"] {
+                open.on(RouterPath(path), method: .options) { _, _ in AnyOriginMiddleware.preflight() }
+            }
+        }
+    }
+
+    private func receive(_ request: Request, classID: Int64?) async throws -> Response {
+        let target = try await targetClass(request, expected: classID)
+        let body = try await request.readBody(upTo: maxBodyBytes)
+        let parsed: EventParser.Parsed
+        do {
+            parsed = try EventParser.parse(body, classID: target, arrival: Date())
+        } catch .notJSON {
+            throw APIError.badRequest("The body is not JSON; send an array of events.", code: "malformed")
+        } catch .notAnObjectOrArray {
+            throw APIError.badRequest("Send an array of event objects (or one object).", code: "malformed")
+        } catch .tooManyEvents(let count) {
+            throw APIError.tooLarge("At most \(EventParser.maxEvents) events per request, not \(count).")
+        }
+        telemetry.eventsReceived.increment(by: Int64(parsed.events.count))
+        telemetry.eventFieldsDropped.increment(by: Int64(parsed.droppedFields))
+        var stored = 0
+        if !parsed.events.isEmpty {
+            let events = parsed.events
+            let batch = IngestBatch(rowsOnce: EventLog.rows(events, receivedAt: Date())) { [processor] newRows in
+                processor.eventsCommitted(newRows.map { events[$0] })
+            }
+            if case .stored(_, let newRows) = try await IngestController.commit(batch, to: writer) { stored = newRows.count }
+        }
+        let count = parsed.events.count
+        return try JSONResponse(
+            Received(
+                message: "\(count) events received and queued for processing.", received: count, stored: stored, duplicates: count - stored,
+                ignored: parsed.ignored, droppedFields: parsed.droppedFields)
+        ).response
+    }
+
+    /// The class a request writes to: the one its token names (which must be the class in the
+    /// path, if any), or the open class in `--open-ingest` mode.
+    private func targetClass(_ request: Request, expected: Int64?) async throws -> Int64 {
+        if let token = request.uri.queryParameters.get("token"), !token.isEmpty {
+            guard let record = try await classes.find(tokenHash: SecretToken.hash(token)) else {
+                throw APIError.unauthorized("Unknown or replaced class token: ask your instructor for the current serverUrl.")
+            }
+            if let expected, record.id != expected { throw APIError.forbidden("This token belongs to another class.") }
+            return record.id
+        }
+        if let openClassID, expected == nil || expected == openClassID { return openClassID }
+        throw APIError.unauthorized("Add the class token to the URL: /api/v1/events?token=<class token>.")
+    }
+}
+
+/// CORS for routes that any web page may call without credentials (the extension's).
+package struct AnyOriginMiddleware: RouterMiddleware {
+    package typealias Context = AppRequestContext
+
+    package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.accessControlAllowOrigin] = "*"
+        return response
+    }
+
+    static func preflight() -> Response {
+        Response(
+            status: .noContent,
+            headers: [
+                .accessControlAllowOrigin: "*",
+                .accessControlAllowMethods: "POST, GET, DELETE, OPTIONS",
+                .accessControlAllowHeaders: "Content-Type",
+                .accessControlMaxAge: "86400",
+            ]
+        )
+    }
+}
+
+/// Test events kept in memory for ten minutes, by test id (`--enable-test-api`).
+package final class TestEvents: Sendable {
+    static let lifetime: TimeInterval = 600
+    static let maxPerTest = 10_000
+
+    private let tests = Mutex<[String: (events: [String], updated: Date)]>([:])
+
+    package init() {}
+
+    /// Adds events (kept as JSON text) and returns how many the test holds.
+    func add(_ events: [Any], to id: String, now: Date = Date()) -> Int {
+        let texts = events.compactMap {
+            (try? JSONSerialization.data(withJSONObject: $0, options: [.fragmentsAllowed])).map { String(decoding: $0, as: UTF8.self) }
+        }
+        return tests.withLock { tests in
+            tests = tests.filter { now.timeIntervalSince($0.value.updated) < Self.lifetime }
+            var entry = tests[id] ?? ([], now)
+            entry.events = Array((entry.events + texts).suffix(Self.maxPerTest))
+            entry.updated = now
+            tests[id] = entry
+            return entry.events.count
+        }
+    }
+
+    func events(of id: String, now: Date = Date()) -> [Any] {
+        tests.withLock { tests in
+            guard let entry = tests[id], now.timeIntervalSince(entry.updated) < Self.lifetime else { return [] }
+            return entry.events.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8), options: [.fragmentsAllowed]) }
+        }
+    }
+
+    func clear(_ id: String) {
+        _ = tests.withLock { $0.removeValue(forKey: id) }
+    }
+
+    func ids(now: Date = Date()) -> [String] {
+        tests.withLock { tests in tests.filter { now.timeIntervalSince($0.value.updated) < Self.lifetime }.keys.sorted() }
+    }
+}
+
+extension Response {
+    /// A JSON response from plain JSON values (for bodies that echo what clients sent).
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

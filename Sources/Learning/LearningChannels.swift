@@ -1,0 +1,79 @@
+import Foundation
+import PulseboardKernel
+import PulseboardLive
+import PulseboardMetrics
+
+/// The live channels of the classroom, and who may follow them.
+package enum LearningChannels {
+    /// Every change to a class's picture, for its instructor's live view.
+    static func classView(_ classID: Int64) -> String { "class:\(classID)" }
+    /// One student's execution updates, from every class: for the student and admins.
+    static func progress(_ email: String) -> String { "progress:\(email)" }
+    /// One student's execution updates in one class: for that class's instructors.
+    static func progress(_ email: String, inClass classID: Int64) -> String { "progress:\(classID):\(email)" }
+
+    /// Instructors follow their classes and their students' progress in those classes (never
+    /// what the same student does in another class); students their own progress.
+    package static func rules(classes: Classes) -> [ChannelRule] {
+        [
+            ChannelRule(prefix: "class", form: "class:<id>") { name, user in
+                guard user.role == .instructor, let id = Int64(name), let record = try? await classes.find(id: id),
+                    (try? await classes.isTaught(record, by: user)) == true
+                else {
+                    return "Only the class's instructors may follow it."
+                }
+                return nil
+            },
+            ChannelRule(prefix: "progress", form: "progress:<email>") { name, user in
+                let scoped = name.split(separator: ":", maxSplits: 1)
+                if scoped.count == 2, let classID = Int64(scoped[0]) {
+                    if user.role == .student { return String(scoped[1]) == user.email.lowercased() ? nil : "Students follow only their own progress." }
+                    guard let record = try? await classes.find(id: classID), (try? await classes.isTaught(record, by: user)) == true else {
+                        return "Only the class's instructors may follow its students."
+                    }
+                    return nil
+                }
+                if user.role == .student { return name == user.email.lowercased() ? nil : "Students follow only their own progress." }
+                return "Follow progress:<class id>:<email>: a student's progress in a class you teach."
+            },
+        ]
+    }
+}
+
+/// Class cards across instances sharing one PostgreSQL, lighter than points: after applying
+/// learning events an instance says which students' cards changed (class ids and emails, never
+/// the cards); the others read those cards from the shared database and publish them to their
+/// own `class:<id>` subscribers. A message lost while LISTEN reconnects is made good by the
+/// student's next event or a reload of the page.
+package struct CardRelay: Sendable {
+    let relay: InstanceRelay?
+
+    private struct Card: Codable {
+        var classId: Int64
+        var email: String
+    }
+
+    package init(relay: InstanceRelay?, hub: Hub, progress: ClassProgress) {
+        self.relay = relay
+        relay?.register("cards") { _, body in
+            guard let cards = try? JSONDecoder().decode([Card].self, from: Data(body.utf8)) else { return }
+            for (classID, cards) in Dictionary(grouping: cards, by: \.classId) {
+                guard let students = try? await progress.students(classID: classID, emails: cards.map(\.email)) else { continue }
+                for student in students {
+                    hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
+                }
+            }
+        }
+    }
+
+    /// Tells the other instances which students' cards changed, 50 to a message (far below
+    /// PostgreSQL's 8,000 bytes).
+    package func changed(_ touched: [Int64: Set<String>]) {
+        guard let relay else { return }
+        let cards = touched.flatMap { classID, emails in emails.map { Card(classId: classID, email: $0) } }
+        for start in stride(from: 0, to: cards.count, by: 50) {
+            guard let body = try? JSONEncoder().encode(Array(cards[start..<min(start + 50, cards.count)])) else { continue }
+            relay.send("cards", String(decoding: body, as: UTF8.self), consequence: "their class pages miss a card change")
+        }
+    }
+}

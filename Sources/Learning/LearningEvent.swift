@@ -1,0 +1,156 @@
+import Foundation
+import PulseboardKernel
+
+/// One event from a student's JupyterLab (the cell-monitor extension's format, source document
+/// 004). Every field but the id, type and time is optional; `payload` is the event as received,
+/// with `eventId` and `eventTime` filled in, so the raw stream can be replayed and exported.
+public struct LearningEvent: Sendable, Equatable {
+    public var classID: Int64
+    public var eventID: String
+    public var type: String
+    public var timeMs: Int64
+    /// Lower-cased; events without one are kept in the raw stream only.
+    public var email: String?
+    public var userName: String?
+    public var teamName: String?
+    public var sessionID: String?
+    public var notebookPath: String?
+    public var cellID: String?
+    public var cellIndex: Int64?
+    public var cellType: String?
+    public var code: String?
+    public var executionCount: Int64?
+    public var hasError: Bool?
+    public var errorMessage: String?
+    public var durationMs: Double?
+    public var payload: String
+}
+
+/// Reads the extension's request bodies leniently: the extension counts any answer below 500 as
+/// delivered and never resends, so a field of the wrong type is dropped (and counted) rather than
+/// the event refused. Only a body that is not JSON, not an object or array, or too large is refused.
+package enum EventParser {
+    static let maxEvents = 1_000
+
+    struct Parsed {
+        var events: [LearningEvent]
+        /// Array elements that were not objects (nothing of them can be stored).
+        var ignored: Int
+        var droppedFields: Int
+    }
+
+    enum Failure: Error, Equatable {
+        case notJSON
+        case notAnObjectOrArray
+        case tooManyEvents(Int)
+    }
+
+    static func parse(_ body: Data, classID: Int64, arrival: Date) throws(Failure) -> Parsed {
+        guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else { throw .notJSON }
+        let elements: [JSONValue]
+        switch json {
+        case .array(let array): elements = array
+        case .object: elements = [json]
+        default: throw .notAnObjectOrArray
+        }
+        guard elements.count <= maxEvents else { throw .tooManyEvents(elements.count) }
+        var parsed = Parsed(events: [], ignored: 0, droppedFields: 0)
+        let encoder = JSONEncoder()
+        for element in elements {
+            guard case .object(let object) = element else {
+                parsed.ignored += 1
+                continue
+            }
+            var reader = FieldReader(object: object)
+            parsed.events.append(reader.event(classID: classID, arrival: arrival, encoder: encoder))
+            parsed.droppedFields += reader.dropped
+        }
+        return parsed
+    }
+
+    /// The event again from its stored payload (to apply events left unprocessed by a crash).
+    static func reparse(payload: String, classID: Int64, receivedAt: Date) -> LearningEvent? {
+        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else { return nil }
+        var reader = FieldReader(object: object)
+        return reader.event(classID: classID, arrival: receivedAt, encoder: JSONEncoder())
+    }
+
+    private struct FieldReader {
+        var object: [String: JSONValue]
+        var dropped = 0
+
+        mutating func event(classID: Int64, arrival: Date, encoder: JSONEncoder) -> LearningEvent {
+            let eventID = string("eventId").flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } ?? UUID().uuidString.lowercased()
+            let time = string("eventTime").flatMap { Timestamp.parse($0)?.millisecondsSince1970 } ?? arrival.millisecondsSince1970
+            var event = LearningEvent(
+                classID: classID,
+                eventID: eventID,
+                type: string("eventType").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) } ?? "unknown",
+                timeMs: time,
+                email: string("emailAddress").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.flatMap { $0.isEmpty ? nil : $0 },
+                userName: string("userName"),
+                teamName: string("teamName"),
+                sessionID: string("sessionId"),
+                notebookPath: string("notebookPath"),
+                cellID: string("cellId"),
+                cellIndex: integer("cellIndex"),
+                cellType: string("cellType"),
+                code: string("code"),
+                executionCount: integer("executionCount"),
+                hasError: boolean("hasError"),
+                errorMessage: string("errorMessage"),
+                durationMs: number("executionDurationMs"),
+                payload: ""
+            )
+            // Serialised last: without the fields dropped above, with the id and time filled in.
+            object["eventId"] = .string(eventID)
+            object["eventTime"] = .string(Timestamp.format(milliseconds: time))
+            let payload = (try? encoder.encode(object)) ?? Data("{}".utf8)
+            event.payload = String(decoding: payload, as: UTF8.self)
+            return event
+        }
+
+        /// The field when it has the expected type; otherwise it is removed and counted.
+        private mutating func field<T>(_ key: String, as convert: (JSONValue) -> T?) -> T? {
+            guard let value = object[key], value != .null else { return nil }
+            if let converted = convert(value) { return converted }
+            object[key] = nil
+            dropped += 1
+            return nil
+        }
+
+        private mutating func string(_ key: String) -> String? {
+            field(key) { value in
+                guard case .string(let text) = value else { return nil }
+                return text
+            }
+        }
+
+        private mutating func number(_ key: String) -> Double? {
+            field(key) { value in
+                switch value {
+                case .integer(let number): Double(number)
+                case .number(let number): number.isFinite ? number : nil
+                default: nil
+                }
+            }
+        }
+
+        private mutating func integer(_ key: String) -> Int64? {
+            field(key) { value in
+                switch value {
+                case .integer(let number): number
+                case .number(let number): Int64(exactly: number)
+                default: nil
+                }
+            }
+        }
+
+        private mutating func boolean(_ key: String) -> Bool? {
+            field(key) { value in
+                guard case .bool(let flag) = value else { return nil }
+                return flag
+            }
+        }
+    }
+}

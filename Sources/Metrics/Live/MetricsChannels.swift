@@ -1,0 +1,73 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import PulseboardHTTP
+import PulseboardKernel
+import PulseboardLive
+
+/// The live side of metrics: `metrics:<name>` carries every committed point of that metric.
+package enum MetricsChannels {
+    static let prefix = "metrics:"
+
+    /// Admins and instructors follow operational metrics; students do not.
+    package static let rule = ChannelRule(prefix: "metrics", form: "metrics:<name>") { _, user in
+        user.role == .student ? "Students cannot see operational metrics." : nil
+    }
+}
+
+extension Hub {
+    /// Publishes committed metric points, one message per metric name.
+    func publish(_ points: [MetricPoint]) {
+        guard !points.isEmpty else { return }
+        var byName: [String: [LivePoint]] = [:]
+        for point in points {
+            byName[point.series.name, default: []].append(LivePoint(point))
+        }
+        for (name, points) in byName {
+            publish(channel: MetricsChannels.prefix + name, data: LivePoints(points: points))
+        }
+    }
+}
+
+/// `GET /ws/metrics?type=<name>`: the source documents' shortcut for one metrics channel, for
+/// clients with a session cookie.
+package struct MetricsSocketController {
+    let session: LiveSession
+
+    package init(session: LiveSession) {
+        self.session = session
+    }
+
+    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.ws("/ws/metrics", shouldUpgrade: LiveController.requireUpgrade) { inbound, outbound, context in
+            let name = context.request.uri.queryParameters.get("type") ?? "host.cpu"
+            await session.run(
+                inbound: inbound,
+                outbound: outbound,
+                principal: context.requestContext.principal,
+                credential: LiveController.credential(context.request),
+                initialChannel: MetricsChannels.prefix + name,
+                connection: context.requestContext.channel,
+                logger: context.logger
+            )
+        }
+    }
+}
+
+package struct LivePoints: Encodable, Sendable {
+    var points: [LivePoint]
+}
+
+package struct LivePoint: Encodable, Sendable {
+    var name: String
+    var tags: [String: String]
+    var timestamp: String
+    var value: Double
+
+    init(_ point: MetricPoint) {
+        name = point.series.name
+        tags = point.series.tags
+        timestamp = Timestamp.format(milliseconds: point.timestampMs)
+        value = point.value
+    }
+}

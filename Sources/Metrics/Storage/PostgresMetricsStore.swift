@@ -1,0 +1,292 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PulseboardDatabase
+import PulseboardKernel
+import PulseboardPostgres
+import Synchronization
+
+/// Points, series and rollups in PostgreSQL. Bulk writes send whole columns as arrays
+/// (`unnest`), so a commit of thousands of points is a handful of statements. Each commit is
+/// also written to the live log for the other instances (`PointRelay`).
+package final class PostgresMetricsStore: MetricsStore, LiveLog {
+    let database: PostgresEngine
+    var logger: Logger { database.logger }
+    private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
+
+    /// This process among the instances sharing the database. Its commits are numbered 1, 2, 3…
+    /// in the live log (one writer per instance makes that order the commit order), which is how
+    /// other instances fetch exactly what they have not seen.
+    let instanceID: String
+    private let liveSequence = Mutex<Int64>(0)
+    /// Rings after every commit that logged points; `PointRelay` turns it into a NOTIFY.
+    package let committed: AsyncStream<Void>
+    private let ringCommitted: AsyncStream<Void>.Continuation
+
+    package var liveLog: (any LiveLog)? { self }
+
+    package init(database: PostgresEngine, instanceID: String) {
+        self.database = database
+        self.instanceID = instanceID
+        (committed, ringCommitted) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    package func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome] {
+        let known = seriesIDs.withLock { $0 }
+        let logger = self.logger
+        let instance = instanceID
+        let sequence = liveSequence.withLock { $0 } + 1
+        let (outcomes, created, logged) = try await database.transaction { connection -> ([CommitOutcome], [SeriesKey: Int64], [LoggedPoint]) in
+            var logged: [LoggedPoint] = []
+            var outcomes: [CommitOutcome] = []
+            var created: [SeriesKey: Int64] = [:]
+            var aggregates = CommitAggregates()
+            var ids: [Int64] = []
+            var timestamps: [Int64] = []
+            var values: [Double] = []
+            for batch in batches {
+                if let key = batch.idempotencyKey {
+                    let claimed = try await connection.query(
+                        "INSERT INTO idempotency_keys (key, created_at, points) VALUES (\(key), \(now.millisecondsSince1970), \(Int64(batch.points.count))) ON CONFLICT (key) DO NOTHING RETURNING key",
+                        logger: logger
+                    ).collect()
+                    if claimed.isEmpty {
+                        outcomes.append(.duplicate)
+                        continue
+                    }
+                }
+                for point in batch.points {
+                    let id: Int64
+                    if let existing = known[point.series] ?? created[point.series] {
+                        id = existing
+                    } else {
+                        id = try await Self.findOrCreateSeries(point.series, on: connection, logger: logger)
+                        created[point.series] = id
+                    }
+                    ids.append(id)
+                    logged.append(LoggedPoint(point))
+                    timestamps.append(point.timestampMs)
+                    values.append(point.value)
+                    aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
+                }
+                var newRows: [Int] = []
+                if let rowsOnce = batch.rowsOnce {
+                    var returned: [SQLRow] = []
+                    for statement in rowsOnce.statements() {
+                        returned += try await PostgresEngine.run(statement, on: connection, logger: logger)
+                    }
+                    newRows = rowsOnce.newRows(returnedKeys: returned)
+                }
+                outcomes.append(.stored(points: batch.points.count, newRows: newRows))
+            }
+            if !ids.isEmpty {
+                try await connection.query(
+                    "INSERT INTO points (series_id, ts, value) SELECT * FROM unnest(\(ids)::BIGINT[], \(timestamps)::BIGINT[], \(values)::DOUBLE PRECISION[])",
+                    logger: logger
+                )
+                try await Self.apply(aggregates, on: connection, logger: logger)
+                let payload = String(decoding: try JSONEncoder().encode(logged), as: UTF8.self)
+                try await connection.query(
+                    "INSERT INTO live_log (instance, seq, created_at, points) VALUES (\(instance), \(sequence), \(now.millisecondsSince1970), \(payload))",
+                    logger: logger
+                )
+            }
+            return (outcomes, created, logged)
+        }
+        if !created.isEmpty {
+            seriesIDs.withLock { $0.merge(created) { old, _ in old } }
+        }
+        if !logged.isEmpty {
+            liveSequence.withLock { $0 = sequence }
+            ringCommitted.yield()
+        }
+        return outcomes
+    }
+
+    package func liveLog(instance: String, after seq: Int64, notBefore createdMs: Int64, limit: Int64) async throws -> [(seq: Int64, points: [MetricPoint])] {
+        var entries: [(seq: Int64, points: [MetricPoint])] = []
+        let rows = try await database.rows(
+            "SELECT seq, points FROM live_log WHERE instance = \(instance) AND seq > \(seq) AND created_at >= \(createdMs) ORDER BY seq LIMIT \(limit)"
+        )
+        for row in rows {
+            let (seq, text) = try row.decode((Int64, String).self)
+            let points = try JSONDecoder().decode([LoggedPoint].self, from: Data(text.utf8)).map(\.metricPoint)
+            entries.append((seq, points))
+        }
+        return entries
+    }
+
+    package func liveInstances(since createdMs: Int64) async throws -> [(instance: String, seq: Int64)] {
+        var result: [(instance: String, seq: Int64)] = []
+        let rows = try await database.rows(
+            "SELECT instance, MAX(seq) FROM live_log WHERE created_at >= \(createdMs) AND instance <> \(instanceID) GROUP BY instance"
+        )
+        for row in rows {
+            let (instance, seq) = try row.decode((String, Int64).self)
+            result.append((instance, seq))
+        }
+        return result
+    }
+
+    private static func findOrCreateSeries(_ key: SeriesKey, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        let tags = key.canonicalTags
+        for try await id in try await connection.query(
+            "INSERT INTO series (name, tags) VALUES (\(key.name), \(tags)) ON CONFLICT (name, tags) DO NOTHING RETURNING id",
+            logger: logger
+        ).decode(Int64.self) {
+            return id
+        }
+        for try await id in try await connection.query("SELECT id FROM series WHERE name = \(key.name) AND tags = \(tags)", logger: logger).decode(Int64.self) {
+            return id
+        }
+        throw StoreError.unavailable("series \(key.name) vanished")
+    }
+
+    private static func apply(_ aggregates: CommitAggregates, on connection: PostgresConnection, logger: Logger) async throws {
+        // Rows are touched in id order, so that concurrent instances cannot deadlock on them.
+        let series = aggregates.series.sorted { $0.key < $1.key }
+        try await connection.query(
+            """
+            UPDATE series AS s SET
+                last_value = CASE WHEN s.last_ts IS NULL OR s.last_ts <= u.ts THEN u.v ELSE s.last_value END,
+                last_ts = GREATEST(COALESCE(s.last_ts, u.ts), u.ts)
+            FROM unnest(\(series.map(\.key))::BIGINT[], \(series.map(\.value.lastTimestampMs))::BIGINT[], \(series.map(\.value.lastValue))::DOUBLE PRECISION[]) AS u(id, ts, v)
+            WHERE s.id = u.id
+            """,
+            logger: logger
+        )
+        for (rollup, buckets) in aggregates.rollups {
+            let rows = buckets.sorted { ($0.key.seriesID, $0.key.startMs) < ($1.key.seriesID, $1.key.startMs) }
+            var binds = PostgresBindings()
+            binds.append(rows.map(\.key.seriesID))
+            binds.append(rows.map(\.key.startMs))
+            binds.append(rows.map(\.value.count))
+            binds.append(rows.map(\.value.sum))
+            binds.append(rows.map(\.value.min))
+            binds.append(rows.map(\.value.max))
+            let table = rollup.table
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(table) (series_id, bucket, count, sum, min, max)
+                        SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::DOUBLE PRECISION[], $5::DOUBLE PRECISION[], $6::DOUBLE PRECISION[])
+                        ON CONFLICT (series_id, bucket) DO UPDATE SET
+                            count = \(table).count + excluded.count,
+                            sum = \(table).sum + excluded.sum,
+                            min = LEAST(\(table).min, excluded.min),
+                            max = GREATEST(\(table).max, excluded.max)
+                        """,
+                    binds: binds
+                ),
+                logger: logger
+            )
+        }
+    }
+
+    package func seriesID(_ key: SeriesKey) async throws -> Int64? {
+        if let id = seriesIDs.withLock({ $0[key] }) { return id }
+        return try await database.single("SELECT id FROM series WHERE name = \(key.name) AND tags = \(key.canonicalTags)", as: Int64.self)
+    }
+
+    package func listSeries() async throws -> [SeriesSummary] {
+        var result: [SeriesSummary] = []
+        for row in try await database.rows("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags") {
+            let (name, tags, ts, value) = try row.decode((String, String, Int64?, Double?).self)
+            result.append(SeriesSummary(series: SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: tags)), lastTimestampMs: ts, lastValue: value))
+        }
+        return result
+    }
+
+    package func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
+        var result: [(timestampMs: Int64, value: Double)] = []
+        let rows = try await database.rows(
+            "SELECT ts, value FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs) ORDER BY ts LIMIT \(Int64(limit))"
+        )
+        for row in rows {
+            let (ts, value) = try row.decode((Int64, Double).self)
+            result.append((ts, value))
+        }
+        return result
+    }
+
+    package func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
+        try await database.single(
+            "SELECT COUNT(*)::BIGINT FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs)",
+            as: Int64.self
+        ) ?? 0
+    }
+
+    package func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
+        var binds = PostgresBindings()
+        binds.append(seriesID)
+        binds.append(fromMs)
+        binds.append(toMs)
+        return try await database.single(
+            PostgresQuery(
+                unsafeSQL: "SELECT COALESCE(SUM(count), 0)::BIGINT FROM \(rollup.table) WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
+                binds: binds
+            ),
+            as: Int64.self
+        ) ?? 0
+    }
+
+    package func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
+        // Timestamps are never negative, so integer division floors like SQLite's.
+        let sql =
+            if let source {
+                """
+                SELECT (bucket / $1) * $1 AS b, SUM(count)::BIGINT, SUM(sum), MIN(min), MAX(max) FROM \(source.table)
+                WHERE series_id = $2 AND bucket >= $3 AND bucket < $4 GROUP BY b ORDER BY b
+                """
+            } else {
+                """
+                SELECT (ts / $1) * $1 AS b, COUNT(*)::BIGINT, SUM(value), MIN(value), MAX(value) FROM points
+                WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b
+                """
+            }
+        var binds = PostgresBindings()
+        binds.append(widthMs)
+        binds.append(seriesID)
+        binds.append(fromMs)
+        binds.append(toMs)
+        var result: [Bucket] = []
+        for row in try await database.rows(PostgresQuery(unsafeSQL: sql, binds: binds)) {
+            let (start, count, sum, min, max) = try row.decode((Int64, Int64, Double, Double, Double).self)
+            result.append(Bucket(startMs: start, count: count, sum: sum, min: min, max: max))
+        }
+        return result
+    }
+
+    // MARK: Housekeeping
+
+    package func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws {
+        let cutoff = pointsBefore.millisecondsSince1970
+        try await database.query("DELETE FROM points WHERE ts < \(cutoff)")
+        for rollup in Rollup.allCases {
+            var binds = PostgresBindings()
+            binds.append(cutoff - cutoff % rollup.widthMs)
+            try await database.query(PostgresQuery(unsafeSQL: "DELETE FROM \(rollup.table) WHERE bucket < $1", binds: binds))
+        }
+        try await database.query("DELETE FROM idempotency_keys WHERE created_at < \(idempotencyKeysBefore.millisecondsSince1970)")
+        try await database.query("DELETE FROM live_log WHERE created_at < \(now.millisecondsSince1970 - 600_000)")
+    }
+}
+
+/// A committed point as the live log keeps it (compact JSON).
+package struct LoggedPoint: Codable {
+    var n: String
+    var t: [String: String]?
+    var ts: Int64
+    var v: Double
+
+    init(_ point: MetricPoint) {
+        n = point.series.name
+        t = point.series.tags.isEmpty ? nil : point.series.tags
+        ts = point.timestampMs
+        v = point.value
+    }
+
+    var metricPoint: MetricPoint {
+        MetricPoint(series: SeriesKey(name: n, tags: t ?? [:]), timestampMs: ts, value: v)
+    }
+}

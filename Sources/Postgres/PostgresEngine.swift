@@ -1,0 +1,248 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PulseboardDatabase
+import PulseboardKernel
+import ServiceLifecycle
+
+/// The engine for several instances: PostgreSQL through PostgresNIO's connection pool. Run it
+/// (`run()`) as a service: it is the pool. Its LISTEN/NOTIFY carries messages between the
+/// instances (`notifications`).
+public final class PostgresEngine: Database, InstanceNotifications {
+    /// For repositories whose hot path sends whole columns as arrays (`unnest`): the metrics commit.
+    package let client: PostgresClient
+    package let logger: Logger
+    public let dialect = SQLDialect.postgres
+    public var notifications: (any InstanceNotifications)? { self }
+
+    /// How long a request waits for a connection before the database counts as unavailable.
+    let connectionWait: Duration
+
+    public init(url: String, logger: Logger, connectionWait: Duration = .seconds(2)) throws {
+        client = PostgresClient(configuration: try Self.configuration(url, connectTimeout: connectionWait), backgroundLogger: logger)
+        self.logger = logger
+        self.connectionWait = connectionWait
+    }
+
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// `postgres://user:password@host:port/database` (password and port optional).
+    static func configuration(_ url: String, connectTimeout: Duration = .seconds(2)) throws -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+            let host = components.host, let user = components.user
+        else {
+            throw ConfigurationError("The database URL is postgres://user:password@host:port/database.")
+        }
+        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        var configuration = PostgresClient.Configuration(
+            host: host,
+            port: components.port ?? 5432,
+            username: user.removingPercentEncoding ?? user,
+            password: components.password?.removingPercentEncoding,
+            database: database.isEmpty ? nil : database,
+            tls: .disable
+        )
+        configuration.options.connectTimeout = connectTimeout
+        configuration.options.maximumConnections = 16
+        return configuration
+    }
+
+    // MARK: Schema
+
+    public func migrate(_ migrations: [Migration]) async throws {
+        try await transaction { connection in
+            // One instance migrates at a time; the others wait, then find nothing left to do.
+            try await connection.query("SELECT pg_advisory_xact_lock(727274)", logger: self.logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                logger: self.logger
+            )
+            var applied = Set<Int>()
+            for try await version in try await connection.query("SELECT version FROM schema_version", logger: self.logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            for migration in migrations where !applied.contains(migration.version) {
+                for statement in migration.statements(for: .postgres) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                }
+                let now = Date().millisecondsSince1970
+                try await connection.query(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(now))",
+                    logger: self.logger
+                )
+            }
+        }
+    }
+
+    public func ping() async throws {
+        try await query("SELECT 1")
+    }
+
+    // MARK: Portable statements
+
+    @discardableResult
+    public func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]] {
+        let logger = self.logger
+        return try await mapConflicts("A unique value is taken.") {
+            try await transaction { connection in
+                var results: [[SQLRow]] = []
+                for statement in statements {
+                    results.append(try await Self.run(statement.resolving(results), on: connection, logger: logger))
+                }
+                return results
+            }
+        }
+    }
+
+    public func select(_ statement: SQLStatement) async throws -> [SQLRow] {
+        let logger = self.logger
+        return try await withConnection { try await Self.run(statement, on: $0, logger: logger) }
+    }
+
+    package static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
+        var binds = PostgresBindings()
+        for argument in statement.arguments {
+            switch argument {
+            case .integer(let number): binds.append(number)
+            case .real(let number): binds.append(number)
+            case .text(let text): binds.append(text)
+            case .blob(let data): binds.append(ByteBuffer(bytes: data))
+            case .null, .returned: binds.appendNull()
+            }
+        }
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: statement.numberedPlaceholders, binds: binds), logger: logger).collect()
+        return try rows.map { row in
+            try row.map { cell -> SQLValue in
+                guard cell.bytes != nil else { return .null }
+                switch cell.dataType {
+                case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+                case .float4, .float8, .numeric: return .real(try cell.decode(Double.self))
+                case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+                case .bytea: return .blob(Data(try cell.decode(ByteBuffer.self).readableBytesView))
+                default: return .text(try cell.decode(String.self))
+                }
+            }
+        }
+    }
+
+    // MARK: Notifications between instances
+
+    public func notify(_ channel: String, payload: String) async throws {
+        try await query("SELECT pg_notify(\(channel), \(payload))")
+    }
+
+    public func listen(
+        _ channel: String, connected: @escaping @Sendable () async -> Void, received: @escaping @Sendable (String) async -> Void
+    ) async {
+        var backoff: Duration = .milliseconds(100)
+        while !Task.isCancelledOrShuttingDown {
+            do {
+                try await client.withConnection { connection in
+                    let notifications = try await connection.listen(channel)
+                    await connected()
+                    for try await notification in notifications.cancelOnGracefulShutdown() {
+                        await received(notification.payload)
+                    }
+                }
+                backoff = .milliseconds(100)
+            } catch {
+                if Task.isCancelledOrShuttingDown { return }
+                let wait = backoff
+                logger.warning("LISTEN connection lost; reconnecting", metadata: ["error": "\(error)", "retry_in": "\(wait)"])
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    @discardableResult
+    package func query(_ sql: PostgresQuery) async throws -> [PostgresRow] {
+        try await rows(sql)
+    }
+
+    package func rows(_ sql: PostgresQuery) async throws -> [PostgresRow] {
+        let logger = self.logger
+        return try await withConnection { try await $0.query(sql, logger: logger).collect() }
+    }
+
+    package func single<T: PostgresDecodable & Sendable>(_ sql: PostgresQuery, as type: T.Type) async throws -> T? {
+        try await rows(sql).first?.decode(T.self)
+    }
+
+    package func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = self.logger
+        return try await withConnection { connection in
+            do {
+                return try await connection.withTransaction(logger: logger) { try await body($0) }
+            } catch let error as PostgresTransactionError {
+                // What went wrong inside, so that a unique violation is still recognised as one.
+                throw error.closureError ?? error.beginError ?? error.commitError ?? error
+            }
+        }
+    }
+
+    private func mapConflicts<T>(_ message: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw StoreError.conflict(message)
+        }
+    }
+
+    /// Runs `body` on a pooled connection. While the database is down the pool keeps retrying to
+    /// connect; a request that has no connection after `connectionWait` gives up with
+    /// `StoreError.unavailable` (503 with Retry-After) instead of hanging. Once a connection is
+    /// held the statement runs to its end. Connection failures also become `unavailable`;
+    /// errors the server reports about a statement stay what they are.
+    package func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let connected = AtomicFlag()
+        let (client, wait) = (self.client, connectionWait)
+        do {
+            return try await withThrowingTaskGroup(of: ConnectionRace<T>.self) { group in
+                group.addTask {
+                    .finished(
+                        try await client.withConnection { connection in
+                            connected.set()
+                            return try await body(connection)
+                        }
+                    )
+                }
+                group.addTask {
+                    try await Task.sleep(for: wait)
+                    return connected.isSet ? .connected : .timedOut
+                }
+                while let result = try await group.next() {
+                    switch result {
+                    case .finished(let value):
+                        group.cancelAll()
+                        return value
+                    case .connected:
+                        continue
+                    case .timedOut:
+                        group.cancelAll()
+                        throw StoreError.unavailable("no database connection within \(wait)")
+                    }
+                }
+                throw StoreError.unavailable("cancelled")
+            }
+        } catch let error as PSQLError where error.code == .server {
+            throw error
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            // A lost connection, a pool that cannot connect, a cancelled wait.
+            logger.warning("Database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            throw StoreError.unavailable("\(error)")
+        }
+    }
+}
+
+private enum ConnectionRace<T: Sendable>: Sendable {
+    case finished(T)
+    case connected
+    case timedOut
+}

@@ -1,0 +1,102 @@
+import Foundation
+import GRDB
+import PulseboardDatabase
+import PulseboardKernel
+import ServiceLifecycle
+
+/// The embedded engine: one SQLite file in WAL mode through GRDB's `DatabasePool` (one writer,
+/// concurrent readers). Commits are fsynced (`synchronous = FULL`): an acknowledged write survives
+/// a crash of the process and of the machine.
+public final class SQLiteEngine: PulseboardDatabase.Database {
+    /// For repositories whose hot path runs GRDB statements directly (the metrics commit).
+    package let pool: DatabasePool
+    public let dialect = SQLDialect.sqlite
+    /// One instance per database file: nobody to notify.
+    public let notifications: (any InstanceNotifications)? = nil
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // The writer's page cache holds a whole group commit (the 2 MB default made SQLite
+            // spill pages to disk in the middle of large commits, seen with perf).
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -32768") }
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+    }
+
+    public func migrate(_ migrations: [Migration]) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_version"))
+            for migration in migrations where !applied.contains(migration.version) {
+                for statement in migration.statements(for: .sqlite) {
+                    try db.execute(sql: statement)
+                }
+                try db.execute(
+                    sql: "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    arguments: [migration.version, migration.name, Date().millisecondsSince1970]
+                )
+            }
+        }
+    }
+
+    /// Nothing to run for an embedded database: waits for shutdown.
+    public func run() async throws {
+        try? await gracefulShutdown()
+    }
+
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: Portable statements
+
+    @discardableResult
+    public func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]] {
+        try await mapConflicts("A unique value is taken.") {
+            try await pool.write { db in
+                var results: [[SQLRow]] = []
+                for statement in statements { results.append(try Self.run(statement.resolving(results), in: db)) }
+                return results
+            }
+        }
+    }
+
+    public func select(_ statement: SQLStatement) async throws -> [SQLRow] {
+        try await pool.read { db in try Self.run(statement, in: db) }
+    }
+
+    package static func run(_ statement: SQLStatement, in db: GRDB.Database) throws -> [SQLRow] {
+        let arguments = StatementArguments(
+            statement.arguments.map { value -> (any DatabaseValueConvertible)? in
+                switch value {
+                case .integer(let number): number
+                case .real(let number): number
+                case .text(let text): text
+                case .blob(let data): data
+                case .null, .returned: nil
+                }
+            })
+        return try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: arguments).map { row in
+            row.databaseValues.map { value in
+                switch value.storage {
+                case .int64(let number): .integer(number)
+                case .double(let number): .real(number)
+                case .string(let text): .text(text)
+                case .blob(let data): .blob(data)
+                case .null: .null
+                }
+            }
+        }
+    }
+
+    private func mapConflicts<T>(_ message: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw StoreError.conflict(message)
+        }
+    }
+}

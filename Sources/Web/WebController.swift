@@ -1,0 +1,251 @@
+import Foundation
+import Hummingbird
+import Mustache
+import PulseboardAccounts
+import PulseboardHTTP
+import PulseboardKernel
+import PulseboardLearning
+
+/// The browser side: the login page, the dashboard (a student's own page for students), the
+/// classes, a class's live view, an assignment's submissions and grading, logout, and the
+/// pages' own static files.
+/// Pages are rendered on the server (Mustache); the dashboard script is ours, small, with no
+/// third-party code, so the page works offline.
+package struct WebController {
+    let auth: AuthService
+    let classes: Classes
+    let assignments: Assignments
+    let idleMinutes: Int
+    let templates: MustacheLibrary
+    let assets: StaticAssets
+
+    package init(
+        auth: AuthService, classes: Classes, assignments: Assignments, idleMinutes: Int, templates: MustacheLibrary, assets: StaticAssets, secureCookies: Bool
+    ) {
+        self.auth = auth
+        self.classes = classes
+        self.assignments = assignments
+        self.idleMinutes = idleMinutes
+        self.templates = templates
+        self.assets = assets
+        self.secureCookies = secureCookies
+    }
+
+    /// The templates and static files shipped in this target's Resources folder.
+    package static func loadResources() async throws -> (MustacheLibrary, StaticAssets) {
+        (
+            try await MustacheLibrary(directory: try Resources.url("templates", in: .module).path),
+            try StaticAssets(directory: try Resources.url("static", in: .module))
+        )
+    }
+    let secureCookies: Bool
+
+    struct LoginForm: Decodable {
+        var email: String?
+        var password: String?
+        var csrf: String?
+    }
+
+    struct LogoutForm: Decodable {
+        var csrf: String?
+    }
+
+    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+        router.get("/") { request, context -> Response in
+            if case .user = context.principal { return .redirect(to: "/dashboard", type: .found) }
+            return renderLogin(request, error: nil, status: .ok)
+        }
+        router.post("/login") { request, context -> Response in
+            let form = try await Self.decodeForm(LoginForm.self, request)
+            guard CSRF.matches(request, form.csrf) else {
+                return renderLogin(request, error: "Your form expired; please try again.", status: .forbidden)
+            }
+            do {
+                let user = try await auth.login(email: form.email ?? "", password: form.password ?? "", clientAddress: context.clientAddress)
+                var response = Response.redirect(to: "/dashboard", type: .normal)
+                response.setCookie(sessionCookie(try await auth.openBrowserSession(for: user), maxAge: Int(auth.sessionLifetime.seconds)))
+                return response
+            } catch let error as APIError where error.status == .unauthorized || error.status == .tooManyRequests {
+                var response = renderLogin(request, error: error.message, status: error.status)
+                response.headers.append(contentsOf: error.headers.filter { $0.name == .retryAfter })
+                return response
+            }
+        }
+        router.post("/logout") { request, context -> Response in
+            let form = try await Self.decodeForm(LogoutForm.self, request)
+            guard CSRF.matches(request, form.csrf) else {
+                throw APIError.forbidden("The form's CSRF token does not match.")
+            }
+            if let session = request.cookies[AuthMiddleware.sessionCookie]?.value {
+                try await auth.logOut(session)
+            }
+            var response = Response.redirect(to: "/", type: .normal)
+            response.setCookie(sessionCookie("", maxAge: 0))
+            return response
+        }
+        router.get("/dashboard") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            return page(request, "dashboard") { csrf in
+                DashboardPage(
+                    email: user.email, userID: user.id, role: user.role.rawValue, csrf: csrf, canSeeMetrics: user.role != .student,
+                    teaches: user.role != .student)
+            }
+        }
+        router.get("/classes") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            guard user.role != .student else { throw APIError.forbidden("Classes are for instructors.") }
+            let list = try await classes.list(instructorID: user.role == .admin ? nil : user.id)
+            return page(request, "classes") { csrf in
+                ClassesPage(
+                    email: user.email, role: user.role.rawValue, csrf: csrf,
+                    classes: list.map { ClassesPage.Item(id: $0.id, name: $0.name, code: $0.code, description: $0.description) })
+            }
+        }
+        router.get("/classes/{id}") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            let record = try await ClassesController.authorizedClass(context, in: classes)
+            return page(request, "class") { csrf in
+                ClassPage(
+                    email: user.email, role: user.role.rawValue, csrf: csrf, id: record.id, name: record.name, code: record.code,
+                    description: record.description, idleMinutes: idleMinutes)
+            }
+        }
+        router.get("/assignments/{id}") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            let assignment = try await AssignmentsController.managedAssignment(context, assignments: assignments, classes: classes)
+            let record = try await classes.find(id: assignment.classID)
+            return page(request, "assignment") { csrf in
+                AssignmentPage(
+                    email: user.email, role: user.role.rawValue, csrf: csrf, id: assignment.id, title: assignment.title,
+                    notebookPath: assignment.notebookPath, description: assignment.description,
+                    dueAt: assignment.dueAtMs.map { Timestamp.format(milliseconds: $0) } ?? "", classID: assignment.classID,
+                    className: record?.name ?? "")
+            }
+        }
+        router.get("/static/{file}") { _, context -> Response in
+            guard let name = context.parameters.get("file"), let asset = assets.files[name] else {
+                throw APIError.notFound("No such file.")
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: asset.contentType, .cacheControl: "public, max-age=300"],
+                body: .init(byteBuffer: ByteBuffer(bytes: asset.data))
+            )
+        }
+    }
+
+    private struct LoginPage {
+        var csrf: String
+        var error: String?
+    }
+
+    private struct DashboardPage {
+        var email: String
+        var userID: Int64
+        var role: String
+        var csrf: String
+        var canSeeMetrics: Bool
+        var teaches: Bool
+    }
+
+    private struct ClassesPage {
+        struct Item {
+            var id: Int64
+            var name: String
+            var code: String
+            var description: String
+        }
+
+        var email: String
+        var role: String
+        var csrf: String
+        var classes: [Item]
+    }
+
+    private struct ClassPage {
+        var email: String
+        var role: String
+        var csrf: String
+        var id: Int64
+        var name: String
+        var code: String
+        var description: String
+        var idleMinutes: Int
+    }
+
+    private struct AssignmentPage {
+        var email: String
+        var role: String
+        var csrf: String
+        var id: Int64
+        var title: String
+        var notebookPath: String
+        var description: String
+        var dueAt: String
+        var classID: Int64
+        var className: String
+    }
+
+    private func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status) -> Response {
+        page(request, "login", status: status) { csrf in LoginPage(csrf: csrf, error: error) }
+    }
+
+    /// A rendered page with the CSRF token its forms and scripts send back (the cookie that
+    /// holds it is set on the first visit).
+    private func page(_ request: Request, _ template: String, status: HTTPResponse.Status = .ok, _ model: (_ csrf: String) -> Any) -> Response {
+        let (token, cookie) = CSRF.token(request)
+        var response = html(templates.render(model(token), withTemplate: template) ?? "", status: status)
+        if let cookie { response.setCookie(csrfCookie(cookie)) }
+        return response
+    }
+
+    private func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+
+    private func sessionCookie(_ value: String, maxAge: Int) -> Cookie {
+        Cookie(name: AuthMiddleware.sessionCookie, value: value, maxAge: maxAge, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
+    }
+
+    private func csrfCookie(_ value: String) -> Cookie {
+        Cookie(name: CSRF.cookie, value: value, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
+    }
+
+    static func decodeForm<Form: Decodable>(_ type: Form.Type, _ request: Request) async throws -> Form {
+        let body = try await request.readBody(upTo: 16 * 1024)
+        do {
+            return try URLEncodedFormDecoder().decode(Form.self, from: String(decoding: body, as: UTF8.self))
+        } catch {
+            throw APIError.badRequest("The form could not be read.", code: "malformed")
+        }
+    }
+}
+
+/// The files under Resources/static, loaded once at start.
+package struct StaticAssets: Sendable {
+    struct Asset: Sendable {
+        var data: [UInt8]
+        var contentType: String
+    }
+
+    let files: [String: Asset]
+
+    init(directory: URL) throws {
+        var files: [String: Asset] = [:]
+        for url in try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil) {
+            let contentType =
+                switch url.pathExtension {
+                case "js": "text/javascript; charset=utf-8"
+                case "css": "text/css; charset=utf-8"
+                case "svg": "image/svg+xml"
+                default: "application/octet-stream"
+                }
+            files[url.lastPathComponent] = Asset(data: [UInt8](try Data(contentsOf: url)), contentType: contentType)
+        }
+        self.files = files
+    }
+}
