@@ -83,19 +83,26 @@ let package = Package(
             ],
             path: "Sources/Metrics"),
         .target(
-            name: "PulseboardLearning",
+            name: "PulseboardCourses",
             dependencies: [
-                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardMetrics", "PulseboardKernel",
-                hummingbird, lifecycle, logging, nioCore,
-                // Reading rosters (SwiftCSV) and writing exports (CSV.swift, which quotes per RFC 4180).
+                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel", hummingbird,
+                // Reading rosters.
                 .product(name: "SwiftCSV", package: "SwiftCSV"),
+            ],
+            path: "Sources/Courses"),
+        .target(
+            name: "PulseboardClassroom",
+            dependencies: [
+                "PulseboardAccounts", "PulseboardCourses", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardMetrics",
+                "PulseboardKernel", hummingbird, lifecycle, logging,
+                // Writing exports (CSV.swift quotes per RFC 4180).
                 .product(name: "CSV", package: "CSV.swift"),
             ],
-            path: "Sources/Learning"),
+            path: "Sources/Classroom"),
         .target(
             name: "PulseboardWeb",
             dependencies: [
-                "PulseboardAccounts", "PulseboardHTTP", "PulseboardLearning", "PulseboardKernel", hummingbird,
+                "PulseboardAccounts", "PulseboardClassroom", "PulseboardCourses", "PulseboardHTTP", "PulseboardKernel", hummingbird,
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
             path: "Sources/Web",
@@ -104,7 +111,7 @@ let package = Package(
         .target(
             name: "PulseboardApp",
             dependencies: [
-                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardLearning", "PulseboardLive",
+                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses", "PulseboardLive",
                 "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb",
                 hummingbird, .product(name: "HummingbirdCore", package: "hummingbird"), webSocket, lifecycle, logging, nioCore, nioPosix,
                 .product(name: "Yams", package: "Yams"),
@@ -115,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "pulseboard",
             dependencies: [
-                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardLearning",
+                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 nioCore, logging,
@@ -125,7 +132,8 @@ let package = Package(
         .executableTarget(
             name: "pulseboard-bench",
             dependencies: [
-                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardLearning", "PulseboardMetrics",
+                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
+                "PulseboardMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -135,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "PulseboardTests",
             dependencies: [
-                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardLearning",
+                "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
                 "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

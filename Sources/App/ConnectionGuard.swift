@@ -1,7 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
-import PulseboardLearning
+import PulseboardClassroom
 import Synchronization
 
 /// Bounds what a connection can hold before it has sent a request: at most so many connections

@@ -1,6 +1,6 @@
 import Foundation
+import PulseboardClassroom
 import PulseboardKernel
-import PulseboardLearning
 import Yams
 
 /// The OpenAPI 3.1 document, written in YAML for people (Sources/App/Resources/openapi.yaml) and served as JSON.

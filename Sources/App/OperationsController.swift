@@ -1,10 +1,10 @@
 import Foundation
 import Hummingbird
 import PulseboardAccounts
+import PulseboardClassroom
 import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
-import PulseboardLearning
 
 /// `GET /health`, `GET /metrics` (Prometheus) and `GET /openapi.json`.
 package struct OperationsController {

@@ -6,10 +6,11 @@ import Logging
 import Mustache
 import NIOCore
 import PulseboardAccounts
+import PulseboardClassroom
+import PulseboardCourses
 import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
-import PulseboardLearning
 import PulseboardLive
 import PulseboardMetrics
 import PulseboardWeb
@@ -62,9 +63,8 @@ public struct Pulseboard: Sendable {
             accessChanged: accessChanged
         )
         let notifier = Notifier(hub: hub, relay: relay)
-        let cards = CardRelay(relay: relay, hub: hub, progress: progress)
-        let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void = { cards.changed($0) }
-        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, cardsChanged: cardsChanged)
+        let classChannel = ClassChannel(hub: hub, progress: progress, relay: relay)
+        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, channel: classChannel)
         let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         let retention = Duration.seconds(config.retentionDays * 86_400)
         let idempotencyLifetime = Duration.seconds(config.idempotencyHours * 3600)
@@ -116,12 +116,13 @@ public struct Pulseboard: Sendable {
             writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
             testEvents: config.enableTestAPI ? TestEvents() : nil
         ).addRoutes(to: routes)
-        ClassesController(classes: classes, enrolment: Enrolment(store: store), progress: progress, hub: hub, accessChanged: accessChanged)
-            .addRoutes(to: routes)
+        ClassesController(classes: classes, enrolment: Enrolment(store: store), accessChanged: accessChanged).addRoutes(to: routes)
+        ClassroomController(classes: classes, progress: progress, channel: classChannel).addRoutes(to: routes)
         let assignments = Assignments(store: store)
         AssignmentsController(assignments: assignments, classes: classes).addRoutes(to: routes)
-        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier, cardsChanged: cardsChanged)
-            .addRoutes(to: routes)
+        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier) { submission, classID, email in
+            classChannel.submissionReceived(submission, classID: classID, email: email)
+        }.addRoutes(to: routes)
         AuditTrail(store: store).addRoutes(to: routes)
         BroadcastController(notifier: notifier).addRoutes(to: routes)
         let session = LiveSession(

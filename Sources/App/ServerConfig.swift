@@ -1,7 +1,8 @@
 import Foundation
 import PulseboardAccounts
+import PulseboardClassroom
+import PulseboardCourses
 import PulseboardKernel
-import PulseboardLearning
 
 /// Every setting of the server. The command line fills it from flags, then `PULSEBOARD_*`
 /// environment variables, then these defaults.

@@ -2,9 +2,10 @@ import Foundation
 import Hummingbird
 import Mustache
 import PulseboardAccounts
+import PulseboardClassroom
+import PulseboardCourses
 import PulseboardHTTP
 import PulseboardKernel
-import PulseboardLearning
 
 /// The browser side: the login page, the dashboard (a student's own page for students), the
 /// classes, a class's live view, an assignment's submissions and grading, logout, and the

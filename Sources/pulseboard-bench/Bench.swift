@@ -6,9 +6,10 @@ import Logging
 import NIOCore
 import PulseboardAccounts
 import PulseboardApp
+import PulseboardClassroom
+import PulseboardCourses
 import PulseboardDatabase
 import PulseboardKernel
-import PulseboardLearning
 import PulseboardMetrics
 import ServiceLifecycle
 

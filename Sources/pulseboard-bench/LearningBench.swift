@@ -4,8 +4,8 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import PulseboardClassroom
 import PulseboardKernel
-import PulseboardLearning
 
 /// The learning-event runs: raw event ingest, and a simulated class with the instructor's view open.
 extension Bench {

@@ -3,8 +3,8 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import PulseboardClassroom
 import PulseboardKernel
-import PulseboardLearning
 import Synchronization
 
 /// Memory per idle WebSocket, and whether it comes back when they close. The server runs in a

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import PulseboardAccounts
+import PulseboardClassroom
+import PulseboardCourses
 import PulseboardKernel
-import PulseboardLearning
 
 extension Role: ExpressibleByArgument {}
 

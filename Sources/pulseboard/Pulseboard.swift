@@ -2,9 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import PulseboardApp
+import PulseboardClassroom
 import PulseboardDatabase
 import PulseboardKernel
-import PulseboardLearning
 
 @main
 struct PulseboardCommand: AsyncParsableCommand {

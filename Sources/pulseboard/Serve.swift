@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PulseboardApp
+import PulseboardClassroom
 import PulseboardKernel
-import PulseboardLearning
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server (the default command).")

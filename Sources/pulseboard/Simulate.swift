@@ -2,8 +2,8 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import PulseboardClassroom
 import PulseboardKernel
-import PulseboardLearning
 import Synchronization
 
 /// `pulseboard simulate`: plays a class of JupyterLab users against a server, posting exactly

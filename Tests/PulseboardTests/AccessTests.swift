@@ -9,9 +9,10 @@ import NIOCore
 import Testing
 
 @testable import PulseboardAccounts
+@testable import PulseboardClassroom
+@testable import PulseboardCourses
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 /// Access follows the database: what is taken away stops working on the next request.
 @Suite("Revocation and limits")

@@ -3,8 +3,9 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
+@testable import PulseboardClassroom
+@testable import PulseboardCourses
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 @Suite("Assignments")
 struct AssignmentsTests {

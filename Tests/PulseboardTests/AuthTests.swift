@@ -5,8 +5,8 @@ import JWTKit
 import Testing
 
 @testable import PulseboardAccounts
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 @Suite("Authentication and roles")
 struct AuthTests {

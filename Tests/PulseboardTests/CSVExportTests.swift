@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import PulseboardLearning
+@testable import PulseboardClassroom
 
 /// The events export, read back by the CSV reader most analysts use: Python's `csv` module.
 @Suite struct CSVExportTests {

@@ -4,8 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
+@testable import PulseboardClassroom
+@testable import PulseboardCourses
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardLive
 
 @Suite("Classes and their rosters")

@@ -2,8 +2,8 @@ import Foundation
 import HummingbirdTesting
 import Testing
 
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardMetrics
 
 @Suite("History queries")

@@ -6,9 +6,9 @@ import Logging
 import Testing
 
 @testable import PulseboardApp
+@testable import PulseboardClassroom
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardLive
 @testable import PulseboardMetrics
 @testable import PulseboardSQLite

@@ -6,9 +6,10 @@ import HummingbirdWSTesting
 import Synchronization
 import Testing
 
+@testable import PulseboardClassroom
+@testable import PulseboardCourses
 @testable import PulseboardDatabase
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 /// Events shaped exactly like the JupyterLab cell-monitor extension's.
 enum ExtensionEvent {
@@ -380,7 +381,7 @@ struct LearningEventTests {
             let progress = ClassProgress(store: parts.store)
             let failing = EventProcessor(
                 store: parts.store, hub: parts.hub, router: broken, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
-                retryDelays: [.milliseconds(1), .milliseconds(1)])
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil), retryDelays: [.milliseconds(1), .milliseconds(1)])
             let event = try #require(
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "retry@example.com").utf8), classID: course.id, arrival: Date()).events.first)
             // Stored by the writer's statement, as ingest would.
@@ -391,7 +392,9 @@ struct LearningEventTests {
             let metrics = try await client.request(.get, "/metrics", token: admin)
             #expect(metrics.text.contains("pulseboard_event_handler_failures_total 4"))
 
-            let working = EventProcessor(store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger)
+            let working = EventProcessor(
+                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
             await working.sweep()
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
@@ -403,8 +406,10 @@ struct LearningEventTests {
     @Test(arguments: TestEngine.all) func aBatchLeavesThePictureThatEventsOneByOneLeave(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, parts in
             let admin = try await client.login().accessToken
+            let progress = ClassProgress(store: parts.store)
             let processor = EventProcessor(
-                store: parts.store, hub: parts.hub, progress: ClassProgress(store: parts.store), telemetry: parts.telemetry, logger: TestApp.logger)
+                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
             let start = Date(timeIntervalSince1970: 1_790_000_000)
             func script(_ tag: String) -> [String] {
                 let (ann, bob) = ("ann-\(tag)@example.com", "bob-\(tag)@example.com")

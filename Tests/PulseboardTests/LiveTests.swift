@@ -5,8 +5,8 @@ import HummingbirdWSClient
 import HummingbirdWSTesting
 import Testing
 
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardLive
 @testable import PulseboardMetrics
 

@@ -7,8 +7,8 @@ import Synchronization
 import Testing
 
 @testable import PulseboardApp
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardPostgres
 
 /// Two instances on one PostgreSQL database, as behind a load balancer.

@@ -4,9 +4,9 @@ import HummingbirdTesting
 import Testing
 
 @testable import PulseboardApp
+@testable import PulseboardClassroom
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardMetrics
 
 @Suite("Operations: health, Prometheus metrics, OpenAPI, request logs")

@@ -4,9 +4,10 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
+@testable import PulseboardClassroom
+@testable import PulseboardCourses
 @testable import PulseboardDatabase
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 /// A class with an assignment, its instructor, another instructor, two enrolled students and
 /// one who is not enrolled.

@@ -3,8 +3,8 @@ import HummingbirdTesting
 import Testing
 
 @testable import PulseboardAccounts
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 @Suite("User and ingest token management")
 struct UsersAndTokensTests {

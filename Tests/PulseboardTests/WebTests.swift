@@ -4,9 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
+@testable import PulseboardClassroom
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 @Suite("Pages, cookies and CSRF")
 struct WebTests {

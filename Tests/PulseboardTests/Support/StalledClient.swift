@@ -1,7 +1,7 @@
 import Foundation
 
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 
 #if canImport(Glibc)
     import Glibc

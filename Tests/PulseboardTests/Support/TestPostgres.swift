@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 @testable import PulseboardApp
+@testable import PulseboardClassroom
 @testable import PulseboardKernel
-@testable import PulseboardLearning
 @testable import PulseboardPostgres
 
 #if canImport(Glibc)

@@ -21,7 +21,7 @@ public struct ClassRecord: Sendable, Equatable {
 /// Classes in storage, through portable statements. Every change records its `audit` note in
 /// its own transaction (the command line passes none).
 package struct Classes {
-    let store: any Database
+    package let store: any Database
 
     private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at, hold_new_students"
     /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
@@ -31,7 +31,7 @@ package struct Classes {
         self.store = store
     }
 
-    func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws
+    package func create(name: String, code: String, description: String, ownerID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws
         -> ClassRecord
     {
         let rows = try await store.transaction(
@@ -53,12 +53,12 @@ package struct Classes {
         try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id))).first.flatMap(Self.record)
     }
 
-    func find(code: String) async throws -> ClassRecord? {
+    package func find(code: String) async throws -> ClassRecord? {
         try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code))).first.flatMap(Self.record)
     }
 
     /// The class whose ingest token has this hash.
-    func find(tokenHash: String) async throws -> ClassRecord? {
+    package func find(tokenHash: String) async throws -> ClassRecord? {
         try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.flatMap(Self.record)
     }
 
@@ -76,7 +76,7 @@ package struct Classes {
         return try await store.select(statement).compactMap(Self.record)
     }
 
-    func count(instructorID: Int64?) async throws -> Int64 {
+    package func count(instructorID: Int64?) async throws -> Int64 {
         let statement =
             if let instructorID {
                 SQLStatement("SELECT COUNT(*) FROM classes c WHERE \(Self.taughtBy)", .integer(instructorID), .integer(instructorID))
@@ -87,7 +87,7 @@ package struct Classes {
     }
 
     /// Saves a class's name, code, description and owner (a taken code is `StoreError.conflict`).
-    func update(_ record: ClassRecord, now: Date, audit: AuditNote?) async throws {
+    package func update(_ record: ClassRecord, now: Date, audit: AuditNote?) async throws {
         try await run(
             SQLStatement(
                 "UPDATE classes SET name = ?, code = ?, description = ?, owner_id = ?, hold_new_students = ?, updated_at = ? WHERE id = ?",
@@ -97,12 +97,12 @@ package struct Classes {
     }
 
     /// Deletes a class with everything recorded for it (events, progress, enrolments).
-    func delete(id: Int64, audit: AuditNote?) async throws {
+    package func delete(id: Int64, audit: AuditNote?) async throws {
         try await run(SQLStatement("DELETE FROM classes WHERE id = ?", .integer(id)), classID: id, audit: audit)
     }
 
     /// Replaces the ingest token (the old one stops working at once).
-    func rotateToken(classID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws {
+    package func rotateToken(classID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws {
         try await run(
             SQLStatement(
                 "UPDATE classes SET token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
@@ -138,7 +138,7 @@ package struct Classes {
 
     /// The classes a student (by email) belongs to: enrolled, or joined by sending events and
     /// not waiting to be accepted.
-    func of(studentEmail: String) async throws -> [(id: Int64, name: String)] {
+    package func of(studentEmail: String) async throws -> [(id: Int64, name: String)] {
         try await store.select(
             SQLStatement(
                 """
@@ -151,7 +151,7 @@ package struct Classes {
     }
 
     /// Whether the student is in one of the classes the instructor teaches.
-    func teaches(instructorID: Int64, studentEmail: String) async throws -> Bool {
+    package func teaches(instructorID: Int64, studentEmail: String) async throws -> Bool {
         try await !store.select(
             SQLStatement(
                 """
@@ -164,7 +164,7 @@ package struct Classes {
     }
 
     /// Whether the user may run the class: admins, its owner, its co-instructors.
-    func isTaught(_ record: ClassRecord, by user: UserClaims) async throws -> Bool {
+    package func isTaught(_ record: ClassRecord, by user: UserClaims) async throws -> Bool {
         if user.role == .admin || record.ownerID == user.id { return true }
         guard user.role == .instructor else { return false }
         return try await !store.select(
@@ -195,7 +195,7 @@ package struct Classes {
     }
 
     /// Adds a co-instructor; false when they already were one.
-    func addInstructor(classID: Int64, userID: Int64, now: Date, audit: AuditNote?) async throws -> Bool {
+    package func addInstructor(classID: Int64, userID: Int64, now: Date, audit: AuditNote?) async throws -> Bool {
         try await !run(
             SQLStatement(
                 "INSERT INTO class_instructors (class_id, user_id, added_at) VALUES (?, ?, ?) ON CONFLICT (class_id, user_id) DO NOTHING RETURNING user_id",
@@ -204,7 +204,7 @@ package struct Classes {
     }
 
     /// Removes a co-instructor; false when they were not one.
-    func removeInstructor(classID: Int64, userID: Int64, audit: AuditNote?) async throws -> Bool {
+    package func removeInstructor(classID: Int64, userID: Int64, audit: AuditNote?) async throws -> Bool {
         try await !run(
             SQLStatement("DELETE FROM class_instructors WHERE class_id = ? AND user_id = ? RETURNING user_id", .integer(classID), .integer(userID)),
             classID: classID, audit: audit, ifReturning: true
@@ -228,7 +228,7 @@ package struct IssuedSecret: Sendable {
     var hash: String { SecretToken.hash(secret) }
     var prefix: String { String(secret.prefix(12)) }
 
-    static func classToken() -> IssuedSecret {
+    package static func classToken() -> IssuedSecret {
         IssuedSecret(secret: SecretToken.generate(prefix: "pbc_"))
     }
 }

@@ -18,8 +18,8 @@ package final class EventProcessor: Service {
     let progress: ClassProgress
     let telemetry: Telemetry
     let logger: Logger
-    /// Told which students' cards changed (by class), for other instances' class views.
-    let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void
+    /// Where the touched students' new cards go.
+    let channel: ClassChannel
     /// Waits before the retries of a failed batch.
     let retryDelays: [Duration]
     let sweepInterval: Duration = .seconds(30)
@@ -29,11 +29,10 @@ package final class EventProcessor: Service {
 
     package init(
         store: any Database, hub: Hub, router: EventRouter = .standard, progress: ClassProgress, telemetry: Telemetry, logger: Logger,
-        retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)],
-        cardsChanged: @escaping @Sendable ([Int64: Set<String>]) -> Void = { _ in }
+        channel: ClassChannel, retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)]
     ) {
         self.retryDelays = retryDelays
-        self.cardsChanged = cardsChanged
+        self.channel = channel
         self.store = store
         self.hub = hub
         self.router = router
@@ -125,13 +124,7 @@ package final class EventProcessor: Service {
             hub.publish(channel: LearningChannels.progress(email), data: update)
             hub.publish(channel: LearningChannels.progress(email, inClass: event.classID), data: update)
         }
-        cardsChanged(touched)
-        for (classID, emails) in touched {
-            // One query per class and batch, however many students it touched.
-            for student in (try? await progress.students(classID: classID, emails: emails.sorted())) ?? [] {
-                hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
-            }
-        }
+        await channel.studentsChanged(touched)
     }
 }
 

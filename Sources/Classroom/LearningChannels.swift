@@ -1,4 +1,5 @@
 import Foundation
+import PulseboardCourses
 import PulseboardKernel
 import PulseboardLive
 import PulseboardMetrics
@@ -40,12 +41,15 @@ package enum LearningChannels {
     }
 }
 
-/// Class cards across instances sharing one PostgreSQL, lighter than points: after applying
-/// learning events an instance says which students' cards changed (class ids and emails, never
-/// the cards); the others read those cards from the shared database and publish them to their
-/// own `class:<id>` subscribers. A message lost while LISTEN reconnects is made good by the
-/// student's next event or a reload of the page.
-package struct CardRelay: Sendable {
+/// The one publisher of `class:<id>`, an instructor's live view of a class: a student's new card
+/// after anything changed it (events applied, a submission, a help request resolved) and
+/// submissions as they arrive. With several instances on one PostgreSQL it also tells the
+/// others which students' cards changed (class ids and emails, never the cards); they read
+/// those cards from the shared database and publish them to their own subscribers. A message
+/// lost while LISTEN reconnects is made good by the student's next event or a reload of the page.
+package struct ClassChannel: Sendable {
+    let hub: Hub
+    let progress: ClassProgress
     let relay: InstanceRelay?
 
     private struct Card: Codable {
@@ -53,27 +57,57 @@ package struct CardRelay: Sendable {
         var email: String
     }
 
-    package init(relay: InstanceRelay?, hub: Hub, progress: ClassProgress) {
+    package init(hub: Hub, progress: ClassProgress, relay: InstanceRelay?) {
+        self.hub = hub
+        self.progress = progress
         self.relay = relay
         relay?.register("cards") { _, body in
             guard let cards = try? JSONDecoder().decode([Card].self, from: Data(body.utf8)) else { return }
-            for (classID, cards) in Dictionary(grouping: cards, by: \.classId) {
-                guard let students = try? await progress.students(classID: classID, emails: cards.map(\.email)) else { continue }
-                for student in students {
-                    hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
-                }
+            let touched = Dictionary(grouping: cards, by: \.classId).mapValues { Set($0.map(\.email)) }
+            await Self.publishCards(touched, hub: hub, progress: progress)
+        }
+    }
+
+    /// Publishes the touched students' cards here and tells the other instances.
+    func studentsChanged(_ touched: [Int64: Set<String>]) async {
+        relayCards(touched)
+        await Self.publishCards(touched, hub: hub, progress: progress)
+    }
+
+    /// A submission arrived: this instance's subscribers see it; the other instances refresh the
+    /// student's card.
+    package func submissionReceived(_ submission: SubmissionsController.SubmissionView, classID: Int64, email: String) {
+        hub.publish(channel: LearningChannels.classView(classID), data: SubmissionReceived(submission))
+        relayCards([classID: [email]])
+    }
+
+    private static func publishCards(_ touched: [Int64: Set<String>], hub: Hub, progress: ClassProgress) async {
+        for (classID, emails) in touched {
+            // One query per class, however many students it touched.
+            for student in (try? await progress.students(classID: classID, emails: emails.sorted())) ?? [] {
+                hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
             }
         }
     }
 
     /// Tells the other instances which students' cards changed, 50 to a message (far below
     /// PostgreSQL's 8,000 bytes).
-    package func changed(_ touched: [Int64: Set<String>]) {
+    private func relayCards(_ touched: [Int64: Set<String>]) {
         guard let relay else { return }
         let cards = touched.flatMap { classID, emails in emails.map { Card(classId: classID, email: $0) } }
         for start in stride(from: 0, to: cards.count, by: 50) {
             guard let body = try? JSONEncoder().encode(Array(cards[start..<min(start + 50, cards.count)])) else { continue }
             relay.send("cards", String(decoding: body, as: UTF8.self), consequence: "their class pages miss a card change")
         }
+    }
+}
+
+/// On `class:<id>`: a student handed in a version (the assignment page refreshes its list).
+struct SubmissionReceived: Encodable, Sendable {
+    var kind = "submission"
+    var submission: SubmissionsController.SubmissionView
+
+    init(_ submission: SubmissionsController.SubmissionView) {
+        self.submission = submission
     }
 }

@@ -5,7 +5,6 @@ import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
 import PulseboardLive
-import PulseboardMetrics
 
 /// `POST/GET /api/v1/submissions`, `GET/PUT/PATCH/DELETE /api/v1/submissions/{id}` and
 /// `GET /api/v1/submissions/{id}/notebook`. A student submits a notebook (the request body is
@@ -17,7 +16,7 @@ package struct SubmissionsController {
     /// Jupyter notebooks up to this size are accepted (413 beyond).
     static let maxNotebookBytes = 10 * 1024 * 1024
 
-    struct SubmissionView: Encodable {
+    package struct SubmissionView: Encodable {
         struct Version: Encodable {
             var version: Int64
             var submittedAt: String
@@ -69,19 +68,18 @@ package struct SubmissionsController {
     let assignments: Assignments
     let classes: Classes
     let notifier: Notifier
-    /// Tells the other instances (PostgreSQL) that a student's card changed, so that their
-    /// `class:<id>` subscribers (the assignment page) refresh too.
-    let cardsChanged: @Sendable ([Int64: Set<String>]) -> Void
+    /// Tells the class's live view (the classroom publishes it) that a student submitted.
+    let submitted: @Sendable (_ submission: SubmissionView, _ classID: Int64, _ email: String) -> Void
 
     package init(
         submissions: Submissions, assignments: Assignments, classes: Classes, notifier: Notifier,
-        cardsChanged: @escaping @Sendable ([Int64: Set<String>]) -> Void
+        submitted: @escaping @Sendable (_ submission: SubmissionView, _ classID: Int64, _ email: String) -> Void
     ) {
         self.submissions = submissions
         self.assignments = assignments
         self.classes = classes
         self.notifier = notifier
-        self.cardsChanged = cardsChanged
+        self.submitted = submitted
     }
 
     package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
@@ -113,8 +111,7 @@ package struct SubmissionsController {
                 let record = try await submissions.submit(
                     notebook, to: assignment, studentID: user.id, now: Date(),
                     audit: AuditNote("submit", "submission", details: "assignment \(assignment.id)", context: context))
-                notifier.hub.publish(channel: LearningChannels.classView(assignment.classID), data: SubmissionReceived(SubmissionView(record)))
-                cardsChanged([assignment.classID: [user.email.lowercased()]])
+                submitted(SubmissionView(record), assignment.classID, user.email.lowercased())
                 return try JSONResponse(SubmissionView(record), status: .created).response
             } catch StoreError.conflict {
                 throw APIError.conflict("Another upload of yours to this assignment was stored at the same moment; send it again.")
@@ -289,15 +286,5 @@ package struct SubmissionsController {
 
     static func format(_ grade: Double) -> String {
         grade == grade.rounded() ? String(Int64(grade)) : String(grade)
-    }
-}
-
-/// On `class:<id>`: a student handed in a version (the assignment page refreshes its list).
-package struct SubmissionReceived: Encodable, Sendable {
-    var kind = "submission"
-    var submission: SubmissionsController.SubmissionView
-
-    init(_ submission: SubmissionsController.SubmissionView) {
-        self.submission = submission
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import PulseboardAccounts
+import PulseboardCourses
 import PulseboardHTTP
 import PulseboardKernel
 import PulseboardMetrics

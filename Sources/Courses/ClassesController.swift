@@ -5,7 +5,6 @@ import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
 import PulseboardLive
-import PulseboardMetrics
 
 /// Classes and their learning-progress picture, for their instructor and admins:
 /// `POST/GET /api/v1/classes`, `GET/PUT/PATCH/DELETE /api/v1/classes/{id}`, the roster (one by
@@ -87,18 +86,6 @@ package struct ClassesController {
         var rejected: [RosterCSV.Rejection]
     }
 
-    struct Progress: Encodable {
-        var classId: Int64
-        var generatedAt: String
-        var students: [StudentProgress]?
-        var teams: [Team]?
-    }
-
-    struct Team: Encodable {
-        var team: String
-        var students: [StudentProgress]
-    }
-
     struct StudentClass: Encodable {
         var id: Int64
         var name: String
@@ -110,24 +97,14 @@ package struct ClassesController {
         var classes: [StudentClass]
     }
 
-    struct MyClass: Encodable {
-        var classId: Int64
-        var className: String
-        var progress: StudentProgress
-    }
-
     let classes: Classes
     let enrolment: Enrolment
-    let progress: ClassProgress
-    let hub: Hub
     /// Rings the open WebSockets after a change of who teaches a class.
     let accessChanged: @Sendable () -> Void
 
-    package init(classes: Classes, enrolment: Enrolment, progress: ClassProgress, hub: Hub, accessChanged: @escaping @Sendable () -> Void) {
+    package init(classes: Classes, enrolment: Enrolment, accessChanged: @escaping @Sendable () -> Void) {
         self.classes = classes
         self.enrolment = enrolment
-        self.progress = progress
-        self.hub = hub
         self.accessChanged = accessChanged
     }
 
@@ -156,16 +133,6 @@ package struct ClassesController {
             let list = try await classes.list(instructorID: instructor, skip: skip, limit: limit)
             let total = try await classes.count(instructorID: instructor)
             return try JSONResponse(ClassList(classes: list.map { ClassView($0) }, total: total, skip: skip, limit: limit)).response
-        }
-        router.get("/api/v1/me/progress") { _, context -> Response in
-            let user = try context.requireUser()
-            var mine: [MyClass] = []
-            for (id, name) in try await classes.of(studentEmail: user.email) {
-                if let student = try await progress.students(classID: id, email: user.email.lowercased()).first {
-                    mine.append(MyClass(classId: id, className: name, progress: student))
-                }
-            }
-            return try JSONResponse(["classes": mine]).response
         }
         router.get("/api/v1/students/{email}/classes") { _, context -> Response in
             let user = try context.requireUser()
@@ -285,62 +252,6 @@ package struct ClassesController {
             let rotated = try await classes.find(id: record.id) ?? record
             return try JSONResponse(ClassView(rotated, token: token.secret)).response
         }
-        router.get("/api/v1/classes/{id}/progress") { request, context -> Response in
-            let record = try await authorizedClass(context)
-            let students = try await progress.students(classID: record.id)
-            var answer = Progress(classId: record.id, generatedAt: Timestamp.format(Date()))
-            switch request.uri.queryParameters.get("groupBy") {
-            case nil: answer.students = students
-            case "team":
-                answer.teams = Dictionary(grouping: students) { $0.team ?? "" }
-                    .map { Team(team: $0.key, students: $0.value) }
-                    .sorted { $0.team < $1.team }
-            default:
-                throw APIError.badRequest("'groupBy' is 'team' or absent.", details: ["field": .string("groupBy")])
-            }
-            return try JSONResponse(answer).response
-        }
-        router.get("/api/v1/classes/{id}/notebooks") { _, context -> Response in
-            let record = try await authorizedClass(context)
-            return try JSONResponse(["notebooks": try await progress.notebooks(classID: record.id)]).response
-        }
-        router.get("/api/v1/classes/{id}/students/{email}/timeline") { request, context -> Response in
-            let record = try await authorizedClass(context)
-            let email = try Self.email(context)
-            let page = try EventPage(request)
-            let events = try await classes.store.select(
-                EventLog.range(classID: record.id, email: email, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))
-            let objects = events.compactMap { row in row[2].string.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } }
-            return try Response.json(["email": email, "limit": page.limit, "offset": page.offset, "events": objects] as [String: Any])
-        }
-        router.get("/api/v1/classes/{id}/events.csv") { request, context -> Response in
-            let record = try await authorizedClass(context)
-            let page = try EventPage(request, maxLimit: 100_000, defaultLimit: 100_000)
-            let rows = try await classes.store.select(
-                EventLog.range(classID: record.id, email: nil, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))
-            let csv = try EventCSV.render(rows.compactMap { $0[2].string })
-            return Response(
-                status: .ok,
-                headers: [
-                    .contentType: "text/csv; charset=utf-8",
-                    .contentDisposition: "attachment; filename=\"class-\(record.id)-events.csv\"",
-                ],
-                body: .init(byteBuffer: ByteBuffer(string: csv))
-            )
-        }
-        router.post("/api/v1/classes/{id}/help/{requestId}/resolve") { _, context -> Response in
-            let record = try await authorizedClass(context)
-            guard let requestID = context.parameters.get("requestId", as: Int64.self),
-                try await progress.resolveHelp(classID: record.id, requestID: requestID, now: Date()),
-                let email = try await progress.helpRequestStudent(classID: record.id, requestID: requestID)
-            else {
-                throw APIError.notFound("No open help request with this id in this class.")
-            }
-            if let student = try await progress.students(classID: record.id, email: email).first {
-                hub.publish(channel: LearningChannels.classView(record.id), data: ClassUpdate.student(student))
-            }
-            return Response(status: .noContent)
-        }
     }
 
     private func change(_ request: Request, _ context: AppRequestContext, replacing: Bool) async throws -> Response {
@@ -415,13 +326,13 @@ package struct ClassesController {
         return record
     }
 
-    /// The same check for the class pages.
     /// The `{email}` path parameter, decoded and normalised.
-    static func email(_ context: AppRequestContext) throws -> String {
+    package static func email(_ context: AppRequestContext) throws -> String {
         let raw = try context.parameters.require("email")
         return AuthService.normalise(email: raw.removingPercentEncoding ?? raw)
     }
 
+    /// The same check for the class pages and the classroom's routes.
     package static func authorizedClass(_ context: AppRequestContext, in classes: Classes) async throws -> ClassRecord {
         let user = try context.requireUser([.admin, .instructor])
         guard let id = context.parameters.get("id", as: Int64.self), let record = try await classes.find(id: id) else {
@@ -429,22 +340,5 @@ package struct ClassesController {
         }
         guard try await classes.isTaught(record, by: user) else { throw APIError.forbidden("This is another instructor's class.") }
         return record
-    }
-}
-
-/// `from`, `to` (ISO-8601; the last 24 hours by default), `limit` and `offset` of event listings.
-package struct EventPage {
-    var fromMs: Int64
-    var toMs: Int64
-    var limit: Int
-    var offset: Int
-
-    init(_ request: Request, maxLimit: Int = 1_000, defaultLimit: Int = 100) throws {
-        let query = request.uri.queryParameters
-        toMs = try QueryParameter.time(query.get("to"), field: "to") ?? Date().millisecondsSince1970 + 1
-        fromMs = try QueryParameter.time(query.get("from"), field: "from") ?? toMs - 86_400_000
-        guard fromMs <= toMs else { throw APIError.badRequest("'from' is after 'to'.", details: ["field": .string("from")]) }
-        limit = try QueryParameter.integer(query.get("limit"), field: "limit", range: 1...maxLimit) ?? defaultLimit
-        offset = try QueryParameter.integer(query.get("offset"), field: "offset", range: 0...Int(Int32.max)) ?? 0
     }
 }
