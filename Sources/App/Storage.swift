@@ -16,10 +16,10 @@ package enum Storage {
     static func open(_ config: ServerConfig, instanceID: String, logger: Logger) throws -> (database: any Database, metrics: any MetricsStore) {
         if let url = config.databaseURL {
             let database = try PostgresEngine(url: url, logger: logger, connectionWait: config.databaseWait)
-            return (database, PostgresMetricsStore(database: database, instanceID: instanceID))
+            return (database, PostgresMetricsStore(engine: database, instanceID: instanceID))
         }
         try Bootstrap.prepareDataDirectory(config.dataDirectory)
         let database = try SQLiteEngine(path: config.databasePath)
-        return (database, SQLiteMetricsStore(database: database))
+        return (database, SQLiteMetricsStore(engine: database))
     }
 }

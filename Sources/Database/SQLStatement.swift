@@ -76,17 +76,23 @@ public struct SQLStatement: Sendable {
             })
     }
 
-    /// The same statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …).
+    /// The same statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …). A `?` inside
+    /// a string literal (`'…'`, where `''` is a quote) or a quoted name (`"…"`) stays a `?`.
     package var numberedPlaceholders: String {
         var result = ""
         var number = 0
+        var quote: Character?
         for character in sql {
-            if character == "?" {
+            if let open = quote {
+                if character == open { quote = nil }
+            } else if character == "'" || character == "\"" {
+                quote = character
+            } else if character == "?" {
                 number += 1
                 result += "$\(number)"
-            } else {
-                result.append(character)
+                continue
             }
+            result.append(character)
         }
         return result
     }

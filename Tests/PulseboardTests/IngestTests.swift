@@ -134,7 +134,7 @@ struct WriterTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let engine = try SQLiteEngine(path: directory + "/db.sqlite")
         try await engine.migrate(Migrations.all)
-        let store = SQLiteMetricsStore(database: engine)
+        let store = SQLiteMetricsStore(engine: engine)
         let telemetry = Telemetry()
         let writer = Writer(store: store, hub: Hub(ringCapacity: 8), telemetry: telemetry, logger: TestApp.logger, capacity: 10)
         // Another connection holds the write lock, so the writer's first commit waits.

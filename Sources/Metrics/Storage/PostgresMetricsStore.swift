@@ -10,8 +10,9 @@ import Synchronization
 /// (`unnest`), so a commit of thousands of points is a handful of statements. Each commit is
 /// also written to the live log for the other instances (`PointRelay`).
 package final class PostgresMetricsStore: MetricsStore, LiveLog {
-    let database: PostgresEngine
-    var logger: Logger { database.logger }
+    let engine: PostgresEngine
+    package var database: any Database { engine }
+    var logger: Logger { engine.logger }
     private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
 
     /// This process among the instances sharing the database. Its commits are numbered 1, 2, 3…
@@ -25,8 +26,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
 
     package var liveLog: (any LiveLog)? { self }
 
-    package init(database: PostgresEngine, instanceID: String) {
-        self.database = database
+    package init(engine: PostgresEngine, instanceID: String) {
+        self.engine = engine
         self.instanceID = instanceID
         (committed, ringCommitted) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
@@ -36,7 +37,7 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
         let logger = self.logger
         let instance = instanceID
         let sequence = liveSequence.withLock { $0 } + 1
-        let (outcomes, created, logged) = try await database.transaction { connection -> ([CommitOutcome], [SeriesKey: Int64], [LoggedPoint]) in
+        let (outcomes, created, logged) = try await engine.transaction { connection -> ([CommitOutcome], [SeriesKey: Int64], [LoggedPoint]) in
             var logged: [LoggedPoint] = []
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
@@ -105,7 +106,7 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
 
     package func liveLog(instance: String, after seq: Int64, notBefore createdMs: Int64, limit: Int64) async throws -> [(seq: Int64, points: [MetricPoint])] {
         var entries: [(seq: Int64, points: [MetricPoint])] = []
-        let rows = try await database.rows(
+        let rows = try await engine.rows(
             "SELECT seq, points FROM live_log WHERE instance = \(instance) AND seq > \(seq) AND created_at >= \(createdMs) ORDER BY seq LIMIT \(limit)"
         )
         for row in rows {
@@ -118,7 +119,7 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
 
     package func liveInstances(since createdMs: Int64) async throws -> [(instance: String, seq: Int64)] {
         var result: [(instance: String, seq: Int64)] = []
-        let rows = try await database.rows(
+        let rows = try await engine.rows(
             "SELECT instance, MAX(seq) FROM live_log WHERE created_at >= \(createdMs) AND instance <> \(instanceID) GROUP BY instance"
         )
         for row in rows {
@@ -183,92 +184,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
         }
     }
 
-    package func seriesID(_ key: SeriesKey) async throws -> Int64? {
-        if let id = seriesIDs.withLock({ $0[key] }) { return id }
-        return try await database.single("SELECT id FROM series WHERE name = \(key.name) AND tags = \(key.canonicalTags)", as: Int64.self)
-    }
-
-    package func listSeries() async throws -> [SeriesSummary] {
-        var result: [SeriesSummary] = []
-        for row in try await database.rows("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags") {
-            let (name, tags, ts, value) = try row.decode((String, String, Int64?, Double?).self)
-            result.append(SeriesSummary(series: SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: tags)), lastTimestampMs: ts, lastValue: value))
-        }
-        return result
-    }
-
-    package func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
-        var result: [(timestampMs: Int64, value: Double)] = []
-        let rows = try await database.rows(
-            "SELECT ts, value FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs) ORDER BY ts LIMIT \(Int64(limit))"
-        )
-        for row in rows {
-            let (ts, value) = try row.decode((Int64, Double).self)
-            result.append((ts, value))
-        }
-        return result
-    }
-
-    package func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await database.single(
-            "SELECT COUNT(*)::BIGINT FROM points WHERE series_id = \(seriesID) AND ts >= \(fromMs) AND ts <= \(toMs)",
-            as: Int64.self
-        ) ?? 0
-    }
-
-    package func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        var binds = PostgresBindings()
-        binds.append(seriesID)
-        binds.append(fromMs)
-        binds.append(toMs)
-        return try await database.single(
-            PostgresQuery(
-                unsafeSQL: "SELECT COALESCE(SUM(count), 0)::BIGINT FROM \(rollup.table) WHERE series_id = $1 AND bucket >= $2 AND bucket < $3",
-                binds: binds
-            ),
-            as: Int64.self
-        ) ?? 0
-    }
-
-    package func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
-        // Timestamps are never negative, so integer division floors like SQLite's.
-        let sql =
-            if let source {
-                """
-                SELECT (bucket / $1) * $1 AS b, SUM(count)::BIGINT, SUM(sum), MIN(min), MAX(max) FROM \(source.table)
-                WHERE series_id = $2 AND bucket >= $3 AND bucket < $4 GROUP BY b ORDER BY b
-                """
-            } else {
-                """
-                SELECT (ts / $1) * $1 AS b, COUNT(*)::BIGINT, SUM(value), MIN(value), MAX(value) FROM points
-                WHERE series_id = $2 AND ts >= $3 AND ts < $4 GROUP BY b ORDER BY b
-                """
-            }
-        var binds = PostgresBindings()
-        binds.append(widthMs)
-        binds.append(seriesID)
-        binds.append(fromMs)
-        binds.append(toMs)
-        var result: [Bucket] = []
-        for row in try await database.rows(PostgresQuery(unsafeSQL: sql, binds: binds)) {
-            let (start, count, sum, min, max) = try row.decode((Int64, Int64, Double, Double, Double).self)
-            result.append(Bucket(startMs: start, count: count, sum: sum, min: min, max: max))
-        }
-        return result
-    }
-
-    // MARK: Housekeeping
-
-    package func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws {
-        let cutoff = pointsBefore.millisecondsSince1970
-        try await database.query("DELETE FROM points WHERE ts < \(cutoff)")
-        for rollup in Rollup.allCases {
-            var binds = PostgresBindings()
-            binds.append(cutoff - cutoff % rollup.widthMs)
-            try await database.query(PostgresQuery(unsafeSQL: "DELETE FROM \(rollup.table) WHERE bucket < $1", binds: binds))
-        }
-        try await database.query("DELETE FROM idempotency_keys WHERE created_at < \(idempotencyKeysBefore.millisecondsSince1970)")
-        try await database.query("DELETE FROM live_log WHERE created_at < \(now.millisecondsSince1970 - 600_000)")
+    package func knownSeriesID(_ key: SeriesKey) -> Int64? {
+        seriesIDs.withLock { $0[key] }
     }
 }
 

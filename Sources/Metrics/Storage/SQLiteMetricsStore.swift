@@ -8,7 +8,8 @@ import Synchronization
 /// Points, series and rollups in SQLite, written with GRDB's cached statements: the writer's
 /// group commit is one transaction of a few prepared statements run once per point.
 package final class SQLiteMetricsStore: MetricsStore {
-    let database: SQLiteEngine
+    let engine: SQLiteEngine
+    package var database: any PulseboardDatabase.Database { engine }
     /// Series ids by key. Filled only after a commit succeeds, so it never holds an id that a
     /// rolled-back transaction handed out.
     private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
@@ -16,13 +17,13 @@ package final class SQLiteMetricsStore: MetricsStore {
     /// One instance per database file: nobody reads a live log.
     package let liveLog: (any LiveLog)? = nil
 
-    package init(database: SQLiteEngine) {
-        self.database = database
+    package init(engine: SQLiteEngine) {
+        self.engine = engine
     }
 
     package func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome] {
         let known = seriesIDs.withLock { $0 }
-        let (outcomes, created) = try await database.pool.write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
+        let (outcomes, created) = try await engine.pool.write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
             var created: [SeriesKey: Int64] = [:]
             var aggregates = CommitAggregates()
             var outcomes: [CommitOutcome] = []
@@ -102,90 +103,7 @@ package final class SQLiteMetricsStore: MetricsStore {
         }
     }
 
-    package func seriesID(_ key: SeriesKey) async throws -> Int64? {
-        if let id = seriesIDs.withLock({ $0[key] }) { return id }
-        return try await database.pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE name = ? AND tags = ?", arguments: [key.name, key.canonicalTags])
-        }
-    }
-
-    package func listSeries() async throws -> [SeriesSummary] {
-        try await database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags").map { row in
-                SeriesSummary(
-                    series: SeriesKey(name: row["name"], tags: SeriesKey.tags(fromCanonical: row["tags"])),
-                    lastTimestampMs: row["last_ts"],
-                    lastValue: row["last_value"]
-                )
-            }
-        }
-    }
-
-    package func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
-        try await database.pool.read { db in
-            let rows = try Row.fetchCursor(
-                db,
-                sql: "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",
-                arguments: [seriesID, fromMs, toMs, limit]
-            )
-            var result: [(timestampMs: Int64, value: Double)] = []
-            while let row = try rows.next() {
-                result.append((row[0], row[1]))
-            }
-            return result
-        }
-    }
-
-    package func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await database.pool.read { db in
-            try Int64.fetchOne(
-                db,
-                sql: "SELECT COUNT(*) FROM points WHERE series_id = ? AND ts >= ? AND ts <= ?",
-                arguments: [seriesID, fromMs, toMs]
-            ) ?? 0
-        }
-    }
-
-    package func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await database.pool.read { db in
-            try Int64.fetchOne(
-                db,
-                sql: "SELECT COALESCE(SUM(count), 0) FROM \(rollup.table) WHERE series_id = ? AND bucket >= ? AND bucket < ?",
-                arguments: [seriesID, fromMs, toMs]
-            ) ?? 0
-        }
-    }
-
-    package func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
-        let sql =
-            if let source {
-                """
-                SELECT (bucket / ?1) * ?1 AS b, SUM(count), SUM(sum), MIN(min), MAX(max) FROM \(source.table)
-                WHERE series_id = ?2 AND bucket >= ?3 AND bucket < ?4 GROUP BY b ORDER BY b
-                """
-            } else {
-                """
-                SELECT (ts / ?1) * ?1 AS b, COUNT(*), SUM(value), MIN(value), MAX(value) FROM points
-                WHERE series_id = ?2 AND ts >= ?3 AND ts < ?4 GROUP BY b ORDER BY b
-                """
-            }
-        return try await database.pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: [widthMs, seriesID, fromMs, toMs]).map { row in
-                Bucket(startMs: row[0], count: row[1], sum: row[2], min: row[3], max: row[4])
-            }
-        }
-    }
-
-    // MARK: Housekeeping
-
-    package func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws {
-        let cutoff = pointsBefore.millisecondsSince1970
-        try await database.pool.write { db in
-            try db.execute(sql: "DELETE FROM points WHERE series_id IN (SELECT id FROM series) AND ts < ?", arguments: [cutoff])
-            for rollup in Rollup.allCases {
-                try db.execute(sql: "DELETE FROM \(rollup.table) WHERE bucket < ?", arguments: [cutoff - cutoff % rollup.widthMs])
-            }
-            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [idempotencyKeysBefore.millisecondsSince1970])
-        }
+    package func knownSeriesID(_ key: SeriesKey) -> Int64? {
+        seriesIDs.withLock { $0[key] }
     }
 }

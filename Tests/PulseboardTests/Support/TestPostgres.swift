@@ -40,6 +40,14 @@ actor TestPostgres {
         return Self.url(base, database: name)
     }
 
+    /// The URL of a new database without any table (for migration tests).
+    func emptyDatabase() async throws -> String {
+        let base = try await server()
+        let name = "empty_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16))"
+        try psql(base, "CREATE DATABASE \(name)")
+        return Self.url(base, database: name)
+    }
+
     private func makeTemplate() async throws -> String {
         let base = try await server()
         try psql(base, "DROP DATABASE IF EXISTS pulseboard_template")

@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+
+@testable import PulseboardAccounts
+@testable import PulseboardApp
+@testable import PulseboardDatabase
+@testable import PulseboardKernel
+@testable import PulseboardMetrics
+@testable import PulseboardPostgres
+@testable import PulseboardSQLite
+
+/// What every engine must do alike, tested on the engines themselves (no server): portable
+/// statements, rows stored once, retention, idempotency keys that expire, migrations.
+@Suite("Storage contract") struct StorageContractTests {
+    /// A database of `engine` for the duration of `body`: SQLite in a temporary folder, or a new
+    /// PostgreSQL database; empty, or migrated to the current schema.
+    static func withDatabase(
+        _ engine: TestEngine, migrated: Bool = true, _ body: @Sendable (any Database, any MetricsStore) async throws -> Void
+    ) async throws {
+        let config = TestApp.config()
+        defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
+        let database: any Database
+        let metrics: any MetricsStore
+        switch engine {
+        case .sqlite:
+            try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+            let sqlite = try SQLiteEngine(path: config.databasePath)
+            (database, metrics) = (sqlite, SQLiteMetricsStore(engine: sqlite))
+        case .postgres:
+            let url = migrated ? try await TestPostgres.shared.newDatabase() : try await TestPostgres.shared.emptyDatabase()
+            let postgres = try PostgresEngine(url: url, logger: TestApp.logger)
+            (database, metrics) = (postgres, PostgresMetricsStore(engine: postgres, instanceID: "test"))
+        }
+        try await database.whileRunning { database in
+            if migrated { try await database.migrate(Migrations.all) }
+            try await body(database, metrics)
+        }
+    }
+
+    @Test(arguments: TestEngine.all)
+    func aQuestionMarkInAStringLiteralIsNotAPlaceholder(engine: TestEngine) async throws {
+        try await Self.withDatabase(engine) { database, _ in
+            let rows = try await database.select(SQLStatement("SELECT 'why?', 'it''s ?', ?", .text("bound")))
+            #expect(rows == [[.text("why?"), .text("it's ?"), .text("bound")]])
+        }
+    }
+
+    @Test(arguments: TestEngine.all)
+    func rowsOnceReportsWhichRowsWereNew(engine: TestEngine) async throws {
+        try await Self.withDatabase(engine) { database, _ in
+            let columns = ["name", "value"]
+            let first = RowsOnce(table: "server_secrets", columns: columns, keyColumns: 1, rows: [[.text("a"), .text("1")], [.text("b"), .text("2")]])
+            let returned = try await database.transaction(first.statements()).flatMap { $0 }
+            #expect(first.newRows(returnedKeys: returned) == [0, 1])
+            // Known keys, and a key repeated within the rows, are stored once.
+            let second = RowsOnce(
+                table: "server_secrets", columns: columns, keyColumns: 1,
+                rows: [[.text("b"), .text("3")], [.text("c"), .text("4")], [.text("c"), .text("5")]])
+            let again = try await database.transaction(second.statements()).flatMap { $0 }
+            #expect(second.newRows(returnedKeys: again) == [1])
+            let stored = try await database.select(SQLStatement("SELECT name, value FROM server_secrets ORDER BY name"))
+            #expect(stored == [[.text("a"), .text("1")], [.text("b"), .text("2")], [.text("c"), .text("4")]])
+        }
+    }
+
+    @Test(arguments: TestEngine.all)
+    func retentionDropsWhatIsPastItsTimeAndKeepsTheRest(engine: TestEngine) async throws {
+        try await Self.withDatabase(engine) { database, metrics in
+            let day: Int64 = 86_400_000
+            let now = Date(millisecondsSince1970: 1_800_000_000_000)
+            let nowMs = now.millisecondsSince1970
+            let points = [nowMs - 10 * day, nowMs - 2 * day, nowMs - 60_000].map {
+                MetricPoint(series: SeriesKey(name: "kept"), timestampMs: $0, value: 1)
+            }
+            _ = try await metrics.commit([IngestBatch(points: points, idempotencyKey: "old")], now: now.addingTimeInterval(-3 * 86_400))
+            _ = try await metrics.commit([IngestBatch(points: [], idempotencyKey: "new")], now: now)
+            let user = try await Accounts(store: database).createUser(email: "a@example.com", passwordHash: "x", role: .student, audit: nil)
+            try await Accounts(store: database).insertSession(
+                hash: "expired", userID: user.id, kind: .browser, family: "f1", expiresAt: now.addingTimeInterval(-1))
+            try await Accounts(store: database).insertSession(
+                hash: "valid", userID: user.id, kind: .browser, family: "f2", expiresAt: now.addingTimeInterval(3600))
+
+            try await metrics.prune(pointsBefore: now.addingTimeInterval(-7 * 86_400), idempotencyKeysBefore: now.addingTimeInterval(-86_400), now: now)
+            try await Accounts(store: database).deleteExpiredSessions(now: now)
+
+            let id = try #require(try await metrics.seriesID(SeriesKey(name: "kept")))
+            #expect(try await metrics.points(seriesID: id, fromMs: 0, toMs: nowMs, limit: 10).map(\.timestampMs) == [nowMs - 2 * day, nowMs - 60_000])
+            // The rollups lose the same buckets as the points they summarise.
+            #expect(try await metrics.countRollup(.minute, seriesID: id, fromMs: 0, toMs: nowMs) == 2)
+            #expect(try await metrics.countRollup(.hour, seriesID: id, fromMs: 0, toMs: nowMs) == 2)
+            // The expired idempotency key may be used again; the recent one is still a duplicate.
+            #expect(try await metrics.commit([IngestBatch(idempotencyKey: "old")], now: now) == [.stored(points: 0)])
+            #expect(try await metrics.commit([IngestBatch(idempotencyKey: "new")], now: now) == [.duplicate])
+            #expect(try await Accounts(store: database).sessionUser(hash: "valid", kind: .browser, now: now) == user.id)
+            let sessions = try await database.select(SQLStatement("SELECT token_hash FROM sessions"))
+            #expect(sessions == [[.text("valid")]])
+        }
+    }
+
+    @Test(arguments: TestEngine.all)
+    func migrationsRunFromAnEmptyDatabaseAndFromTheLastReleasedSchema(engine: TestEngine) async throws {
+        try await Self.withDatabase(engine, migrated: false) { database, _ in
+            // The schema of the last release (every migration but the newest), with data in it.
+            let released = Array(Migrations.all.dropLast())
+            try await database.migrate(released)
+            let owner = try await Accounts(store: database).createUser(email: "o@example.com", passwordHash: "x", role: .instructor, audit: nil)
+            try await database.transaction([
+                SQLStatement(
+                    "INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at) VALUES ('C', 'c1', '', ?, 'h', 'p', 0, 0)",
+                    .integer(owner.id))
+            ])
+            // Upgrading keeps the data and fills the new columns with their defaults; running the
+            // migrations again changes nothing.
+            try await database.migrate(Migrations.all)
+            try await database.migrate(Migrations.all)
+            let versions = try await database.select(SQLStatement("SELECT version FROM schema_version ORDER BY version"))
+            #expect(versions.compactMap { $0.first?.int } == Migrations.all.map { Int64($0.version) })
+            let classes = try await database.select(SQLStatement("SELECT code, hold_new_students FROM classes"))
+            #expect(classes == [[.text("c1"), .integer(0)]])
+        }
+    }
+}
