@@ -20,28 +20,30 @@ package struct AuthController {
         self.auth = auth
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.post("/auth/login") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.post("/login") { request, context -> Response in
             let body = try await request.decode(as: LoginRequest.self, context: context)
             let user = try await auth.login(email: body.email, password: body.password, clientAddress: context.clientAddress)
             return try JSONResponse(try await auth.issueTokens(for: user)).response
         }
-        router.post("/auth/refresh") { request, context -> Response in
+        router.post("/refresh") { request, context -> Response in
             let body = try await request.decode(as: RefreshRequest.self, context: context)
             return try JSONResponse(try await auth.refresh(body.refreshToken)).response
         }
-        router.post("/auth/logout") { request, context -> Response in
+        router.post("/logout") { request, context -> Response in
             let body = try await request.decode(as: RefreshRequest.self, context: context)
             try await auth.logOut(body.refreshToken)
             return Response(status: .noContent)
         }
-        router.get("/auth/me") { _, context -> Response in
+        router.get("/me") { _, context -> Response in
             let claims = try context.requireUser()
             guard let user = try await Accounts(store: auth.store).user(id: claims.id) else {
                 throw APIError.unauthorized("The user of this token no longer exists.")
             }
             return try JSONResponse(UserView(user)).response
         }
+        return router
     }
 }
 

@@ -37,12 +37,13 @@ package struct TokensController {
         self.auth = auth
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.get("/api/v1/tokens") { _, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.get("/tokens") { _, context -> Response in
             _ = try context.requireUser([.admin])
             return try JSONResponse(TokenList(tokens: try await Accounts(store: auth.store).listIngestTokens().map { TokenView($0) })).response
         }
-        router.post("/api/v1/tokens") { request, context -> Response in
+        router.post("/tokens") { request, context -> Response in
             _ = try context.requireUser([.admin])
             let body = try await request.decode(as: CreateToken.self, context: context)
             let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -53,7 +54,7 @@ package struct TokensController {
                 name: name, audit: AuditNote("create", "ingest-token", details: name, context: context))
             return try JSONResponse(TokenView(token, secret: secret), status: .created).response
         }
-        router.delete("/api/v1/tokens/{id}") { _, context -> Response in
+        router.delete("/tokens/{id}") { _, context -> Response in
             _ = try context.requireUser([.admin])
             guard let id = context.parameters.get("id", as: Int64.self),
                 try await Accounts(store: auth.store).revokeIngestToken(id: id, audit: AuditNote("revoke", "ingest-token", context: context))
@@ -62,5 +63,6 @@ package struct TokensController {
             }
             return Response(status: .noContent)
         }
+        return router
     }
 }

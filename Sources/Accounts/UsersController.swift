@@ -33,12 +33,13 @@ package struct UsersController {
         self.accessChanged = accessChanged
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.get("/api/v1/users") { _, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.get("/users") { _, context -> Response in
             _ = try context.requireUser([.admin])
             return try JSONResponse(UserList(users: try await Accounts(store: store).listUsers().map(UserView.init))).response
         }
-        router.post("/api/v1/users") { request, context -> Response in
+        router.post("/users") { request, context -> Response in
             _ = try context.requireUser([.admin])
             let body = try await request.decode(as: CreateUser.self, context: context)
             let email = try Self.validated(email: body.email)
@@ -48,7 +49,7 @@ package struct UsersController {
                 audit: AuditNote("create", "user", details: "\(email) as \(body.role.rawValue)", context: context))
             return try JSONResponse(UserView(user), status: .created).response
         }
-        router.patch("/api/v1/users/{id}") { request, context -> Response in
+        router.patch("/users/{id}") { request, context -> Response in
             let caller = try context.requireUser([.admin])
             var user = try await user(request, context)
             let body = try await request.decode(as: UpdateUser.self, context: context)
@@ -73,7 +74,7 @@ package struct UsersController {
             accessChanged()
             return try JSONResponse(UserView(user)).response
         }
-        router.delete("/api/v1/users/{id}") { request, context -> Response in
+        router.delete("/users/{id}") { request, context -> Response in
             let caller = try context.requireUser([.admin])
             let user = try await user(request, context)
             if user.id == caller.id { throw APIError.conflict("You cannot delete your own account.") }
@@ -81,6 +82,7 @@ package struct UsersController {
             accessChanged()
             return Response(status: .noContent)
         }
+        return router
     }
 
     private func user(_ request: Request, _ context: AppRequestContext) async throws -> User {

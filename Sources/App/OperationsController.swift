@@ -19,7 +19,8 @@ package struct OperationsController {
         var uptimeSeconds: Int
     }
 
-    func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+    var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
         router.get("/health") { _, _ -> Response in
             let databaseAnswers = await withTimeout(.seconds(2)) { try await store.ping() }
             let health = Health(
@@ -45,6 +46,7 @@ package struct OperationsController {
                 body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
             )
         }
+        return router
     }
 }
 

@@ -105,26 +105,7 @@ public struct Pulseboard: Sendable {
         if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: AuthMiddleware(auth: auth, listedOrigins: Set(config.corsOrigins)))
-        let routes = RecordingRouter(router)
-        OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).addRoutes(to: routes)
-        AuthController(auth: auth).addRoutes(to: routes)
-        UsersController(store: store, hasher: hasher, accessChanged: accessChanged).addRoutes(to: routes)
-        TokensController(auth: auth).addRoutes(to: routes)
-        IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).addRoutes(to: routes)
-        HistoryController(store: metrics).addRoutes(to: routes)
-        EventsController(
-            writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes, openClassID: openClassID,
-            testEvents: config.enableTestAPI ? TestEvents() : nil
-        ).addRoutes(to: routes)
-        ClassesController(classes: classes, enrolment: Enrolment(store: store), accessChanged: accessChanged).addRoutes(to: routes)
-        ClassroomController(classes: classes, progress: progress, channel: classChannel).addRoutes(to: routes)
         let assignments = Assignments(store: store)
-        AssignmentsController(assignments: assignments, classes: classes).addRoutes(to: routes)
-        SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier) { submission, classID, email in
-            classChannel.submissionReceived(submission, classID: classID, email: email)
-        }.addRoutes(to: routes)
-        AuditTrail(store: store).addRoutes(to: routes)
-        BroadcastController(notifier: notifier).addRoutes(to: routes)
         let session = LiveSession(
             hub: hub,
             auth: auth,
@@ -133,18 +114,36 @@ public struct Pulseboard: Sendable {
             telemetry: telemetry,
             settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
         )
-        LiveController(session: session).addRoutes(to: routes)
-        MetricsSocketController(session: session).addRoutes(to: routes)
         let (templates, assets) = try await WebController.loadResources()
-        WebController(
-            auth: auth,
-            classes: classes,
-            assignments: assignments,
-            idleMinutes: config.idleMinutes,
-            templates: templates,
-            assets: assets,
-            secureCookies: config.behindTLS
-        ).addRoutes(to: routes)
+        let routes = RecordingRouter(router)
+        routes.addRoutes(OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).routes)
+        routes.addRoutes(AuthController(auth: auth).routes, atPath: "/auth")
+        let api = [
+            UsersController(store: store, hasher: hasher, accessChanged: accessChanged).routes,
+            TokensController(auth: auth).routes,
+            IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).routes,
+            HistoryController(store: metrics).routes,
+            EventsController(
+                writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes,
+                openClassID: openClassID, testEvents: config.enableTestAPI ? TestEvents() : nil
+            ).routes,
+            ClassesController(classes: classes, enrolment: Enrolment(store: store), accessChanged: accessChanged).routes,
+            ClassroomController(classes: classes, progress: progress, channel: classChannel).routes,
+            AssignmentsController(assignments: assignments, classes: classes).routes,
+            SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier) { submission, classID, email in
+                classChannel.submissionReceived(submission, classID: classID, email: email)
+            }.routes,
+            AuditTrail(store: store).routes,
+            BroadcastController(notifier: notifier).routes,
+        ]
+        for collection in api { routes.addRoutes(collection, atPath: "/api/v1") }
+        routes.addRoutes(LiveController(session: session).routes)
+        routes.addRoutes(MetricsSocketController(session: session).routes)
+        routes.addRoutes(
+            WebController(
+                auth: auth, classes: classes, assignments: assignments, idleMinutes: config.idleMinutes, templates: templates, assets: assets,
+                secureCookies: config.behindTLS
+            ).routes)
 
         let connections = ConnectionCounter(maxTotal: config.maxConnections, maxPerAddress: config.maxConnectionsPerAddress)
         let application = Application(

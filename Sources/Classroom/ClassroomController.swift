@@ -37,8 +37,9 @@ package struct ClassroomController {
         self.channel = channel
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.get("/api/v1/me/progress") { _, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.get("/me/progress") { _, context -> Response in
             let user = try context.requireUser()
             var mine: [MyClass] = []
             for (id, name) in try await classes.of(studentEmail: user.email) {
@@ -48,7 +49,7 @@ package struct ClassroomController {
             }
             return try JSONResponse(["classes": mine]).response
         }
-        router.get("/api/v1/classes/{id}/progress") { request, context -> Response in
+        router.get("/classes/{id}/progress") { request, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
             let students = try await progress.students(classID: record.id)
             var answer = Progress(classId: record.id, generatedAt: Timestamp.format(Date()))
@@ -63,11 +64,11 @@ package struct ClassroomController {
             }
             return try JSONResponse(answer).response
         }
-        router.get("/api/v1/classes/{id}/notebooks") { _, context -> Response in
+        router.get("/classes/{id}/notebooks") { _, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
             return try JSONResponse(["notebooks": try await progress.notebooks(classID: record.id)]).response
         }
-        router.get("/api/v1/classes/{id}/students/{email}/timeline") { request, context -> Response in
+        router.get("/classes/{id}/students/{email}/timeline") { request, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
             let email = try ClassesController.email(context)
             let page = try EventPage(request)
@@ -76,7 +77,7 @@ package struct ClassroomController {
             let objects = events.compactMap { row in row[2].string.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } }
             return try Response.json(["email": email, "limit": page.limit, "offset": page.offset, "events": objects] as [String: Any])
         }
-        router.get("/api/v1/classes/{id}/events.csv") { request, context -> Response in
+        router.get("/classes/{id}/events.csv") { request, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
             let page = try EventPage(request, maxLimit: 100_000, defaultLimit: 100_000)
             let rows = try await classes.store.select(
@@ -91,7 +92,7 @@ package struct ClassroomController {
                 body: .init(byteBuffer: ByteBuffer(string: csv))
             )
         }
-        router.post("/api/v1/classes/{id}/help/{requestId}/resolve") { _, context -> Response in
+        router.post("/classes/{id}/help/{requestId}/resolve") { _, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
             guard let requestID = context.parameters.get("requestId", as: Int64.self),
                 try await progress.resolveHelp(classID: record.id, requestID: requestID, now: Date()),
@@ -102,6 +103,7 @@ package struct ClassroomController {
             await channel.studentsChanged([record.id: [email]])
             return Response(status: .noContent)
         }
+        return router
     }
 }
 

@@ -45,19 +45,20 @@ package struct EventsController {
         self.testEvents = testEvents
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
         // The CORS header goes on errors too: without it the browser hides the status from the
         // extension, which then takes a refusal for a network error and retries forever.
         let open = router.group().add(middleware: AnyOriginMiddleware()).add(middleware: ErrorMiddleware())
-        open.post("/api/v1/events") { request, _ in try await receive(request, classID: nil) }
-        open.post("/api/v1/classes/{id}/events") { request, context in
+        open.post("/events") { request, _ in try await receive(request, classID: nil) }
+        open.post("/classes/{id}/events") { request, context in
             try await receive(request, classID: try context.parameters.require("id", as: Int64.self))
         }
-        for path in ["/api/v1/events", "/api/v1/classes/{id}/events"] {
+        for path in ["/events", "/classes/{id}/events"] {
             open.on(RouterPath(path), method: .options) { _, _ in AnyOriginMiddleware.preflight() }
         }
         if let testEvents {
-            open.post("/api/v1/test/events/{testId}") { request, context in
+            open.post("/test/events/{testId}") { request, context in
                 let body = try await request.readBody(upTo: maxBodyBytes)
                 guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
                     throw APIError.badRequest("The body is not JSON.", code: "malformed")
@@ -65,22 +66,23 @@ package struct EventsController {
                 let count = testEvents.add(json as? [Any] ?? [json], to: try context.parameters.require("testId"))
                 return try JSONResponse(["message": "\(count) events stored for the test."]).response
             }
-            open.get("/api/v1/test/events/{testId}") { _, context in
+            open.get("/test/events/{testId}") { _, context in
                 let id = try context.parameters.require("testId")
                 let events = testEvents.events(of: id)
                 return try Response.json(["testId": id, "count": events.count, "events": events] as [String: Any])
             }
-            open.delete("/api/v1/test/events/{testId}") { _, context in
+            open.delete("/test/events/{testId}") { _, context in
                 testEvents.clear(try context.parameters.require("testId"))
                 return Response(status: .noContent)
             }
-            open.get("/api/v1/test/events") { _, _ in
+            open.get("/test/events") { _, _ in
                 try Response.json(["testIds": testEvents.ids()])
             }
-            for path in ["/api/v1/test/events/{testId}", "/api/v1/test/events"] {
+            for path in ["/test/events/{testId}", "/test/events"] {
                 open.on(RouterPath(path), method: .options) { _, _ in AnyOriginMiddleware.preflight() }
             }
         }
+        return router
     }
 
     private func receive(_ request: Request, classID: Int64?) async throws -> Response {

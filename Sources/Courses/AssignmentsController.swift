@@ -65,8 +65,9 @@ package struct AssignmentsController {
         self.classes = classes
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.post("/api/v1/assignments") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.post("/assignments") { request, context -> Response in
             let user = try context.requireUser([.admin, .instructor])
             let body = try await request.decode(as: NewAssignment.self, context: context)
             guard let record = try await classes.find(id: body.classId) else {
@@ -82,7 +83,7 @@ package struct AssignmentsController {
                 audit: AuditNote("create", "assignment", details: "class \(record.id)", context: context))
             return try JSONResponse(AssignmentView(created), status: .created).response
         }
-        router.get("/api/v1/assignments") { request, context -> Response in
+        router.get("/assignments") { request, context -> Response in
             let user = try context.requireUser()
             var visible = try await visibleClasses(user)
             if let text = request.uri.queryParameters.get("classId") {
@@ -93,24 +94,25 @@ package struct AssignmentsController {
             }
             return try JSONResponse(AssignmentList(assignments: try await assignments.list(classIDs: visible).map(AssignmentView.init))).response
         }
-        router.get("/api/v1/assignments/{id}") { _, context -> Response in
+        router.get("/assignments/{id}") { _, context -> Response in
             try JSONResponse(AssignmentView(try await visibleAssignment(context))).response
         }
-        router.get("/api/v1/assignments/{id}/progress") { _, context -> Response in
+        router.get("/assignments/{id}/progress") { _, context -> Response in
             let record = try await managedAssignment(context)
             return try JSONResponse(Progress(assignmentId: record.id, students: try await assignments.progress(of: record))).response
         }
-        router.put("/api/v1/assignments/{id}") { request, context -> Response in
+        router.put("/assignments/{id}") { request, context -> Response in
             try await change(request, context, replacing: true)
         }
-        router.patch("/api/v1/assignments/{id}") { request, context -> Response in
+        router.patch("/assignments/{id}") { request, context -> Response in
             try await change(request, context, replacing: false)
         }
-        router.delete("/api/v1/assignments/{id}") { _, context -> Response in
+        router.delete("/assignments/{id}") { _, context -> Response in
             let record = try await managedAssignment(context)
             try await assignments.delete(id: record.id, audit: AuditNote("delete", "assignment", details: "class \(record.classID)", context: context))
             return Response(status: .noContent)
         }
+        return router
     }
 
     private func change(_ request: Request, _ context: AppRequestContext, replacing: Bool) async throws -> Response {

@@ -34,8 +34,9 @@ package struct AuditTrail {
         self.store = store
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.get("/api/v1/audit") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.get("/audit") { request, context -> Response in
             _ = try context.requireUser([.admin])
             let query = request.uri.queryParameters
             let skip = try QueryParameter.integer(query.get("skip"), field: "skip", range: 0...Int(Int32.max)) ?? 0
@@ -56,5 +57,6 @@ package struct AuditTrail {
             }
             return try JSONResponse(Page(entries: entries, skip: skip, limit: limit)).response
         }
+        return router
     }
 }

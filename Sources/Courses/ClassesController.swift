@@ -108,8 +108,9 @@ package struct ClassesController {
         self.accessChanged = accessChanged
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.post("/api/v1/classes") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.post("/classes") { request, context -> Response in
             let user = try context.requireUser([.admin, .instructor])
             let body = try await request.decode(as: CreateClass.self, context: context)
             let name = try Self.validated(name: body.name)
@@ -124,7 +125,7 @@ package struct ClassesController {
                 throw APIError.conflict("The class code '\(code)' is taken.")
             }
         }
-        router.get("/api/v1/classes") { request, context -> Response in
+        router.get("/classes") { request, context -> Response in
             let user = try context.requireUser([.admin, .instructor])
             let query = request.uri.queryParameters
             let skip = try QueryParameter.integer(query.get("skip"), field: "skip", range: 0...Int(Int32.max)) ?? 0
@@ -134,7 +135,7 @@ package struct ClassesController {
             let total = try await classes.count(instructorID: instructor)
             return try JSONResponse(ClassList(classes: list.map { ClassView($0) }, total: total, skip: skip, limit: limit)).response
         }
-        router.get("/api/v1/students/{email}/classes") { _, context -> Response in
+        router.get("/students/{email}/classes") { _, context -> Response in
             let user = try context.requireUser()
             let email = try Self.email(context)
             // A student sees only their own; an instructor only the classes they teach.
@@ -147,26 +148,26 @@ package struct ClassesController {
             }
             return try JSONResponse(StudentClasses(email: email, classes: visible)).response
         }
-        router.get("/api/v1/classes/{id}") { _, context -> Response in
+        router.get("/classes/{id}") { _, context -> Response in
             try JSONResponse(ClassView(try await authorizedClass(context))).response
         }
-        router.put("/api/v1/classes/{id}") { request, context -> Response in
+        router.put("/classes/{id}") { request, context -> Response in
             try await change(request, context, replacing: true)
         }
-        router.patch("/api/v1/classes/{id}") { request, context -> Response in
+        router.patch("/classes/{id}") { request, context -> Response in
             try await change(request, context, replacing: false)
         }
-        router.delete("/api/v1/classes/{id}") { _, context -> Response in
+        router.delete("/classes/{id}") { _, context -> Response in
             let record = try await ownedClass(context)
             try await classes.delete(id: record.id, audit: AuditNote("delete", "class", details: "code \(record.code)", context: context))
             accessChanged()
             return Response(status: .noContent)
         }
-        router.get("/api/v1/classes/{id}/instructors") { _, context -> Response in
+        router.get("/classes/{id}/instructors") { _, context -> Response in
             let record = try await authorizedClass(context)
             return try JSONResponse(Instructors(instructors: try await classes.instructors(of: record))).response
         }
-        router.post("/api/v1/classes/{id}/instructors") { request, context -> Response in
+        router.post("/classes/{id}/instructors") { request, context -> Response in
             let record = try await ownedClass(context)
             let body = try await request.decode(as: NewInstructor.self, context: context)
             let email = try UsersController.validated(email: body.email)
@@ -183,7 +184,7 @@ package struct ClassesController {
                 classID: record.id, userID: colleague.id, now: Date(), audit: AuditNote("add-instructor", "class", details: email, context: context))
             return try JSONResponse(Instructors(instructors: try await classes.instructors(of: record)), status: added ? .created : .ok).response
         }
-        router.delete("/api/v1/classes/{id}/instructors/{userId}") { _, context -> Response in
+        router.delete("/classes/{id}/instructors/{userId}") { _, context -> Response in
             let record = try await ownedClass(context)
             guard let userID = context.parameters.get("userId", as: Int64.self),
                 try await classes.removeInstructor(
@@ -194,11 +195,11 @@ package struct ClassesController {
             accessChanged()
             return Response(status: .noContent)
         }
-        router.get("/api/v1/classes/{id}/students") { _, context -> Response in
+        router.get("/classes/{id}/students") { _, context -> Response in
             let record = try await authorizedClass(context)
             return try JSONResponse(Roster(students: try await enrolment.roster(classID: record.id))).response
         }
-        router.post("/api/v1/classes/{id}/students") { request, context -> Response in
+        router.post("/classes/{id}/students") { request, context -> Response in
             let record = try await authorizedClass(context)
             let body = try await request.decode(as: NewMember.self, context: context)
             let email = try UsersController.validated(email: body.email)
@@ -209,7 +210,7 @@ package struct ClassesController {
             let member = try await enrolment.roster(classID: record.id).first { $0.email == email }
             return try JSONResponse(Roster(students: member.map { [$0] } ?? []), status: added ? .created : .ok).response
         }
-        router.post("/api/v1/classes/{id}/students/{email}/accept") { _, context -> Response in
+        router.post("/classes/{id}/students/{email}/accept") { _, context -> Response in
             let record = try await authorizedClass(context)
             let email = try Self.email(context)
             guard try await enrolment.accept(classID: record.id, email: email, audit: AuditNote("accept", "enrolment", context: context)) else {
@@ -217,7 +218,7 @@ package struct ClassesController {
             }
             return try JSONResponse(Roster(students: try await enrolment.roster(classID: record.id).filter { $0.email == email })).response
         }
-        router.delete("/api/v1/classes/{id}/students/{email}") { _, context -> Response in
+        router.delete("/classes/{id}/students/{email}") { _, context -> Response in
             let record = try await authorizedClass(context)
             let email = try Self.email(context)
             guard try await enrolment.unenrol(classID: record.id, email: email, audit: AuditNote("unenrol", "enrolment", context: context)) else {
@@ -225,7 +226,7 @@ package struct ClassesController {
             }
             return Response(status: .noContent)
         }
-        router.post("/api/v1/classes/{id}/students/csv") { request, context -> Response in
+        router.post("/classes/{id}/students/csv") { request, context -> Response in
             let record = try await authorizedClass(context)
             let body = try await request.readBody(upTo: 1 << 20)
             guard let text = String(data: body, encoding: .utf8) else {
@@ -245,13 +246,14 @@ package struct ClassesController {
             let report = UploadReport(enrolled: added, alreadyEnrolled: new.count - added, rejected: parsed.rejected.sorted { $0.line < $1.line })
             return try JSONResponse(report).response
         }
-        router.post("/api/v1/classes/{id}/token") { _, context -> Response in
+        router.post("/classes/{id}/token") { _, context -> Response in
             let record = try await authorizedClass(context)
             let token = IssuedSecret.classToken()
             try await classes.rotateToken(classID: record.id, token: token, now: Date(), audit: AuditNote("rotate-token", "class", context: context))
             let rotated = try await classes.find(id: record.id) ?? record
             return try JSONResponse(ClassView(rotated, token: token.secret)).response
         }
+        return router
     }
 
     private func change(_ request: Request, _ context: AppRequestContext, replacing: Bool) async throws -> Response {

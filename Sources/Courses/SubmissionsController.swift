@@ -82,8 +82,9 @@ package struct SubmissionsController {
         self.submitted = submitted
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.post("/api/v1/submissions") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.post("/submissions") { request, context -> Response in
             let user = try context.requireUser()
             guard user.role == .student else {
                 throw APIError.forbidden("Only students submit, each for themselves.")
@@ -117,7 +118,7 @@ package struct SubmissionsController {
                 throw APIError.conflict("Another upload of yours to this assignment was stored at the same moment; send it again.")
             }
         }
-        router.get("/api/v1/submissions") { request, context -> Response in
+        router.get("/submissions") { request, context -> Response in
             let user = try context.requireUser()
             let query = request.uri.queryParameters
             var filter = Submissions.Filter()
@@ -140,10 +141,10 @@ package struct SubmissionsController {
             let list = try await submissions.list(filter)
             return try JSONResponse(SubmissionList(submissions: list.map(SubmissionView.init), skip: filter.skip, limit: filter.limit)).response
         }
-        router.get("/api/v1/submissions/{id}") { _, context -> Response in
+        router.get("/submissions/{id}") { _, context -> Response in
             try JSONResponse(SubmissionView(try await visibleSubmission(context))).response
         }
-        router.get("/api/v1/submissions/{id}/notebook") { request, context -> Response in
+        router.get("/submissions/{id}/notebook") { request, context -> Response in
             let record = try await visibleSubmission(context)
             let wanted = try Self.id(request.uri.queryParameters.get("version"), field: "version") ?? record.latest.version
             guard let version = record.versions.first(where: { $0.version == wanted }) else {
@@ -160,13 +161,13 @@ package struct SubmissionsController {
                 ],
                 body: .init(byteBuffer: ByteBuffer(bytes: content)))
         }
-        router.put("/api/v1/submissions/{id}") { request, context -> Response in
+        router.put("/submissions/{id}") { request, context -> Response in
             try await grade(request, context, replacing: true)
         }
-        router.patch("/api/v1/submissions/{id}") { request, context -> Response in
+        router.patch("/submissions/{id}") { request, context -> Response in
             try await grade(request, context, replacing: false)
         }
-        router.delete("/api/v1/submissions/{id}") { _, context -> Response in
+        router.delete("/submissions/{id}") { _, context -> Response in
             let user = try context.requireUser()
             let record = try await visibleSubmission(context)
             guard user.role != .student else {
@@ -177,6 +178,7 @@ package struct SubmissionsController {
                 audit: AuditNote("delete", "submission", details: "assignment \(record.assignmentID)", context: context))
             return Response(status: .noContent)
         }
+        return router
     }
 
     /// Sets the grade and feedback (PUT: both, an absent one cleared; PATCH: those sent, null

@@ -20,8 +20,9 @@ package struct BroadcastController {
         self.notifier = notifier
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.post("/api/v1/broadcast") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.post("/broadcast") { request, context -> Response in
             let admin = try context.requireUser([.admin])
             let body = try await request.decode(as: SystemMessage.self, context: context)
             let message = body.message.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -32,5 +33,6 @@ package struct BroadcastController {
             return try JSONResponse(Sent(channel: NoticeChannels.broadcast, seq: notifier.hub.sequence(of: NoticeChannels.broadcast)), status: .accepted)
                 .response
         }
+        return router
     }
 }

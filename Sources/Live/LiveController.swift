@@ -10,7 +10,8 @@ package struct LiveController {
         self.session = session
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
         router.ws("/ws", shouldUpgrade: Self.requireUpgrade) { inbound, outbound, context in
             await session.run(
                 inbound: inbound,
@@ -22,6 +23,7 @@ package struct LiveController {
                 logger: context.logger
             )
         }
+        return router
     }
 
     /// What `AuthMiddleware` authenticated the upgrade with, if anything.

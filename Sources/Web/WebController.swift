@@ -51,7 +51,8 @@ package struct WebController {
         var csrf: String?
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
         router.get("/") { request, context -> Response in
             if case .user = context.principal { return .redirect(to: "/dashboard", type: .found) }
             return renderLogin(request, error: nil, status: .ok)
@@ -133,6 +134,7 @@ package struct WebController {
                 body: .init(byteBuffer: ByteBuffer(bytes: asset.data))
             )
         }
+        return router
     }
 
     private struct LoginPage {

@@ -47,8 +47,9 @@ package struct HistoryController {
         self.store = store
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.get("/api/v1/metrics") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.get("/metrics") { request, context -> Response in
             _ = try context.requireUser([.admin, .instructor])
             let query = request.uri.queryParameters
             guard let name = query.get("name"), !name.isEmpty else {
@@ -95,7 +96,7 @@ package struct HistoryController {
             }
             return try JSONResponse(view).response
         }
-        router.get("/api/v1/series") { _, context -> Response in
+        router.get("/series") { _, context -> Response in
             _ = try context.requireUser([.admin, .instructor])
             let series = try await store.listSeries().map {
                 SeriesView(
@@ -107,6 +108,7 @@ package struct HistoryController {
             }
             return try JSONResponse(SeriesList(series: series)).response
         }
+        return router
     }
 
     /// `tags=host=a,region=eu` → `["host": "a", "region": "eu"]`.

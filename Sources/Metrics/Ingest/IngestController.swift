@@ -30,8 +30,9 @@ package struct IngestController {
         self.limits = limits
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
-        router.post("/api/v1/metrics") { request, context -> Response in
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
+        router.post("/metrics") { request, context -> Response in
             let scope = try Self.ingestScope(context)
             let body = try await request.readBody(upTo: limits.maxBodyBytes)
             let inputs: [PointInput]
@@ -50,6 +51,7 @@ package struct IngestController {
             let outcome = try await Self.commit(IngestBatch(points: points, idempotencyKey: key), to: writer)
             return try JSONResponse(Accepted(accepted: points.count, duplicate: outcome == .duplicate)).response
         }
+        return router
     }
 
     /// Hands a batch to the writer and waits for its commit; the writer's refusals become 503s.

@@ -38,7 +38,8 @@ package struct MetricsSocketController {
         self.session = session
     }
 
-    package func addRoutes(to router: some RouterMethods<AppRequestContext>) {
+    package var routes: RouteCollection<AppRequestContext> {
+        let router = RouteCollection(context: AppRequestContext.self)
         router.ws("/ws/metrics", shouldUpgrade: LiveController.requireUpgrade) { inbound, outbound, context in
             let name = context.request.uri.queryParameters.get("type") ?? "host.cpu"
             await session.run(
@@ -51,6 +52,7 @@ package struct MetricsSocketController {
                 logger: context.logger
             )
         }
+        return router
     }
 }
 
