@@ -104,6 +104,7 @@ public struct Pulseboard: Sendable {
         router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
         if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: try WebController.staticFiles())
         router.add(middleware: AuthMiddleware(auth: auth, listedOrigins: Set(config.corsOrigins)))
         let assignments = Assignments(store: store)
         let session = LiveSession(
@@ -114,8 +115,9 @@ public struct Pulseboard: Sendable {
             telemetry: telemetry,
             settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
         )
-        let (templates, assets) = try await WebController.loadResources()
+        let templates = try await WebController.loadTemplates()
         let routes = RecordingRouter(router)
+        routes.recordMiddlewarePath("/static/{file}")
         routes.addRoutes(OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).routes)
         routes.addRoutes(AuthController(auth: auth).routes, atPath: "/auth")
         let api = [
@@ -141,7 +143,7 @@ public struct Pulseboard: Sendable {
         routes.addRoutes(MetricsSocketController(session: session).routes)
         routes.addRoutes(
             WebController(
-                auth: auth, classes: classes, assignments: assignments, idleMinutes: config.idleMinutes, templates: templates, assets: assets,
+                auth: auth, classes: classes, assignments: assignments, idleMinutes: config.idleMinutes, templates: templates,
                 secureCookies: config.behindTLS
             ).routes)
 

@@ -28,6 +28,11 @@ package final class RecordingRouter: RouterMethods {
         return self
     }
 
+    /// Records a path that a router middleware answers rather than a route (the static files).
+    package func recordMiddlewarePath(_ path: String, method: HTTPRequest.Method = .get) {
+        routes.append(Route(method: method.rawValue, path: path))
+    }
+
     @discardableResult package func add(middleware: any MiddlewareProtocol<Request, Response, AppRequestContext>) -> Self {
         router.add(middleware: middleware)
         return self

@@ -8,8 +8,8 @@ import PulseboardHTTP
 import PulseboardKernel
 
 /// The browser side: the login page, the dashboard (a student's own page for students), the
-/// classes, a class's live view, an assignment's submissions and grading, logout, and the
-/// pages' own static files.
+/// classes, a class's live view, an assignment's submissions and grading, logout; the pages'
+/// own static files come through `staticFiles()`.
 /// Pages are rendered on the server (Mustache); the dashboard script is ours, small, with no
 /// third-party code, so the page works offline.
 package struct WebController {
@@ -18,28 +18,31 @@ package struct WebController {
     let assignments: Assignments
     let idleMinutes: Int
     let templates: MustacheLibrary
-    let assets: StaticAssets
+    let secureCookies: Bool
 
     package init(
-        auth: AuthService, classes: Classes, assignments: Assignments, idleMinutes: Int, templates: MustacheLibrary, assets: StaticAssets, secureCookies: Bool
+        auth: AuthService, classes: Classes, assignments: Assignments, idleMinutes: Int, templates: MustacheLibrary, secureCookies: Bool
     ) {
         self.auth = auth
         self.classes = classes
         self.assignments = assignments
         self.idleMinutes = idleMinutes
         self.templates = templates
-        self.assets = assets
         self.secureCookies = secureCookies
     }
 
-    /// The templates and static files shipped in this target's Resources folder.
-    package static func loadResources() async throws -> (MustacheLibrary, StaticAssets) {
-        (
-            try await MustacheLibrary(directory: try Resources.url("templates", in: .module).path),
-            try StaticAssets(directory: try Resources.url("static", in: .module))
-        )
+    /// The page templates shipped in this target's Resources folder.
+    package static func loadTemplates() async throws -> MustacheLibrary {
+        try await MustacheLibrary(directory: try Resources.url("templates", in: .module).path)
     }
-    let secureCookies: Bool
+
+    /// The pages' scripts, styles and icon (Resources/static) below `/static/`, with ETag,
+    /// Last-Modified, HEAD and ranges; browsers may keep them five minutes.
+    package static func staticFiles() throws -> FileMiddleware<AppRequestContext, LocalFileSystem> {
+        FileMiddleware(
+            try Resources.url("static", in: .module).path, urlBasePath: "/static",
+            cacheControl: .init([(MediaType(type: .any), [.public, .maxAge(300)])]))
+    }
 
     struct LoginForm: Decodable {
         var email: String?
@@ -123,16 +126,6 @@ package struct WebController {
                     dueAt: assignment.dueAtMs.map { Timestamp.format(milliseconds: $0) } ?? "", classID: assignment.classID,
                     className: record?.name ?? "")
             }
-        }
-        router.get("/static/{file}") { _, context -> Response in
-            guard let name = context.parameters.get("file"), let asset = assets.files[name] else {
-                throw APIError.notFound("No such file.")
-            }
-            return Response(
-                status: .ok,
-                headers: [.contentType: asset.contentType, .cacheControl: "public, max-age=300"],
-                body: .init(byteBuffer: ByteBuffer(bytes: asset.data))
-            )
         }
         return router
     }
@@ -225,30 +218,5 @@ package struct WebController {
         } catch {
             throw APIError.badRequest("The form could not be read.", code: "malformed")
         }
-    }
-}
-
-/// The files under Resources/static, loaded once at start.
-package struct StaticAssets: Sendable {
-    struct Asset: Sendable {
-        var data: [UInt8]
-        var contentType: String
-    }
-
-    let files: [String: Asset]
-
-    init(directory: URL) throws {
-        var files: [String: Asset] = [:]
-        for url in try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil) {
-            let contentType =
-                switch url.pathExtension {
-                case "js": "text/javascript; charset=utf-8"
-                case "css": "text/css; charset=utf-8"
-                case "svg": "image/svg+xml"
-                default: "application/octet-stream"
-                }
-            files[url.lastPathComponent] = Asset(data: [UInt8](try Data(contentsOf: url)), contentType: contentType)
-        }
-        self.files = files
     }
 }

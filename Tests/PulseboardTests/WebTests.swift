@@ -124,6 +124,14 @@ struct WebTests {
             let live = try await client.request(.get, "/static/live.js")
             #expect(live.body.readableBytes + script.body.readableBytes + style.body.readableBytes + page.body.readableBytes < 200_000)
             #expect(try await client.request(.get, "/static/nothing.js").status == .notFound)
+            // Served by Hummingbird's FileMiddleware: cache validators, HEAD and ranges.
+            let etag = try #require(script.headers[.eTag])
+            #expect(script.headers[.cacheControl] == "public, max-age=300")
+            #expect(try await client.request(.get, "/static/dashboard.js", headers: [.ifNoneMatch: etag]).status == .notModified)
+            let head = try await client.request(.head, "/static/dashboard.js")
+            #expect(head.status == .ok && head.body.readableBytes == 0)
+            let range = try await client.request(.get, "/static/dashboard.js", headers: [.range: "bytes=0-9"])
+            #expect(range.status == .partialContent && range.body.readableBytes == 10)
         }
     }
 
