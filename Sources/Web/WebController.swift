@@ -31,9 +31,16 @@ package struct WebController {
         self.secureCookies = secureCookies
     }
 
-    /// The page templates shipped in this target's Resources folder.
+    /// The pages, and the layout and top bar they are built from (Resources/templates).
+    static let templateNames = ["layout", "topbar", "login", "dashboard", "classes", "class", "assignment"]
+
+    /// The page templates shipped in this target's Resources folder; one missing is a startup error.
     package static func loadTemplates() async throws -> MustacheLibrary {
-        try await MustacheLibrary(directory: try Resources.url("templates", in: .module).path)
+        let library = try await MustacheLibrary(directory: try Resources.url("templates", in: .module).path)
+        if let missing = templateNames.first(where: { library.getTemplate(named: $0) == nil }) {
+            throw ConfigurationError("The page template \(missing).mustache is missing from the build.")
+        }
+        return library
     }
 
     /// The pages' scripts, styles and icon (Resources/static) below `/static/`, with ETag,
@@ -190,7 +197,10 @@ package struct WebController {
     /// holds it is set on the first visit).
     private func page(_ request: Request, _ template: String, status: HTTPResponse.Status = .ok, _ model: (_ csrf: String) -> Any) -> Response {
         let (token, cookie) = CSRF.token(request)
-        var response = html(templates.render(model(token), withTemplate: template) ?? "", status: status)
+        guard let text = templates.render(model(token), withTemplate: template) else {
+            return html("The page \(template) is missing from this build.", status: .internalServerError)
+        }
+        var response = html(text, status: status)
         if let cookie { response.setCookie(csrfCookie(cookie)) }
         return response
     }

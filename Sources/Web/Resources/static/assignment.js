@@ -12,16 +12,9 @@
   const rows = new Map(); // email -> { row, cells }
   let reloadTimer = null;
 
-  const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
-  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+  const { element, when, getJSON: json } = pulseboard;
 
   if (root.dataset.dueAt) document.getElementById("due").textContent = `Due ${when(root.dataset.dueAt)}`;
-
-  async function json(path) {
-    const response = await fetch(path);
-    if (response.status === 401) location.href = "/";
-    return response.ok ? response.json() : null;
-  }
 
   function row(email) {
     let entry = rows.get(email);

@@ -7,24 +7,10 @@
 (() => {
   const root = document.getElementById("class");
   const classId = Number(root.dataset.classId);
-  const csrf = root.dataset.csrf;
-  const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
-
-  function fieldError(form, field, message) {
-    const slot = form.querySelector(`[data-error-for="${field}"]`);
-    if (slot) slot.textContent = message || "";
-  }
-
-  function clearErrors(form) {
-    form.querySelectorAll("[data-error-for]").forEach((slot) => (slot.textContent = ""));
-  }
+  const { element, fieldError, clearErrors } = pulseboard;
 
   async function send(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: body && JSON.stringify(body),
-    });
+    const response = await pulseboard.request(method, path, body);
     return { response, body: await response.json().catch(() => ({})) };
   }
 

@@ -13,7 +13,7 @@
   const students = new Map();
   let renderPending = false;
 
-  const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
+  const { element, fieldError } = pulseboard;
 
   function statusOf(student, now) {
     if (student.helpRequest) return "needs_help";
@@ -169,11 +169,6 @@
   // who join by sending events are held. Errors go next to the field.
   const post = (path, body, type) =>
     fetch(`/api/v1/classes/${classId}${path}`, { method: "POST", headers: { "Content-Type": type, "X-CSRF-Token": csrf }, body });
-
-  function fieldError(form, field, message) {
-    const slot = form.querySelector(`[data-error-for="${field}"]`);
-    if (slot) slot.textContent = message || "";
-  }
 
   const hold = document.getElementById("hold-new-students");
   hold.addEventListener("change", () =>

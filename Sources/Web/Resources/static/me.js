@@ -12,8 +12,7 @@
 
   const csrf = root.dataset.csrf;
   const maxNotebookBytes = 10 * 1024 * 1024;
-  const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
-  const when = (iso) => new Date(iso).toLocaleString();
+  const { element, when } = pulseboard;
   const classNames = new Map(); // class id -> name, from the progress cards
 
   async function load() {
