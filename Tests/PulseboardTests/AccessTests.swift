@@ -15,7 +15,7 @@ import Testing
 @testable import PulseboardKernel
 
 /// Access follows the database: what is taken away stops working on the next request.
-@Suite("Revocation and limits")
+@Suite("Revocation and limits", .throwawayPostgres)
 struct AccessTests {
     struct CreatedUser: Decodable { var id: Int64 }
 
@@ -216,7 +216,7 @@ extension Range where Bound == Int {
 }
 
 /// Connections that hold a slot without sending a request are closed; WebSockets are not.
-@Suite("Connection limits", .timeLimit(.minutes(2)))
+@Suite("Connection limits", .throwawayPostgres, .timeLimit(.minutes(2)))
 struct ConnectionLimitTests {
     @Test func aClientThatNeverFinishesItsHeadersIsCutOffButASocketStays() async throws {
         try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(1) }) { client, _ in

@@ -7,7 +7,7 @@ import Testing
 @testable import PulseboardCourses
 @testable import PulseboardKernel
 
-@Suite("Assignments")
+@Suite("Assignments", .throwawayPostgres)
 struct AssignmentsTests {
     struct Progress: Decodable {
         struct Student: Decodable {

@@ -8,7 +8,7 @@ import Testing
 @testable import PulseboardClassroom
 @testable import PulseboardKernel
 
-@Suite("Authentication and roles")
+@Suite("Authentication and roles", .throwawayPostgres)
 struct AuthTests {
     @Test(arguments: TestEngine.all) func loginReturnsBearerTokensAndMeShowsTheUser(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in

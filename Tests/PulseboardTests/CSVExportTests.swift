@@ -4,7 +4,7 @@ import Testing
 @testable import PulseboardClassroom
 
 /// The events export, read back by the CSV reader most analysts use: Python's `csv` module.
-@Suite struct CSVExportTests {
+@Suite("CSV exports", .throwawayPostgres) struct CSVExportTests {
     /// Hostile values: formulas, a lone LF (a Python traceback), CR LF, a lone CR, quotes, commas.
     static var hostile: [String: Any] {
         [

@@ -9,7 +9,7 @@ import Testing
 @testable import PulseboardKernel
 @testable import PulseboardLive
 
-@Suite("Classes and their rosters")
+@Suite("Classes and their rosters", .throwawayPostgres)
 struct ClassesTests {
     struct Roster: Decodable {
         struct Member: Decodable {

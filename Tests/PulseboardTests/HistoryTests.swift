@@ -6,7 +6,7 @@ import Testing
 @testable import PulseboardKernel
 @testable import PulseboardMetrics
 
-@Suite("History queries")
+@Suite("History queries", .throwawayPostgres)
 struct HistoryTests {
     struct History: Decodable {
         struct Point: Decodable {

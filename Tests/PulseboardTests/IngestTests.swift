@@ -13,7 +13,7 @@ import Testing
 @testable import PulseboardMetrics
 @testable import PulseboardSQLite
 
-@Suite("Metrics ingest")
+@Suite("Metrics ingest", .throwawayPostgres)
 struct IngestTests {
     @Test(arguments: TestEngine.all) func aCommittedBatchIsInTheHistory(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
@@ -108,7 +108,7 @@ struct IngestTests {
     }
 }
 
-@Suite("Writer: group commit and backpressure")
+@Suite("Writer: group commit and backpressure", .throwawayPostgres)
 struct WriterTests {
     @Test(arguments: TestEngine.all) func batchesOfOneCommitAreStoredInOrderAndIdempotencyHoldsWithinIt(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { _, parts in

@@ -100,7 +100,7 @@ extension TestClientProtocol {
     }
 }
 
-@Suite("Learning events: ingest, pipeline, aggregates", .timeLimit(.minutes(2)))
+@Suite("Learning events: ingest, pipeline, aggregates", .throwawayPostgres, .timeLimit(.minutes(2)))
 struct LearningEventTests {
     @Test(arguments: TestEngine.all) func extensionEventsAreAcknowledgedStoredOnceAndApplied(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, parts in
@@ -475,7 +475,7 @@ struct LearningEventTests {
     }
 }
 
-@Suite("Learning events: live channels", .timeLimit(.minutes(2)))
+@Suite("Learning events: live channels", .throwawayPostgres, .timeLimit(.minutes(2)))
 struct LearningLiveTests {
     @Test(arguments: TestEngine.all) func theInstructorFollowsTheClassAndStudentsOnlyThemselves(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine, .live) { client, _ in

@@ -66,7 +66,7 @@ extension WebSocketOutboundWriter {
 
 let bigFrames = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
 
-@Suite("Live WebSocket", .timeLimit(.minutes(2)))
+@Suite("Live WebSocket", .throwawayPostgres, .timeLimit(.minutes(2)))
 struct LiveTests {
     @Test(arguments: TestEngine.all) func subscribersReceiveCommittedPointsInSequence(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine, .live) { client, _ in

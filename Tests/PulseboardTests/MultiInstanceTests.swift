@@ -12,7 +12,7 @@ import Testing
 @testable import PulseboardPostgres
 
 /// Two instances on one PostgreSQL database, as behind a load balancer.
-@Suite("Several instances on PostgreSQL", .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
+@Suite("Several instances on PostgreSQL", .throwawayPostgres, .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
 struct MultiInstanceTests {
     @Test func livePointsCrossInstancesInOrderEvenAfterTheListenConnectionDrops() async throws {
         try await Self.twoInstances { url, a, b in
@@ -150,50 +150,56 @@ struct MultiInstanceTests {
     }
 }
 
-@Suite("PostgreSQL outages", .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
+@Suite("PostgreSQL outages", .throwawayPostgres, .timeLimit(.minutes(2)), .enabled(if: TestEngine.all.contains(.postgres)))
 struct OutageTests {
     /// While the database is down, requests that need it fail fast with 503 and Retry-After,
     /// `/health` says so, WebSockets stay open; when it returns everything resumes.
     @Test func requestsFailFastWhileTheDatabaseIsDownAndResumeAfter() async throws {
         let postgres = TestPostgres()
         let url = try await postgres.newDatabase()
-        try await TestApp.run(
-            engine: .postgres, .live,
-            configure: {
-                $0.databaseURL = url
-                $0.databaseWait = .seconds(2)
-            }
-        ) { client, _ in
-            let token = try await client.login().accessToken
-            try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
-                var reader = LiveReader(inbound)
-                _ = try await reader.authenticate(token, on: outbound)
-                _ = try await reader.subscribe("metrics:outage", on: outbound)
-
-                try await postgres.stop()
-                let clock = ContinuousClock()
-                let start = clock.now
-                let refused = try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage")
-                #expect(refused.status == .serviceUnavailable)
-                #expect(refused.headers[.retryAfter] != nil)
-                // The pool gives up after 2 s; the bound only has to tell "answers" from "hangs"
-                // (2.5 s failed once at 2.504 s on a loaded CI machine).
-                #expect(clock.now - start < .seconds(4))
-                let health = try await client.request(.get, "/health")
-                #expect(health.status == .serviceUnavailable)
-                #expect(clock.now - start < .seconds(8))
-                // The WebSocket is still open.
-                try await outbound.send(#"{"op":"ping"}"#)
-                #expect(try await reader.next().type == "pong")
-
-                try await postgres.start()
-                try await waitUntil {
-                    try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage").status == .ok
+        do {
+            try await TestApp.run(
+                engine: .postgres, .live,
+                configure: {
+                    $0.databaseURL = url
+                    $0.databaseWait = .seconds(2)
                 }
-                #expect(try await reader.next().values == [1])
-                #expect(try await client.request(.get, "/health").status == .ok)
-                try await outbound.close(.normalClosure, reason: nil)
+            ) { client, _ in
+                let token = try await client.login().accessToken
+                try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
+                    var reader = LiveReader(inbound)
+                    _ = try await reader.authenticate(token, on: outbound)
+                    _ = try await reader.subscribe("metrics:outage", on: outbound)
+
+                    try await postgres.stop()
+                    let clock = ContinuousClock()
+                    let start = clock.now
+                    let refused = try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage")
+                    #expect(refused.status == .serviceUnavailable)
+                    #expect(refused.headers[.retryAfter] != nil)
+                    // The pool gives up after 2 s; the bound only has to tell "answers" from "hangs"
+                    // (2.5 s failed once at 2.504 s on a loaded CI machine).
+                    #expect(clock.now - start < .seconds(4))
+                    let health = try await client.request(.get, "/health")
+                    #expect(health.status == .serviceUnavailable)
+                    #expect(clock.now - start < .seconds(8))
+                    // The WebSocket is still open.
+                    try await outbound.send(#"{"op":"ping"}"#)
+                    #expect(try await reader.next().type == "pong")
+
+                    try await postgres.start()
+                    try await waitUntil {
+                        try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage").status == .ok
+                    }
+                    #expect(try await reader.next().values == [1])
+                    #expect(try await client.request(.get, "/health").status == .ok)
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
             }
+        } catch {
+            await postgres.shutDown()
+            throw error
         }
+        await postgres.shutDown()
     }
 }

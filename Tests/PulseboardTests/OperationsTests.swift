@@ -9,7 +9,7 @@ import Testing
 @testable import PulseboardKernel
 @testable import PulseboardMetrics
 
-@Suite("Operations: health, Prometheus metrics, OpenAPI, request logs")
+@Suite("Operations: health, Prometheus metrics, OpenAPI, request logs", .throwawayPostgres)
 struct OperationsTests {
     @Test(arguments: TestEngine.all) func healthReportsTheDatabase(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
@@ -104,7 +104,7 @@ struct OperationsTests {
     }
 }
 
-@Suite("Host metrics collector")
+@Suite("Host metrics collector", .throwawayPostgres)
 struct CollectorTests {
     @Test func parsesProcFiles() throws {
         let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n"

@@ -11,7 +11,7 @@ import Testing
 
 /// What every engine must do alike, tested on the engines themselves (no server): portable
 /// statements, rows stored once, retention, idempotency keys that expire, migrations.
-@Suite("Storage contract") struct StorageContractTests {
+@Suite("Storage contract", .throwawayPostgres) struct StorageContractTests {
     /// A database of `engine` for the duration of `body`: SQLite in a temporary folder, or a new
     /// PostgreSQL database; empty, or migrated to the current schema.
     static func withDatabase(

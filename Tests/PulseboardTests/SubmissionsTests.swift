@@ -93,7 +93,7 @@ extension TestClientProtocol {
     }
 }
 
-@Suite("Submissions and grading")
+@Suite("Submissions and grading", .throwawayPostgres)
 struct SubmissionsTests {
     @Test(arguments: TestEngine.all) func studentsSubmitOnlyForThemselvesToTheirClassesAndBadNotebooksAreRefused(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, parts in
@@ -274,7 +274,7 @@ struct SubmissionsTests {
     }
 }
 
-@Suite("Submissions: grades arrive live", .timeLimit(.minutes(2)))
+@Suite("Submissions: grades arrive live", .throwawayPostgres, .timeLimit(.minutes(2)))
 struct GradeNotificationTests {
     @Test(arguments: TestEngine.all) func aGradeReachesTheStudentsNotificationsAndNoOneElses(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine, .live) { client, _ in

@@ -6,7 +6,7 @@ import Testing
 @testable import PulseboardClassroom
 @testable import PulseboardKernel
 
-@Suite("User and ingest token management")
+@Suite("User and ingest token management", .throwawayPostgres)
 struct UsersAndTokensTests {
     @Test(arguments: TestEngine.all) func adminCreatesChangesAndDeletesUsers(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in

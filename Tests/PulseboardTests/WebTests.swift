@@ -8,7 +8,7 @@ import Testing
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
 
-@Suite("Pages, cookies and CSRF")
+@Suite("Pages, cookies and CSRF", .throwawayPostgres)
 struct WebTests {
     /// Logs in through the form as a browser would and returns the session cookie's value.
     static func browserLogin(_ client: any TestClientProtocol, password: String = TestApp.adminPassword) async throws -> String {

@@ -10,9 +10,10 @@ import Testing
     import Glibc
 #endif
 
-/// A throwaway PostgreSQL server for the test run: `initdb` and `pg_ctl` in a temporary folder,
-/// trust authentication, a free loopback port. It is started on first use, once per test
-/// process; each test gets its own database, a copy of a migrated template. When
+/// A throwaway PostgreSQL server: `initdb` and `pg_ctl` in a temporary folder, trust
+/// authentication, a free loopback port. `shared` is started on first use by a suite that holds
+/// it (the `.throwawayPostgres` trait) and stopped and deleted when the last such suite ends;
+/// each test gets its own database, a copy of a migrated template. When
 /// `PULSEBOARD_TEST_DATABASE_URL` names a server, that one is used instead.
 actor TestPostgres {
     static let shared = TestPostgres()
@@ -96,23 +97,33 @@ actor TestPostgres {
             asPostgres: asRoot
         )
         cluster = (bin, directory, port, asRoot)
-        Self.stopAtExit.append((bin + "/pg_ctl", directory + "/data", asRoot))
-        if Self.stopAtExit.count > 1 { return "postgres://postgres@127.0.0.1:\(port)/postgres" }
-        atexit {
-            // Not Foundation's Process: it cannot notice a child's exit while the process exits.
-            for (pgctl, data, asRoot) in TestPostgres.stopAtExit {
-                let command = [pgctl, "-D", data, "-m", "immediate", "stop"]
-                _ = TestPostgres.spawnAndWait(asRoot ? ["/sbin/runuser", "-u", "postgres", "--"] + command : command, outputPath: "/dev/null")
-            }
-        }
         let url = "postgres://postgres@127.0.0.1:\(port)/postgres"
         serverURL = url
         return url
     }
 
-    /// The servers to stop when the test process ends. nonisolated(unsafe): written only while
-    /// tests start servers (under each actor), read once by `atexit` when the process ends.
-    nonisolated(unsafe) static var stopAtExit: [(String, String, Bool)] = []
+    /// Suites running now that hold `shared` (see `ThrowawayPostgres`).
+    private var holders = 0
+
+    func hold() {
+        holders += 1
+    }
+
+    /// The last holder gone, the server is stopped and its folder deleted; a later suite starts
+    /// a new one.
+    func letGo() {
+        holders -= 1
+        if holders == 0 { shutDown() }
+    }
+
+    /// Stops the server at once and deletes its folder (nothing of a test database is kept).
+    func shutDown() {
+        guard let cluster else { return }
+        let command = [cluster.bin + "/pg_ctl", "-D", cluster.directory + "/data", "-m", "immediate", "-w", "stop"]
+        try? run(command[0], Array(command.dropFirst()), asPostgres: cluster.asRoot)
+        try? FileManager.default.removeItem(atPath: cluster.directory)
+        (self.cluster, serverURL, template) = (nil, nil, nil)
+    }
 
     /// Stops this server (for outage tests; use an instance of your own, not `shared`).
     func stop() throws {
