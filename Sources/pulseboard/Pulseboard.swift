@@ -22,20 +22,22 @@ struct PulseboardCommand: AsyncParsableCommand {
     )
 }
 
-/// Reads a setting: the flag when given, else the environment variable, else the default.
-struct Settings {
+/// Reads a setting: the flag when given, else its environment variable, else the default.
+struct SettingReader {
     let environment = ProcessInfo.processInfo.environment
 
-    func value<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, default fallback: T) throws -> T {
+    func value<T: LosslessStringConvertible>(_ flag: T?, _ setting: Setting, default fallback: T) throws -> T {
         if let flag { return flag }
+        let variable = setting.variable
         guard let text = environment[variable] else { return fallback }
         guard let value = T(text) else { throw ValidationError("\(variable)=\(text) is not a valid value.") }
         return value
     }
 
-    func bool(_ flag: Bool, _ variable: String, default fallback: Bool) throws -> Bool {
+    func bool(_ flag: Bool, _ setting: Setting, default fallback: Bool) throws -> Bool {
         if flag { return !fallback }
-        guard let text = environment[variable]?.lowercased() else { return fallback }
+        let variable = setting.variable.prefix { $0 != "=" }
+        guard let text = environment[String(variable)]?.lowercased() else { return fallback }
         switch text {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
@@ -44,23 +46,30 @@ struct Settings {
     }
 
     /// A variable's value when set and not empty (secrets are read only from the environment).
-    func secret(_ variable: String) -> String? {
-        environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+    func secret(_ setting: Setting) -> String? {
+        environment[setting.variable].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
+extension NameSpecification {
+    /// A setting's flag, as the settings list names it.
+    static func setting(_ setting: Setting) -> Self { .customLong(setting.flag ?? "") }
+}
+
+extension ArgumentHelp {
+    static func setting(_ setting: Setting) -> Self { ArgumentHelp(setting.help) }
+}
+
 struct DataOptions: ParsableArguments {
-    @Option(help: "Folder of the SQLite database and the generated JWT secret. [env PULSEBOARD_DATA_DIR, default ./pulseboard-data]")
-    var dataDir: String?
-    @Option(help: "postgres://user:password@host:5432/db to use PostgreSQL (several instances may share it). [env PULSEBOARD_DATABASE_URL, default: SQLite]")
-    var databaseURL: String?
+    @Option(name: .setting(.dataDir), help: .setting(.dataDir)) var dataDir: String?
+    @Option(name: .setting(.databaseURL), help: .setting(.databaseURL)) var databaseURL: String?
 
     /// The storage part of the server's configuration.
     func config() throws -> ServerConfig {
-        let settings = Settings()
+        let settings = SettingReader()
         var config = ServerConfig()
-        config.dataDirectory = try settings.value(dataDir, "PULSEBOARD_DATA_DIR", default: config.dataDirectory)
-        config.databaseURL = databaseURL ?? settings.secret("PULSEBOARD_DATABASE_URL")
+        config.dataDirectory = try settings.value(dataDir, .dataDir, default: config.dataDirectory)
+        config.databaseURL = databaseURL ?? settings.secret(.databaseURL)
         return config
     }
 
