@@ -1,7 +1,6 @@
 import HummingbirdCore
 import Logging
 import NIOCore
-import PulseboardClassroom
 import Synchronization
 
 /// Bounds what a connection can hold before it has sent a request: at most so many connections

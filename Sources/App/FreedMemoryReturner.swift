@@ -1,6 +1,5 @@
 import Logging
 import PulseboardKernel
-import PulseboardMetrics
 import ServiceLifecycle
 
 #if canImport(Glibc)

@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import PulseboardKernel
-import PulseboardMetrics
 import ServiceLifecycle
 
 /// Runs the features' housekeeping every hour: retention of points, rollups and idempotency

@@ -1,5 +1,4 @@
 import Foundation
-import PulseboardClassroom
 import PulseboardKernel
 import Yams
 

@@ -1,7 +1,5 @@
 import Foundation
 import Hummingbird
-import PulseboardAccounts
-import PulseboardClassroom
 import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel

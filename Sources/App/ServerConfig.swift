@@ -1,6 +1,5 @@
 import Foundation
 import PulseboardAccounts
-import PulseboardClassroom
 import PulseboardCourses
 import PulseboardKernel
 

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import PulseboardAccounts
 import PulseboardCourses
 import PulseboardHTTP
 import PulseboardKernel

@@ -3,7 +3,6 @@ import Logging
 import PulseboardDatabase
 import PulseboardKernel
 import PulseboardLive
-import PulseboardMetrics
 import ServiceLifecycle
 
 /// Applies committed learning events to the class picture through the event router, then tells

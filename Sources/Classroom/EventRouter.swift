@@ -1,6 +1,5 @@
 import Foundation
 import PulseboardDatabase
-import PulseboardKernel
 
 /// Turns a stored event into the changes it makes to its class's picture (the source document's
 /// event router): one handler per event type, a default one for the rest. Handlers only build

@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import PulseboardAccounts
 import PulseboardCourses
 import PulseboardHTTP
 import PulseboardKernel

@@ -1,8 +1,6 @@
 import Foundation
 import PulseboardCourses
-import PulseboardKernel
 import PulseboardLive
-import PulseboardMetrics
 
 /// The live channels of the classroom, and who may follow them.
 package enum LearningChannels {

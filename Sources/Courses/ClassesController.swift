@@ -4,7 +4,6 @@ import PulseboardAccounts
 import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
-import PulseboardLive
 
 /// Classes and their learning-progress picture, for their instructor and admins:
 /// `POST/GET /api/v1/classes`, `GET/PUT/PATCH/DELETE /api/v1/classes/{id}`, the roster (one by

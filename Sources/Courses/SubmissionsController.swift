@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import PulseboardAccounts
 import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel

@@ -1,5 +1,4 @@
 import Foundation
-import PulseboardKernel
 
 /// A value bound to, or read from, a portable statement.
 public enum SQLValue: Sendable, Hashable {

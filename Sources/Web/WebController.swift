@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import Mustache
 import PulseboardAccounts
-import PulseboardClassroom
 import PulseboardCourses
 import PulseboardHTTP
 import PulseboardKernel

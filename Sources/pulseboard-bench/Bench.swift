@@ -6,7 +6,6 @@ import Logging
 import NIOCore
 import PulseboardAccounts
 import PulseboardApp
-import PulseboardClassroom
 import PulseboardCourses
 import PulseboardDatabase
 import PulseboardKernel

@@ -3,7 +3,6 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import NIOCore
-import PulseboardClassroom
 import PulseboardKernel
 import Synchronization
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import PulseboardAccounts
-import PulseboardClassroom
 import PulseboardCourses
 import PulseboardKernel
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import PulseboardApp
-import PulseboardClassroom
 import PulseboardKernel
 
 struct Serve: AsyncParsableCommand {

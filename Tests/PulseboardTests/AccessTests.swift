@@ -9,7 +9,6 @@ import NIOCore
 import Testing
 
 @testable import PulseboardAccounts
-@testable import PulseboardClassroom
 @testable import PulseboardCourses
 @testable import PulseboardHTTP
 @testable import PulseboardKernel

@@ -3,7 +3,6 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardClassroom
 @testable import PulseboardCourses
 @testable import PulseboardKernel
 

@@ -5,7 +5,6 @@ import JWTKit
 import Testing
 
 @testable import PulseboardAccounts
-@testable import PulseboardClassroom
 @testable import PulseboardKernel
 
 @Suite("Authentication and roles", .throwawayPostgres)

@@ -2,7 +2,6 @@ import Foundation
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardClassroom
 @testable import PulseboardKernel
 @testable import PulseboardMetrics
 

@@ -6,8 +6,6 @@ import Logging
 import Testing
 
 @testable import PulseboardApp
-@testable import PulseboardClassroom
-@testable import PulseboardHTTP
 @testable import PulseboardKernel
 @testable import PulseboardLive
 @testable import PulseboardMetrics

@@ -5,10 +5,8 @@ import HummingbirdWSClient
 import HummingbirdWSTesting
 import Testing
 
-@testable import PulseboardClassroom
 @testable import PulseboardKernel
 @testable import PulseboardLive
-@testable import PulseboardMetrics
 
 /// A JSON message from the server, loosely typed.
 struct Message: @unchecked Sendable {

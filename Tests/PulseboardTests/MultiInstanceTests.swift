@@ -7,7 +7,6 @@ import Synchronization
 import Testing
 
 @testable import PulseboardApp
-@testable import PulseboardClassroom
 @testable import PulseboardKernel
 @testable import PulseboardPostgres
 

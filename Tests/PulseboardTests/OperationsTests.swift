@@ -4,7 +4,6 @@ import HummingbirdTesting
 import Testing
 
 @testable import PulseboardApp
-@testable import PulseboardClassroom
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
 @testable import PulseboardMetrics

@@ -4,7 +4,6 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardClassroom
 @testable import PulseboardCourses
 @testable import PulseboardDatabase
 @testable import PulseboardKernel

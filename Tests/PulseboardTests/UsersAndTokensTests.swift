@@ -3,8 +3,6 @@ import HummingbirdTesting
 import Testing
 
 @testable import PulseboardAccounts
-@testable import PulseboardClassroom
-@testable import PulseboardKernel
 
 @Suite("User and ingest token management", .throwawayPostgres)
 struct UsersAndTokensTests {

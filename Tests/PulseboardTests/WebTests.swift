@@ -4,9 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@testable import PulseboardClassroom
 @testable import PulseboardHTTP
-@testable import PulseboardKernel
 
 @Suite("Pages, cookies and CSRF", .throwawayPostgres)
 struct WebTests {

@@ -1,8 +1,5 @@
 import Foundation
 
-@testable import PulseboardClassroom
-@testable import PulseboardKernel
-
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -6,7 +6,6 @@ import Logging
 import Testing
 
 @testable import PulseboardApp
-@testable import PulseboardClassroom
 @testable import PulseboardDatabase
 @testable import PulseboardKernel
 @testable import PulseboardLive

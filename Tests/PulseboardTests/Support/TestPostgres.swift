@@ -2,7 +2,6 @@ import Foundation
 import Testing
 
 @testable import PulseboardApp
-@testable import PulseboardClassroom
 @testable import PulseboardKernel
 @testable import PulseboardPostgres
 
