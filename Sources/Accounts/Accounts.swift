@@ -4,8 +4,8 @@ import PulseboardHTTP
 import PulseboardKernel
 
 /// Users, their sessions and ingest tokens in the database, written once in portable SQL for
-/// both engines; changes to users and tokens with their audit row in the same transaction when
-/// the change comes through the API (the command line and the first start pass none).
+/// both engines; changes to users and tokens with their audit row in the same transaction (the
+/// API's and the command line's; only the first start's admin is created without one).
 package struct Accounts: Sendable {
     let store: any Database
 

@@ -9,13 +9,14 @@ public enum UserAdministration {
     public static func create(email: String, password: String, role: Role, in store: any Database) async throws -> User {
         try UsersController.validate(password: password)
         return try await Accounts(store: store).createUser(
-            email: try UsersController.validated(email: email), passwordHash: try await hasher.hash(password), role: role, audit: nil)
+            email: try UsersController.validated(email: email), passwordHash: try await hasher.hash(password), role: role,
+            audit: .commandLine("create", "user", details: "\(email) as \(role.rawValue)"))
     }
 
     public static func setRole(email: String, role: Role, in store: any Database) async throws {
         var user = try await existing(email, in: store)
         user.role = role
-        try await Accounts(store: store).updateUser(user, audit: nil)
+        try await Accounts(store: store).updateUser(user, audit: .commandLine("change", "user", details: "role \(role.rawValue)"))
         try await Accounts(store: store).revokeAccess(userID: user.id)
     }
 
@@ -23,17 +24,17 @@ public enum UserAdministration {
         try UsersController.validate(password: password)
         var user = try await existing(email, in: store)
         user.passwordHash = try await hasher.hash(password)
-        try await Accounts(store: store).updateUser(user, audit: nil)
+        try await Accounts(store: store).updateUser(user, audit: .commandLine("change", "user", details: "password"))
         try await Accounts(store: store).revokeAccess(userID: user.id)
     }
 
     public static func createIngestToken(name: String, in store: any Database) async throws -> (IngestToken, secret: String) {
-        try await Accounts(store: store).createIngestToken(name: name, audit: nil)
+        try await Accounts(store: store).createIngestToken(name: name, audit: .commandLine("create", "ingest-token", details: name))
     }
 
     /// False when there was no such active token.
     public static func revokeIngestToken(id: Int64, in store: any Database) async throws -> Bool {
-        try await Accounts(store: store).revokeIngestToken(id: id, audit: nil)
+        try await Accounts(store: store).revokeIngestToken(id: id, audit: .commandLine("revoke", "ingest-token"))
     }
 
     public static func generatePassword() -> String {

@@ -245,7 +245,8 @@ public enum ClassAdministration {
         let token = IssuedSecret.classToken()
         do {
             let record = try await Classes(store: store).create(
-                name: name, code: code, description: description, ownerID: owner.id, token: token, now: Date(), audit: nil)
+                name: name, code: code, description: description, ownerID: owner.id, token: token, now: Date(),
+                audit: .commandLine("create", "class", details: "code \(code)"))
             return (record, token.secret)
         } catch StoreError.conflict {
             throw ConfigurationError("The class code '\(code)' is taken.")
@@ -260,7 +261,7 @@ public enum ClassAdministration {
     public static func rotateToken(classID: Int64, in store: any Database) async throws -> String {
         guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
         let token = IssuedSecret.classToken()
-        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date(), audit: nil)
+        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date(), audit: .commandLine("rotate-token", "class"))
         return token.secret
     }
 }

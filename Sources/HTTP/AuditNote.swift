@@ -22,6 +22,23 @@ package struct AuditNote: Sendable {
         requestID = context.id
     }
 
+    /// A change made with the command line on the server's machine (by whoever may run it there):
+    /// recorded with actor id 0 and the operating-system user.
+    package static func commandLine(_ action: String, _ entity: String, details: String = "") -> AuditNote {
+        AuditNote(
+            action: action, entity: entity, details: details,
+            actor: UserClaims(id: 0, email: "command line (\(ProcessInfo.processInfo.userName))", role: .admin),
+            requestID: "cli-" + UUID().uuidString.lowercased())
+    }
+
+    private init(action: String, entity: String, details: String, actor: UserClaims, requestID: String) {
+        self.action = action
+        self.entity = entity
+        self.details = details
+        self.actor = actor
+        self.requestID = requestID
+    }
+
     /// The audit row. `id` may be `.returned(byStatement:)` for a row the transaction creates;
     /// the row is written only when `condition` is not NULL (say, a statement's RETURNING that
     /// is empty when the change did nothing).

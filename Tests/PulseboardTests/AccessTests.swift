@@ -132,6 +132,35 @@ struct AccessTests {
         }
     }
 
+    @Test(arguments: TestEngine.all) func commandLineChangesAreInTheAuditTrailToo(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, parts in
+            struct Entry: Decodable {
+                var action: String
+                var entity: String
+                var details: String
+                var actorId: Int64
+                var actorEmail: String
+                var requestId: String
+            }
+            struct Page: Decodable { var entries: [Entry] }
+            _ = try await UserAdministration.create(email: "cli@example.com", password: "cli-password-1", role: .instructor, in: parts.store)
+            try await UserAdministration.setRole(email: "cli@example.com", role: .student, in: parts.store)
+            try await UserAdministration.resetPassword(email: "cli@example.com", password: "cli-password-2", in: parts.store)
+            let (token, _) = try await UserAdministration.createIngestToken(name: "agent", in: parts.store)
+            #expect(try await UserAdministration.revokeIngestToken(id: token.id, in: parts.store))
+            _ = try await ClassAdministration.create(name: "C", code: "cli-1", description: "", ownerEmail: TestApp.adminEmail, in: parts.store)
+
+            let admin = try await client.login().accessToken
+            let entries = try await client.request(.get, "/api/v1/audit", token: admin).decode(Page.self).entries
+            #expect(
+                entries.map { "\($0.action) \($0.entity)" } == [
+                    "create class", "revoke ingest-token", "create ingest-token", "change user", "change user", "create user",
+                ])
+            #expect(entries.map(\.details) == ["code cli-1", "", "agent", "password", "role student", "cli@example.com as instructor"])
+            #expect(entries.allSatisfy { $0.actorId == 0 && $0.actorEmail.hasPrefix("command line (") && $0.requestId.hasPrefix("cli-") })
+        }
+    }
+
     @Test func passwordsFollowThePolicy() {
         #expect(PasswordPolicy.problem(with: "password") != nil)
         #expect(PasswordPolicy.problem(with: "Password123") != nil)
