@@ -34,13 +34,7 @@ package struct Accounts: Sendable {
     }
 
     private func users(_ sql: String, _ arguments: SQLValue...) async throws -> [User] {
-        try await store.select(SQLStatement(sql, arguments: arguments)).map { row in
-            guard row.count == 6, let id = row[0].int, let email = row[1].string, let role = row[2].string.flatMap(Role.init(rawValue:)),
-                let hash = row[3].string, let created = row[4].int, let generation = row[5].int
-            else { throw UnexpectedRow(table: "users", row: row) }
-            return User(
-                id: id, email: email, role: role, passwordHash: hash, createdAt: Date(millisecondsSince1970: created), tokenGeneration: generation)
-        }
+        try await store.select(SQLStatement(sql, arguments: arguments), as: User.self)
     }
 
     private func count(_ sql: String) async throws -> Int {
@@ -69,14 +63,7 @@ package struct Accounts: Sendable {
     }
 
     private func ingestTokens(_ statement: SQLStatement) async throws -> [IngestToken] {
-        try await store.select(statement).map { row in
-            guard row.count == 5, let id = row[0].int, let name = row[1].string, let prefix = row[2].string, let created = row[3].int else {
-                throw UnexpectedRow(table: "ingest_tokens", row: row)
-            }
-            return IngestToken(
-                id: id, name: name, prefix: prefix, createdAt: Date(millisecondsSince1970: created),
-                revokedAt: row[4].int.map(Date.init(millisecondsSince1970:)))
-        }
+        try await store.select(statement, as: IngestToken.self)
     }
 
     // MARK: Changes

@@ -1,7 +1,8 @@
 import Foundation
 import PulseboardKernel
 
-public struct User: Sendable, Equatable {
+/// An account. Decoded from `users` by column name.
+public struct User: Sendable, Equatable, Decodable {
     public var id: Int64
     public var email: String
     public var role: Role
@@ -13,7 +14,7 @@ public struct User: Sendable, Equatable {
 }
 
 /// A machine credential that may only ingest. The secret itself is never stored, only its SHA-256.
-public struct IngestToken: Sendable, Equatable {
+public struct IngestToken: Sendable, Equatable, Decodable {
     public var id: Int64
     public var name: String
     public var prefix: String

@@ -21,6 +21,19 @@ package struct AuditTrail {
         var details: String
     }
 
+    /// A row of `audit_log`, decoded by column name.
+    struct Row: Decodable {
+        var id: Int64
+        var at: Date
+        var actorId: Int64
+        var actorEmail: String
+        var action: String
+        var entity: String
+        var entityId: String
+        var requestId: String
+        var details: String
+    }
+
     struct Page: Encodable {
         var entries: [Entry]
         var skip: Int
@@ -48,11 +61,10 @@ package struct AuditTrail {
             }
             sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
             arguments += [.integer(Int64(limit)), .integer(Int64(skip))]
-            let entries = try await store.select(SQLStatement(sql, arguments: arguments)).map { row in
+            let entries = try await store.select(SQLStatement(sql, arguments: arguments), as: Row.self).map { row in
                 Entry(
-                    id: row[0].int ?? 0, at: Timestamp.format(milliseconds: row[1].int ?? 0), actorId: row[2].int ?? 0, actorEmail: row[3].string ?? "",
-                    action: row[4].string ?? "", entity: row[5].string ?? "", entityId: row[6].string ?? "", requestId: row[7].string ?? "",
-                    details: row[8].string ?? "")
+                    id: row.id, at: Timestamp.format(row.at), actorId: row.actorId, actorEmail: row.actorEmail, action: row.action, entity: row.entity,
+                    entityId: row.entityId, requestId: row.requestId, details: row.details)
             }
             return try JSONResponse(Page(entries: entries, skip: skip, limit: limit)).response
         }

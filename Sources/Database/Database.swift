@@ -18,6 +18,8 @@ public protocol Database: Service {
     func transaction(_ statements: [SQLStatement]) async throws -> [[SQLRow]]
     /// Runs one query outside any write transaction.
     func select(_ statement: SQLStatement) async throws -> [SQLRow]
+    /// The same, with the column names (see `select(_:as:)`).
+    func selectNamed(_ statement: SQLStatement) async throws -> [NamedRow]
     /// Messages between the instances that share this database; nil when only one instance can
     /// use it (the embedded engine).
     var notifications: (any InstanceNotifications)? { get }
@@ -34,6 +36,11 @@ public protocol InstanceNotifications: Sendable {
 }
 
 extension Database {
+    /// Runs one query and decodes each row into `T` by column name (`NamedRow.decode`).
+    package func select<T: Decodable>(_ statement: SQLStatement, as type: T.Type) async throws -> [T] {
+        try await selectNamed(statement).map { try $0.decode(T.self) }
+    }
+
     /// Runs the database for the duration of `body`: for the command line and first-start chores.
     public func whileRunning<T: Sendable>(_ body: @Sendable (Self) async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in

@@ -101,7 +101,20 @@ public final class PostgresEngine: Database, InstanceNotifications {
         return try await withConnection { try await Self.run(statement, on: $0, logger: logger) }
     }
 
+    public func selectNamed(_ statement: SQLStatement) async throws -> [NamedRow] {
+        let logger = self.logger
+        return try await withConnection { connection in
+            try await Self.query(statement, on: connection, logger: logger).map { row in
+                NamedRow(columns: row.map(\.columnName), values: try Self.values(row))
+            }
+        }
+    }
+
     package static func run(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
+        try await query(statement, on: connection, logger: logger).map(values)
+    }
+
+    private static func query(_ statement: SQLStatement, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRow] {
         var binds = PostgresBindings()
         for argument in statement.arguments {
             switch argument {
@@ -112,17 +125,18 @@ public final class PostgresEngine: Database, InstanceNotifications {
             case .null, .returned: binds.appendNull()
             }
         }
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: statement.numberedPlaceholders, binds: binds), logger: logger).collect()
-        return try rows.map { row in
-            try row.map { cell -> SQLValue in
-                guard cell.bytes != nil else { return .null }
-                switch cell.dataType {
-                case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
-                case .float4, .float8, .numeric: return .real(try cell.decode(Double.self))
-                case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
-                case .bytea: return .blob(Data(try cell.decode(ByteBuffer.self).readableBytesView))
-                default: return .text(try cell.decode(String.self))
-                }
+        return try await connection.query(PostgresQuery(unsafeSQL: statement.numberedPlaceholders, binds: binds), logger: logger).collect()
+    }
+
+    private static func values(_ row: PostgresRow) throws -> SQLRow {
+        try row.map { cell -> SQLValue in
+            guard cell.bytes != nil else { return .null }
+            switch cell.dataType {
+            case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+            case .float4, .float8, .numeric: return .real(try cell.decode(Double.self))
+            case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+            case .bytea: return .blob(Data(try cell.decode(ByteBuffer.self).readableBytesView))
+            default: return .text(try cell.decode(String.self))
             }
         }
     }

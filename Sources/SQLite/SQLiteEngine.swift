@@ -68,8 +68,20 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
         try await pool.read { db in try Self.run(statement, in: db) }
     }
 
+    public func selectNamed(_ statement: SQLStatement) async throws -> [NamedRow] {
+        try await pool.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: Self.arguments(statement)).map {
+                NamedRow(columns: Array($0.columnNames), values: Self.values($0))
+            }
+        }
+    }
+
     package static func run(_ statement: SQLStatement, in db: GRDB.Database) throws -> [SQLRow] {
-        let arguments = StatementArguments(
+        try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: arguments(statement)).map(values)
+    }
+
+    private static func arguments(_ statement: SQLStatement) -> StatementArguments {
+        StatementArguments(
             statement.arguments.map { value -> (any DatabaseValueConvertible)? in
                 switch value {
                 case .integer(let number): number
@@ -79,15 +91,16 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
                 case .null, .returned: nil
                 }
             })
-        return try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: arguments).map { row in
-            row.databaseValues.map { value in
-                switch value.storage {
-                case .int64(let number): .integer(number)
-                case .double(let number): .real(number)
-                case .string(let text): .text(text)
-                case .blob(let data): .blob(data)
-                case .null: .null
-                }
+    }
+
+    private static func values(_ row: Row) -> SQLRow {
+        row.databaseValues.map { value in
+            switch value.storage {
+            case .int64(let number): .integer(number)
+            case .double(let number): .real(number)
+            case .string(let text): .text(text)
+            case .blob(let data): .blob(data)
+            case .null: .null
             }
         }
     }

@@ -46,6 +46,33 @@ import Testing
     }
 
     @Test(arguments: TestEngine.all)
+    func rowsDecodeByColumnNameAndAShapeThatDoesNotFitIsAnError(engine: TestEngine) async throws {
+        struct Probe: Decodable, Equatable {
+            var someNumber: Int64
+            var someText: String
+            var createdAt: Date
+            var maybe: Double?
+            var flag: Bool
+        }
+        try await Self.withDatabase(engine) { database, _ in
+            let rows = try await database.select(
+                SQLStatement(
+                    "SELECT 'x' AS some_text, CAST(NULL AS DOUBLE PRECISION) AS maybe, 1 AS flag, CAST(? AS BIGINT) AS created_at, CAST(7 AS BIGINT) AS some_number",
+                    .integer(1_800_000_000_123)),
+                as: Probe.self)
+            #expect(rows == [Probe(someNumber: 7, someText: "x", createdAt: Date(millisecondsSince1970: 1_800_000_000_123), maybe: nil, flag: true)])
+            // A missing column and a column of the wrong type are errors, not defaults.
+            await #expect(throws: DecodingError.self) {
+                _ = try await database.select(SQLStatement("SELECT 'x' AS some_text"), as: Probe.self)
+            }
+            await #expect(throws: DecodingError.self) {
+                _ = try await database.select(
+                    SQLStatement("SELECT 'x' AS some_text, 1 AS flag, CAST(1 AS BIGINT) AS created_at, 'seven' AS some_number"), as: Probe.self)
+            }
+        }
+    }
+
+    @Test(arguments: TestEngine.all)
     func rowsOnceReportsWhichRowsWereNew(engine: TestEngine) async throws {
         try await Self.withDatabase(engine) { database, _ in
             let columns = ["name", "value"]
