@@ -57,6 +57,7 @@ struct MultiInstanceTests {
         }
     }
 
+    /// Events taken by A and a help request resolved on A both reach an instructor's class view on B.
     @Test func aClassViewOnOneInstanceFollowsEventsTakenByTheOther() async throws {
         try await Self.twoInstances { _, a, b in
             let admin = try await a.login().accessToken
@@ -72,6 +73,14 @@ struct MultiInstanceTests {
                 let card = try #require((update.fields["data"] as? [String: Any])?["student"] as? [String: Any])
                 #expect(update.channel == "class:\(course.id)")
                 #expect(card["status"] as? String == "needs_help")
+
+                let open = try #require(try await a.progress(course.id, token: instructor).students?.first?.helpRequest)
+                let resolved = try await a.request(.post, "/api/v1/classes/\(course.id)/help/\(open.id)/resolve", token: instructor)
+                #expect(resolved.status == .noContent)
+                let after = try await reader.next()
+                let resolvedCard = try #require((after.fields["data"] as? [String: Any])?["student"] as? [String: Any])
+                #expect(after.channel == "class:\(course.id)")
+                #expect(resolvedCard["helpRequest"] == nil && resolvedCard["status"] as? String != "needs_help")
                 try await outbound.close(.normalClosure, reason: nil)
             }
         }
