@@ -50,12 +50,12 @@ package struct Assignments {
                     .integer(draft.createdBy), .integer(draft.createdAtMs), .integer(draft.updatedAtMs)
                 )
             ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
-        guard let record = rows.first?.first.flatMap(Self.record) else { throw StoreError.unavailable("the new assignment was not returned") }
+        guard let record = try rows.first?.first.map(Self.record) else { throw StoreError.unavailable("the new assignment was not returned") }
         return record
     }
 
     func find(id: Int64) async throws -> AssignmentRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM assignments WHERE id = ?", .integer(id))).first.flatMap(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM assignments WHERE id = ?", .integer(id))).first.map(Self.record)
     }
 
     /// The assignments of the given classes (all classes when nil), by due date.
@@ -68,7 +68,7 @@ package struct Assignments {
             arguments = classIDs.map(SQLValue.integer)
         }
         sql += " ORDER BY due_at IS NULL, due_at, id"
-        return try await store.select(SQLStatement(sql, arguments: arguments)).compactMap(Self.record)
+        return try await store.select(SQLStatement(sql, arguments: arguments)).map(Self.record)
     }
 
     func update(_ record: AssignmentRecord, audit: AuditNote?) async throws {
@@ -112,10 +112,10 @@ package struct Assignments {
         }
     }
 
-    private static func record(_ row: SQLRow) -> AssignmentRecord? {
+    private static func record(_ row: SQLRow) throws -> AssignmentRecord {
         guard row.count == 9, let id = row[0].int, let classID = row[1].int, let title = row[2].string, let description = row[3].string,
             let path = row[4].string, let createdBy = row[6].int, let created = row[7].int, let updated = row[8].int
-        else { return nil }
+        else { throw UnexpectedRow(table: "assignments", row: row) }
         return AssignmentRecord(
             id: id, classID: classID, title: title, description: description, notebookPath: path, dueAtMs: row[5].int, createdBy: createdBy,
             createdAtMs: created, updatedAtMs: updated)

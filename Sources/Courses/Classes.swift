@@ -5,7 +5,8 @@ import PulseboardHTTP
 import PulseboardKernel
 
 /// A class: what an instructor teaches, with the ingest token its students' JupyterLabs use.
-public struct ClassRecord: Sendable, Equatable {
+/// A class, decoded from `classes` by column name.
+public struct ClassRecord: Sendable, Equatable, Decodable {
     public var id: Int64
     public var name: String
     public var code: String
@@ -23,7 +24,8 @@ public struct ClassRecord: Sendable, Equatable {
 package struct Classes {
     package let store: any Database
 
-    private static let columns = "id, name, code, description, owner_id, token_prefix, created_at, updated_at, hold_new_students"
+    private static let columnNames = ["id", "name", "code", "description", "owner_id", "token_prefix", "created_at", "updated_at", "hold_new_students"]
+    private static let columns = columnNames.joined(separator: ", ")
     /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
     private static let taughtBy = "(c.owner_id = ? OR EXISTS (SELECT 1 FROM class_instructors ci WHERE ci.class_id = c.id AND ci.user_id = ?))"
 
@@ -45,21 +47,21 @@ package struct Classes {
                     .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
                 )
             ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
-        guard let record = rows.first?.first.flatMap(Self.record) else { throw StoreError.unavailable("the new class was not returned") }
+        guard let record = try rows.first?.first.map(Self.record) else { throw StoreError.unavailable("the new class was not returned") }
         return record
     }
 
     package func find(id: Int64) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id))).first.flatMap(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id))).first.map(Self.record)
     }
 
     package func find(code: String) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code))).first.flatMap(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code))).first.map(Self.record)
     }
 
     /// The class whose ingest token has this hash.
     package func find(tokenHash: String) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.flatMap(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.map(Self.record)
     }
 
     /// Every class (for admins, `instructorID` nil) or those an instructor teaches, by name, a page of them.
@@ -73,7 +75,7 @@ package struct Classes {
             } else {
                 SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id LIMIT ? OFFSET ?", arguments: page)
             }
-        return try await store.select(statement).compactMap(Self.record)
+        return try await store.select(statement).map(Self.record)
     }
 
     package func count(instructorID: Int64?) async throws -> Int64 {
@@ -147,7 +149,10 @@ package struct Classes {
                 """,
                 .text(studentEmail.lowercased())
             )
-        ).compactMap { row in row[0].int.map { ($0, row[1].string ?? "") } }
+        ).map { row in
+            guard let id = row[0].int, let name = row[1].string else { throw UnexpectedRow(table: "classes", row: row) }
+            return (id, name)
+        }
     }
 
     /// Whether the student is in one of the classes the instructor teaches.
@@ -172,7 +177,8 @@ package struct Classes {
         ).isEmpty
     }
 
-    struct Instructor: Encodable, Sendable, Equatable {
+    /// Decoded by column name.
+    struct Instructor: Codable, Sendable, Equatable {
         var id: Int64
         var email: String
         var owner: Bool
@@ -187,11 +193,8 @@ package struct Classes {
                 WHERE u.id = ? OR u.id IN (SELECT user_id FROM class_instructors WHERE class_id = ?)
                 ORDER BY owner DESC, u.email
                 """,
-                .integer(record.ownerID), .integer(record.ownerID), .integer(record.id))
-        ).compactMap { row in
-            guard let id = row[0].int, let email = row[1].string else { return nil }
-            return Instructor(id: id, email: email, owner: row[2].int == 1)
-        }
+                .integer(record.ownerID), .integer(record.ownerID), .integer(record.id)),
+            as: Instructor.self)
     }
 
     /// Adds a co-instructor; false when they already were one.
@@ -211,13 +214,8 @@ package struct Classes {
         ).isEmpty
     }
 
-    private static func record(_ row: SQLRow) -> ClassRecord? {
-        guard row.count == 9, let id = row[0].int, let name = row[1].string, let code = row[2].string, let description = row[3].string,
-            let owner = row[4].int, let prefix = row[5].string, let created = row[6].int, let updated = row[7].int, let hold = row[8].int
-        else { return nil }
-        return ClassRecord(
-            id: id, name: name, code: code, description: description, ownerID: owner, tokenPrefix: prefix,
-            createdAt: Date(millisecondsSince1970: created), updatedAt: Date(millisecondsSince1970: updated), holdNewStudents: hold != 0)
+    private static func record(_ row: SQLRow) throws -> ClassRecord {
+        try NamedRow(columns: columnNames, values: row).decode(ClassRecord.self)
     }
 }
 

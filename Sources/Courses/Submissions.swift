@@ -154,7 +154,7 @@ package struct Submissions {
     }
 
     private func withVersions(_ rows: [SQLRow]) async throws -> [SubmissionRecord] {
-        var records = rows.compactMap(Self.record)
+        var records = try rows.map(Self.record)
         guard !records.isEmpty else { return [] }
         let ids = records.map(\.id)
         let versionRows = try await store.select(
@@ -168,7 +168,7 @@ package struct Submissions {
         for row in versionRows {
             guard let id = row[0].int, let version = row[1].int, let key = row[2].string, let size = row[3].int, let sha = row[4].string,
                 let at = row[5].int
-            else { continue }
+            else { throw UnexpectedRow(table: "submission_versions", row: row) }
             versions[id, default: []].append(.init(version: version, contentKey: key, size: size, sha256: sha, submittedAtMs: at, late: row[6].int == 1))
         }
         for index in records.indices { records[index].versions = versions[records[index].id] ?? [] }
@@ -176,10 +176,10 @@ package struct Submissions {
         return records.filter { !$0.versions.isEmpty }
     }
 
-    private static func record(_ row: SQLRow) -> SubmissionRecord? {
+    private static func record(_ row: SQLRow) throws -> SubmissionRecord {
         guard row.count == 11, let id = row[0].int, let assignment = row[1].int, let classID = row[2].int, let student = row[3].int,
             let email = row[4].string, let created = row[9].int, let updated = row[10].int
-        else { return nil }
+        else { throw UnexpectedRow(table: "submissions", row: row) }
         return SubmissionRecord(
             id: id, assignmentID: assignment, classID: classID, studentID: student, studentEmail: email, grade: row[5].double, feedback: row[6].string,
             gradedVersion: row[7].int, gradedAtMs: row[8].int, createdAtMs: created, updatedAtMs: updated, versions: [])

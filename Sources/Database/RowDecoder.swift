@@ -42,14 +42,16 @@ private struct RowDecoder: Decoder {
         throw DecodingError.typeMismatch(Any.self, .init(codingPath: codingPath, debugDescription: "a row decodes into a struct"))
     }
 
+    /// `createdAt` → `created_at`, `ownerID` → `owner_id`.
     static func column(_ key: some CodingKey) -> String {
-        key.stringValue.reduce(into: "") { name, character in
-            if character.isUppercase {
-                name += "_" + character.lowercased()
-            } else {
-                name.append(character)
-            }
+        var name = ""
+        var previous: Character?
+        for character in key.stringValue {
+            if character.isUppercase, let previous, !previous.isUppercase { name += "_" }
+            name += character.lowercased()
+            previous = character
         }
+        return name
     }
 }
 

@@ -8,7 +8,7 @@ public enum SQLValue: Sendable, Hashable {
     /// Bytes (a submitted notebook kept in the database): BLOB in SQLite, bytea in PostgreSQL.
     case blob(Data)
     case null
-    /// Only as an argument inside `Store.transaction`: the first column of the first row that the
+    /// Only as an argument inside `Database.transaction`: the first column of the first row that the
     /// statement at this index in the same transaction returned (say, the id of a row it inserted),
     /// or NULL when it returned none.
     case returned(byStatement: Int)
@@ -48,9 +48,9 @@ public enum SQLValue: Sendable, Hashable {
 
 public typealias SQLRow = [SQLValue]
 
-/// SQL that both engines run alike, with `?` placeholders. Features whose queries are plain
-/// standard SQL (the learning-progress picture) are written once in this form; each engine
-/// only binds and runs it. Placeholders must not appear inside string literals.
+/// SQL that both engines run alike, with `?` placeholders: how every feature writes its queries,
+/// once for both engines; each engine only binds and runs it. A `?` inside a string literal is
+/// text, not a placeholder.
 public struct SQLStatement: Sendable {
     public let sql: String
     public let arguments: [SQLValue]
