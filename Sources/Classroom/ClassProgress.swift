@@ -78,8 +78,8 @@ package struct ClassProgress {
             SELECT s.email, s.name, s.team, cs.last_event_at, cs.last_event_type, cs.notebook_path, cs.cell_index, cs.cells_executed,
                 cs.last_execution_failed,
                 (SELECT COUNT(*) FROM cell_executions e
-                    WHERE e.class_id = cs.class_id AND e.student_id = cs.student_id AND e.has_error = 1 AND e.executed_at >= ?),
-                h.id, h.opened_at, h.notebook_path, h.cell_index
+                    WHERE e.class_id = cs.class_id AND e.student_id = cs.student_id AND e.has_error = 1 AND e.executed_at >= ?) AS recent_errors,
+                h.id AS help_id, h.opened_at AS help_opened_at, h.notebook_path AS help_notebook, h.cell_index AS help_cell
             FROM class_students cs
             JOIN students s ON s.id = cs.student_id
             LEFT JOIN help_requests h ON h.class_id = cs.class_id AND h.student_id = cs.student_id AND h.closed_at IS NULL
@@ -92,56 +92,78 @@ package struct ClassProgress {
         }
         sql += " ORDER BY s.email"
         let idleBefore = now.millisecondsSince1970 - idleAfter.milliseconds
-        return try await store.select(SQLStatement(sql, arguments: arguments)).map { row in
-            let lastEventAt = row[3].int
-            let help = row[10].int.map { id in
-                StudentProgress.HelpRequest(
-                    id: id, since: Timestamp.format(milliseconds: row[11].int ?? 0), notebook: row[12].string, cellIndex: row[13].int)
-            }
+        return try await store.select(SQLStatement(sql, arguments: arguments), as: StudentRow.self).map { row in
+            let help: StudentProgress.HelpRequest? =
+                if let id = row.helpId, let openedAt = row.helpOpenedAt {
+                    .init(id: id, since: Timestamp.format(milliseconds: openedAt), notebook: row.helpNotebook, cellIndex: row.helpCell)
+                } else {
+                    nil
+                }
             let status: StudentProgress.Status =
                 if help != nil {
                     .needsHelp
-                } else if (lastEventAt ?? 0) < idleBefore {
+                } else if (row.lastEventAt ?? 0) < idleBefore {
                     .idle
-                } else if row[8].int == 1 {
+                } else if row.lastExecutionFailed {
                     .erroring
                 } else {
                     .active
                 }
             return StudentProgress(
-                email: row[0].string ?? "", name: row[1].string, team: row[2].string, status: status,
-                lastActivity: lastEventAt.map { Timestamp.format(milliseconds: $0) }, lastEventType: row[4].string, notebook: row[5].string,
-                cellIndex: row[6].int, cellsExecuted: row[7].int ?? 0, recentErrors: row[9].int ?? 0, helpRequest: help)
+                email: row.email, name: row.name, team: row.team, status: status,
+                lastActivity: row.lastEventAt.map { Timestamp.format(milliseconds: $0) }, lastEventType: row.lastEventType,
+                notebook: row.notebookPath, cellIndex: row.cellIndex, cellsExecuted: row.cellsExecuted, recentErrors: row.recentErrors,
+                helpRequest: help)
         }
+    }
+
+    /// A row of `students(classID:emails:now:)`, decoded by column name.
+    private struct StudentRow: Decodable {
+        var email: String
+        var name: String?
+        var team: String?
+        var lastEventAt: Int64?
+        var lastEventType: String?
+        var notebookPath: String?
+        var cellIndex: Int64?
+        var cellsExecuted: Int64
+        var lastExecutionFailed: Bool
+        var recentErrors: Int64
+        var helpId: Int64?
+        var helpOpenedAt: Int64?
+        var helpNotebook: String?
+        var helpCell: Int64?
     }
 
     func notebooks(classID: Int64, hotSpots limit: Int = 5) async throws -> [NotebookProgress] {
         let cellRows = try await store.select(
             SQLStatement(
                 """
-                SELECT notebook_path, cell_index, COUNT(DISTINCT student_id), COUNT(*), COUNT(CASE WHEN has_error = 1 THEN 1 END)
+                SELECT notebook_path, cell_index, COUNT(DISTINCT student_id) AS students, COUNT(*) AS executions,
+                    COUNT(CASE WHEN has_error = 1 THEN 1 END) AS errors
                 FROM cell_executions WHERE class_id = ? GROUP BY notebook_path, cell_index ORDER BY notebook_path, cell_index
                 """,
                 .integer(classID)
-            ))
+            ),
+            as: CellRow.self)
         let errorRows = try await store.select(
             SQLStatement(
                 """
-                SELECT notebook_path, cell_index, COALESCE(error_message, ''), COUNT(*) FROM cell_executions
+                SELECT notebook_path, cell_index, COALESCE(error_message, '') AS message, COUNT(*) AS occurrences FROM cell_executions
                 WHERE class_id = ? AND has_error = 1 GROUP BY notebook_path, cell_index, error_message
                 """,
                 .integer(classID)
-            ))
+            ),
+            as: ErrorRow.self)
         var notebooks: [String: NotebookProgress] = [:]
         for row in cellRows {
-            let path = row[0].string ?? ""
-            let cell = NotebookProgress.Cell(cellIndex: row[1].int, students: row[2].int ?? 0, executions: row[3].int ?? 0, errors: row[4].int ?? 0)
-            notebooks[path, default: NotebookProgress(notebook: path, cells: [], hotSpots: [])].cells.append(cell)
+            let cell = NotebookProgress.Cell(cellIndex: row.cellIndex, students: row.students, executions: row.executions, errors: row.errors)
+            notebooks[row.notebookPath, default: NotebookProgress(notebook: row.notebookPath, cells: [], hotSpots: [])].cells.append(cell)
         }
         var messages: [String: [Int64?: [NotebookProgress.ErrorCount]]] = [:]
         for row in errorRows {
-            messages[row[0].string ?? "", default: [:]][row[1].int, default: []].append(
-                NotebookProgress.ErrorCount(message: row[2].string ?? "", count: row[3].int ?? 0))
+            messages[row.notebookPath, default: [:]][row.cellIndex, default: []].append(
+                NotebookProgress.ErrorCount(message: row.message, count: row.occurrences))
         }
         for (path, notebook) in notebooks {
             notebooks[path]?.hotSpots = notebook.cells.filter { $0.errors > 0 }
@@ -153,6 +175,22 @@ package struct ClassProgress {
                 }
         }
         return notebooks.values.sorted { $0.notebook < $1.notebook }
+    }
+
+    /// Rows of `notebooks(classID:hotSpots:)`, decoded by column name.
+    private struct CellRow: Decodable {
+        var notebookPath: String
+        var cellIndex: Int64?
+        var students: Int64
+        var executions: Int64
+        var errors: Int64
+    }
+
+    private struct ErrorRow: Decodable {
+        var notebookPath: String
+        var cellIndex: Int64?
+        var message: String
+        var occurrences: Int64
     }
 
     /// Closes a help request on the instructor's side; false when it was not open.

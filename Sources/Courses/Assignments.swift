@@ -95,21 +95,33 @@ package struct Assignments {
             SQLStatement(
                 """
                 SELECT s.email, s.name,
-                    (SELECT COUNT(*) FROM notebook_accesses e WHERE \(scope) AND e.action = 'opened'),
-                    (SELECT COUNT(DISTINCT e.cell_index) FROM cell_executions e WHERE \(scope)),
-                    (SELECT MAX(e.cell_index) FROM cell_executions e WHERE \(scope) AND e.has_error = 0),
-                    (SELECT COUNT(*) FROM cell_executions e WHERE \(scope) AND e.has_error = 1),
-                    (SELECT MAX(e.executed_at) FROM cell_executions e WHERE \(scope))
+                    (SELECT COUNT(*) FROM notebook_accesses e WHERE \(scope) AND e.action = 'opened') AS opens,
+                    (SELECT COUNT(DISTINCT e.cell_index) FROM cell_executions e WHERE \(scope)) AS cells_run,
+                    (SELECT MAX(e.cell_index) FROM cell_executions e WHERE \(scope) AND e.has_error = 0) AS furthest_cell,
+                    (SELECT COUNT(*) FROM cell_executions e WHERE \(scope) AND e.has_error = 1) AS errors,
+                    (SELECT MAX(e.executed_at) FROM cell_executions e WHERE \(scope)) AS last_executed_at
                 FROM class_students cs JOIN students s ON s.id = cs.student_id
                 WHERE cs.class_id = ? ORDER BY s.email
                 """,
                 arguments: [path, path, path, path, path, .integer(assignment.classID)]
-            )
+            ),
+            as: ProgressRow.self
         ).map { row in
             AssignmentProgress(
-                email: row[0].string ?? "", name: row[1].string, opened: (row[2].int ?? 0) > 0 || (row[3].int ?? 0) > 0, cellsRun: row[3].int ?? 0,
-                furthestCell: row[4].int, errors: row[5].int ?? 0, lastActivity: row[6].int.map { Timestamp.format(milliseconds: $0) })
+                email: row.email, name: row.name, opened: row.opens > 0 || row.cellsRun > 0, cellsRun: row.cellsRun, furthestCell: row.furthestCell,
+                errors: row.errors, lastActivity: row.lastExecutedAt.map { Timestamp.format(milliseconds: $0) })
         }
+    }
+
+    /// A row of `progress(of:)`, decoded by column name.
+    private struct ProgressRow: Decodable {
+        var email: String
+        var name: String?
+        var opens: Int64
+        var cellsRun: Int64
+        var furthestCell: Int64?
+        var errors: Int64
+        var lastExecutedAt: Int64?
     }
 
     private static func record(_ row: SQLRow) throws -> AssignmentRecord {

@@ -97,12 +97,24 @@ package struct Enrolment {
                 WHERE cs.class_id = ? ORDER BY s.email
                 """,
                 .integer(classID)
-            )
+            ),
+            as: RosterRow.self
         ).map { row in
             Member(
-                email: row[0].string ?? "", name: row[1].string, team: row[2].string, joinedAt: Timestamp.format(milliseconds: row[3].int ?? 0),
-                lastActivity: row[4].int.map { Timestamp.format(milliseconds: $0) }, joinedByEvents: row[5].int == 1, held: row[6].int == 1)
+                email: row.email, name: row.name, team: row.team, joinedAt: Timestamp.format(milliseconds: row.joinedAt),
+                lastActivity: row.lastEventAt.map { Timestamp.format(milliseconds: $0) }, joinedByEvents: row.joinedByEvents, held: row.held)
         }
+    }
+
+    /// A row of `roster(classID:)`, decoded by column name.
+    private struct RosterRow: Decodable {
+        var email: String
+        var name: String?
+        var team: String?
+        var joinedAt: Int64
+        var lastEventAt: Int64?
+        var joinedByEvents: Bool
+        var held: Bool
     }
 }
 
