@@ -4,6 +4,7 @@ import PulseboardDatabase
 import PulseboardKernel
 import PulseboardLive
 import ServiceLifecycle
+import Synchronization
 
 /// Applies committed learning events to the class picture through the event router, then tells
 /// the live view. The raw event is already stored when it gets here, so a failure loses nothing:
@@ -23,8 +24,14 @@ package final class EventProcessor: Service {
     let retryDelays: [Duration]
     let sweepInterval: Duration = .seconds(30)
 
-    private let committed: AsyncStream<[LearningEvent]>
-    private let handOff: AsyncStream<[LearningEvent]>.Continuation
+    /// Events committed and not yet taken, merged across requests so that the apply loop works
+    /// on large batches. Bounded: beyond `maxPending` the sweep picks the rest up from the database.
+    private let pending = Mutex<[LearningEvent]>([])
+    private let maxPending = 100_000
+    /// Events applied in one go at most (the writer's largest commit).
+    private let maxBatch = 50_000
+    private let doorbell: AsyncStream<Void>
+    private let ring: AsyncStream<Void>.Continuation
 
     package init(
         store: any Database, hub: Hub, router: EventRouter = .standard, progress: ClassProgress, telemetry: Telemetry, logger: Logger,
@@ -38,20 +45,36 @@ package final class EventProcessor: Service {
         self.progress = progress
         self.telemetry = telemetry
         self.logger = logger
-        // Bounded: when the processor falls this far behind, the sweep picks the rest up from the database.
-        (committed, handOff) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(1_000))
+        (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Called by the writer with the events a commit stored for the first time.
+    /// Called after each commit with the events of a request that it stored for the first time.
     func eventsCommitted(_ events: [LearningEvent]) {
-        if !events.isEmpty { handOff.yield(events) }
+        guard !events.isEmpty else { return }
+        let taken = pending.withLock { pending in
+            guard pending.count + events.count <= maxPending else { return false }
+            pending += events
+            return true
+        }
+        if taken { ring.yield() }
+    }
+
+    /// What has been handed over, oldest first, at most `maxBatch` events.
+    private func takePending() -> [LearningEvent] {
+        pending.withLock { pending in
+            let batch = Array(pending.prefix(maxBatch))
+            pending.removeFirst(batch.count)
+            return batch
+        }
     }
 
     package func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await events in self.committed.cancelOnGracefulShutdown() {
-                    await self.apply(events)
+                for await _ in self.doorbell.cancelOnGracefulShutdown() {
+                    while case let events = self.takePending(), !events.isEmpty {
+                        await self.apply(events)
+                    }
                 }
             }
             group.addTask {
