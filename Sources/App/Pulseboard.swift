@@ -35,7 +35,7 @@ public struct Pulseboard: Sendable {
         let hasher = PasswordHasher(cost: config.bcryptCost)
         // Migrations, the JWT secret and the first admin, on a database of their own (a
         // connection pool runs once).
-        let (secret, generatedPassword, openClassID) = try await Storage.open(config, instanceID: instanceID, logger: logger).database
+        let (secret, generatedPassword, openClassID) = try await Storage.open(config, logger: logger)
             .whileRunning { setup in
                 try await setup.migrate(Migrations.all)
                 let secret = try await Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory, store: setup)

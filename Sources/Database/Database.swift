@@ -7,8 +7,6 @@ import ServiceLifecycle
 /// and PostgreSQL (several instances) implement it; neither knows a feature. As a `Service`,
 /// `run()` keeps the engine's connections for as long as the server runs.
 public protocol Database: Service {
-    /// Which engine this is, for the few statements whose spelling differs.
-    var dialect: SQLDialect { get }
     /// Applies the migrations whose versions are not yet recorded, in order.
     func migrate(_ migrations: [Migration]) async throws
     /// Answers when the database does (for `/health`).

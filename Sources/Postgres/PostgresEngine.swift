@@ -12,7 +12,6 @@ public final class PostgresEngine: Database, InstanceNotifications {
     /// For repositories whose hot path sends whole columns as arrays (`unnest`): the metrics commit.
     package let client: PostgresClient
     package let logger: Logger
-    public let dialect = SQLDialect.postgres
     public var notifications: (any InstanceNotifications)? { self }
 
     /// How long a request waits for a connection before the database counts as unavailable.

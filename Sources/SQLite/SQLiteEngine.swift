@@ -10,7 +10,6 @@ import ServiceLifecycle
 public final class SQLiteEngine: PulseboardDatabase.Database {
     /// For repositories whose hot path runs GRDB statements directly (the metrics commit).
     package let pool: DatabasePool
-    public let dialect = SQLDialect.sqlite
     /// One instance per database file: nobody to notify.
     public let notifications: (any InstanceNotifications)? = nil
 
