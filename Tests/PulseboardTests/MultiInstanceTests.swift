@@ -185,12 +185,13 @@ struct OutageTests {
                     let refused = try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage")
                     #expect(refused.status == .serviceUnavailable)
                     #expect(refused.headers[.retryAfter] != nil)
-                    // The pool gives up after 2 s; the bound only has to tell "answers" from "hangs"
-                    // (2.5 s failed once at 2.504 s on a loaded CI machine).
-                    #expect(clock.now - start < .seconds(4))
+                    // The pool gives up after 2 s; without that wait a request would hang until the
+                    // test's time limit. The bound only tells "answers" from "hangs": a loaded CI
+                    // machine took 4.6 s, so it is far from 2 s on purpose.
+                    #expect(clock.now - start < .seconds(20))
                     let health = try await client.request(.get, "/health")
                     #expect(health.status == .serviceUnavailable)
-                    #expect(clock.now - start < .seconds(8))
+                    #expect(clock.now - start < .seconds(40))
                     // The WebSocket is still open.
                     try await outbound.send(#"{"op":"ping"}"#)
                     #expect(try await reader.next().type == "pong")
