@@ -38,17 +38,16 @@ package struct Accounts: Sendable {
     }
 
     private func count(_ sql: String) async throws -> Int {
-        guard let count = try await store.select(SQLStatement(sql)).first?.first?.int else { throw UnexpectedRow(table: "users", row: []) }
-        return Int(count)
+        Int(try await store.selectCount(SQLStatement(sql)))
     }
 
     /// The user of an unexpired, unused session, without consuming it.
     func sessionUser(hash: String, kind: SessionKind, now: Date) async throws -> Int64? {
-        try await store.select(
+        try await store.selectValue(
             SQLStatement(
                 "SELECT user_id FROM sessions WHERE token_hash = ? AND kind = ? AND expires_at > ? AND used_at IS NULL",
                 .text(hash), .text(kind.rawValue), .integer(now.millisecondsSince1970))
-        ).first?.first?.int
+        )?.int
     }
 
     private static let tokenColumns = "id, name, prefix, created_at, revoked_at"
@@ -135,7 +134,7 @@ package struct Accounts: Sendable {
 
     /// Marks an unused, unexpired refresh token used (it stays, so that a replay is recognised)
     /// and returns its user and family; nil when it is unknown, expired or already used.
-    func useRefreshToken(hash: String, now: Date) async throws -> (userID: Int64, family: String)? {
+    func useRefreshToken(hash: String, now: Date) async throws -> UsedRefreshToken? {
         let now = SQLValue.integer(now.millisecondsSince1970)
         let rows = try await store.transaction([
             SQLStatement(
@@ -146,8 +145,13 @@ package struct Accounts: Sendable {
                 now, .text(hash), now
             )
         ])
-        guard let row = rows.first?.first, let userID = row[0].int, let family = row[1].string else { return nil }
-        return (userID, family)
+        guard let row = rows.first?.first else { return nil }
+        return try NamedRow.decode(row, columns: ["user_id", "family"], as: UsedRefreshToken.self)
+    }
+
+    struct UsedRefreshToken: Decodable {
+        var userID: Int64
+        var family: String
     }
 
     /// Ends the family of the session with this hash (every token of it, used or not) and the

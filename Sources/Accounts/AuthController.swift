@@ -38,7 +38,7 @@ package struct AuthController {
         }
         router.get("/me") { _, context -> Response in
             let claims = try context.requireUser()
-            guard let user = try await Accounts(store: auth.store).user(id: claims.id) else {
+            guard let user = try await auth.accounts.user(id: claims.id) else {
                 throw APIError.unauthorized("The user of this token no longer exists.")
             }
             return try JSONResponse(UserView(user)).response

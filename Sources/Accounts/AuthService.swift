@@ -6,7 +6,7 @@ import PulseboardKernel
 /// Login, tokens and sessions: the logic shared by the JSON API (`/auth/...`), the browser login
 /// form and the WebSocket, so that every door checks credentials the same way.
 public struct AuthService: Authenticating {
-    let store: any Database
+    package let accounts: Accounts
     let accessTokens: AccessTokens
     let hasher: PasswordHasher
     let limiter: LoginLimiter
@@ -27,7 +27,7 @@ public struct AuthService: Authenticating {
         sessionLifetime: Duration,
         accessChanged: @escaping @Sendable () -> Void
     ) async throws {
-        self.store = store
+        accounts = Accounts(store: store)
         self.accessTokens = accessTokens
         self.hasher = hasher
         self.limiter = limiter
@@ -57,7 +57,7 @@ public struct AuthService: Authenticating {
         if let wait = limiter.retryAfter(account: email, address: clientAddress) {
             throw APIError.tooManyRequests(retryAfter: wait, "Too many failed logins; try again later.")
         }
-        let user = try await Accounts(store: store).user(email: email)
+        let user = try await accounts.user(email: email)
         let valid = try await hasher.verify(password, hash: user?.passwordHash ?? decoyHash)
         guard let user, valid else {
             limiter.recordFailure(account: email, address: clientAddress)
@@ -72,7 +72,7 @@ public struct AuthService: Authenticating {
     func issueTokens(for user: User, family: String? = nil) async throws -> TokenPair {
         let refreshToken = SecretToken.generate(prefix: Self.refreshTokenPrefix)
         let hash = SecretToken.hash(refreshToken)
-        try await Accounts(store: store).insertSession(
+        try await accounts.insertSession(
             hash: hash,
             userID: user.id,
             kind: .refresh,
@@ -91,26 +91,26 @@ public struct AuthService: Authenticating {
     /// and the user's access tokens end, so neither side keeps a working token.
     func refresh(_ refreshToken: String) async throws -> TokenPair {
         let hash = SecretToken.hash(refreshToken)
-        guard let (userID, family) = try await Accounts(store: store).useRefreshToken(hash: hash, now: Date()),
-            let user = try await Accounts(store: store).user(id: userID)
+        guard let used = try await accounts.useRefreshToken(hash: hash, now: Date()),
+            let user = try await accounts.user(id: used.userID)
         else {
-            if try await Accounts(store: store).endSessionFamily(ofToken: hash) { accessChanged() }
+            if try await accounts.endSessionFamily(ofToken: hash) { accessChanged() }
             throw APIError.unauthorized("The refresh token is invalid, expired or revoked.")
         }
-        return try await issueTokens(for: user, family: family)
+        return try await issueTokens(for: user, family: used.family)
     }
 
     /// Logs out: ends the token's family (a refresh token and its rotations, or a browser
     /// session) and the user's access tokens.
     package func logOut(_ token: String) async throws {
-        if try await Accounts(store: store).endSessionFamily(ofToken: SecretToken.hash(token)) { accessChanged() }
+        if try await accounts.endSessionFamily(ofToken: SecretToken.hash(token)) { accessChanged() }
     }
 
     /// Opens a browser session and returns the cookie value.
     package func openBrowserSession(for user: User) async throws -> String {
         let token = SecretToken.generate(prefix: Self.sessionPrefix)
         let hash = SecretToken.hash(token)
-        try await Accounts(store: store).insertSession(
+        try await accounts.insertSession(
             hash: hash,
             userID: user.id,
             kind: .browser,
@@ -126,9 +126,9 @@ public struct AuthService: Authenticating {
     /// on every instance, for the price of one primary-key read.
     func principal(bearer token: String) async throws -> Principal? {
         if token.hasPrefix(Accounts.ingestTokenPrefix) {
-            return try await Accounts(store: store).activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
+            return try await accounts.activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
         }
-        guard let (userID, generation) = await accessTokens.verify(token), let user = try await Accounts(store: store).user(id: userID),
+        guard let (userID, generation) = await accessTokens.verify(token), let user = try await accounts.user(id: userID),
             user.tokenGeneration == generation
         else { return nil }
         return .user(UserClaims(id: user.id, email: user.email, role: user.role))
@@ -144,8 +144,8 @@ public struct AuthService: Authenticating {
 
     /// Resolves a browser session cookie.
     func principal(session token: String) async throws -> Principal? {
-        guard let userID = try await Accounts(store: store).sessionUser(hash: SecretToken.hash(token), kind: .browser, now: Date()),
-            let user = try await Accounts(store: store).user(id: userID)
+        guard let userID = try await accounts.sessionUser(hash: SecretToken.hash(token), kind: .browser, now: Date()),
+            let user = try await accounts.user(id: userID)
         else { return nil }
         return .user(UserClaims(id: user.id, email: user.email, role: user.role))
     }

@@ -41,7 +41,7 @@ package struct TokensController {
         let router = RouteCollection(context: AppRequestContext.self)
         router.get("/tokens") { _, context -> Response in
             _ = try context.requireUser([.admin])
-            return try JSONResponse(TokenList(tokens: try await Accounts(store: auth.store).listIngestTokens().map { TokenView($0) })).response
+            return try JSONResponse(TokenList(tokens: try await auth.accounts.listIngestTokens().map { TokenView($0) })).response
         }
         router.post("/tokens") { request, context -> Response in
             _ = try context.requireUser([.admin])
@@ -50,14 +50,14 @@ package struct TokensController {
             guard (1...100).contains(name.count) else {
                 throw APIError.unprocessable("A token name has 1 to 100 characters.", details: ["field": .string("name")])
             }
-            let (token, secret) = try await Accounts(store: auth.store).createIngestToken(
+            let (token, secret) = try await auth.accounts.createIngestToken(
                 name: name, audit: AuditNote("create", "ingest-token", details: name, context: context))
             return try JSONResponse(TokenView(token, secret: secret), status: .created).response
         }
         router.delete("/tokens/{id}") { _, context -> Response in
             _ = try context.requireUser([.admin])
             guard let id = context.parameters.get("id", as: Int64.self),
-                try await Accounts(store: auth.store).revokeIngestToken(id: id, audit: AuditNote("revoke", "ingest-token", context: context))
+                try await auth.accounts.revokeIngestToken(id: id, audit: AuditNote("revoke", "ingest-token", context: context))
             else {
                 throw APIError.notFound("No active ingest token with this id.")
             }

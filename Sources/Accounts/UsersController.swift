@@ -6,7 +6,7 @@ import PulseboardKernel
 
 /// Admin user management: `GET/POST /api/v1/users`, `PATCH/DELETE /api/v1/users/{id}`.
 package struct UsersController {
-    let store: any Database
+    let accounts: Accounts
     let hasher: PasswordHasher
     /// Rings the open WebSockets after a change, so that they re-check what they may see.
     let accessChanged: @Sendable () -> Void
@@ -28,7 +28,7 @@ package struct UsersController {
     }
 
     package init(store: any Database, hasher: PasswordHasher, accessChanged: @escaping @Sendable () -> Void) {
-        self.store = store
+        accounts = Accounts(store: store)
         self.hasher = hasher
         self.accessChanged = accessChanged
     }
@@ -37,14 +37,14 @@ package struct UsersController {
         let router = RouteCollection(context: AppRequestContext.self)
         router.get("/users") { _, context -> Response in
             _ = try context.requireUser([.admin])
-            return try JSONResponse(UserList(users: try await Accounts(store: store).listUsers().map(UserView.init))).response
+            return try JSONResponse(UserList(users: try await accounts.listUsers().map(UserView.init))).response
         }
         router.post("/users") { request, context -> Response in
             _ = try context.requireUser([.admin])
             let body = try await request.decode(as: CreateUser.self, context: context)
             let email = try Self.validated(email: body.email)
             try Self.validate(password: body.password)
-            let user = try await Accounts(store: store).createUser(
+            let user = try await accounts.createUser(
                 email: email, passwordHash: try await hasher.hash(body.password), role: body.role,
                 audit: AuditNote("create", "user", details: "\(email) as \(body.role.rawValue)", context: context))
             return try JSONResponse(UserView(user), status: .created).response
@@ -65,11 +65,11 @@ package struct UsersController {
             let changes = [
                 body.email.map { "email \($0)" }, body.password.map { _ in "password" }, body.role.map { "role \($0.rawValue)" },
             ].compactMap { $0 }
-            try await Accounts(store: store).updateUser(
+            try await accounts.updateUser(
                 user, audit: AuditNote("change", "user", details: changes.joined(separator: ", "), context: context))
             if body.password != nil || body.role != nil {
                 // A changed password or role ends the user's sessions, refresh tokens and access tokens.
-                try await Accounts(store: store).revokeAccess(userID: user.id)
+                try await accounts.revokeAccess(userID: user.id)
             }
             accessChanged()
             return try JSONResponse(UserView(user)).response
@@ -78,7 +78,7 @@ package struct UsersController {
             let caller = try context.requireUser([.admin])
             let user = try await user(request, context)
             if user.id == caller.id { throw APIError.conflict("You cannot delete your own account.") }
-            _ = try await Accounts(store: store).deleteUser(id: user.id, audit: AuditNote("delete", "user", details: user.email, context: context))
+            _ = try await accounts.deleteUser(id: user.id, audit: AuditNote("delete", "user", details: user.email, context: context))
             accessChanged()
             return Response(status: .noContent)
         }
@@ -86,7 +86,7 @@ package struct UsersController {
     }
 
     private func user(_ request: Request, _ context: AppRequestContext) async throws -> User {
-        guard let id = context.parameters.get("id", as: Int64.self), let user = try await Accounts(store: store).user(id: id) else {
+        guard let id = context.parameters.get("id", as: Int64.self), let user = try await accounts.user(id: id) else {
             throw APIError.notFound("No user with this id.")
         }
         return user

@@ -206,12 +206,12 @@ package struct ClassProgress {
 
     /// The email of the student behind a help request.
     func helpRequestStudent(classID: Int64, requestID: Int64) async throws -> String? {
-        try await store.select(
+        try await store.selectValue(
             SQLStatement(
                 "SELECT s.email FROM help_requests h JOIN students s ON s.id = h.student_id WHERE h.id = ? AND h.class_id = ?",
                 .integer(requestID), .integer(classID)
             )
-        ).first?.first?.string
+        )?.string
     }
 }
 

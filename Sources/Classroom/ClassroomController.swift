@@ -41,9 +41,9 @@ package struct ClassroomController {
         router.get("/me/progress") { _, context -> Response in
             let user = try context.requireUser()
             var mine: [MyClass] = []
-            for (id, name) in try await classes.of(studentEmail: user.email) {
-                if let student = try await progress.students(classID: id, email: user.email.lowercased()).first {
-                    mine.append(MyClass(classId: id, className: name, progress: student))
+            for taken in try await classes.of(studentEmail: user.email) {
+                if let student = try await progress.students(classID: taken.id, email: user.email.lowercased()).first {
+                    mine.append(MyClass(classId: taken.id, className: taken.name, progress: student))
                 }
             }
             return try JSONResponse(["classes": mine]).response
@@ -72,16 +72,17 @@ package struct ClassroomController {
             let email = try ClassesController.email(context)
             let page = try EventPage(request)
             let events = try await classes.store.select(
-                EventLog.range(classID: record.id, email: email, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))
-            let objects = events.compactMap { row in row[2].string.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } }
-            return try Response.json(["email": email, "limit": page.limit, "offset": page.offset, "events": objects] as [String: Any])
+                EventLog.range(classID: record.id, email: email, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset),
+                as: EventLog.Stored.self)
+            return try JSONResponse(Timeline(email: email, limit: page.limit, offset: page.offset, events: try events.map { try $0.object() })).response
         }
         router.get("/classes/{id}/events.csv") { request, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
             let page = try EventPage(request, maxLimit: 100_000, defaultLimit: 100_000)
-            let rows = try await classes.store.select(
-                EventLog.range(classID: record.id, email: nil, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset))
-            let csv = try EventCSV.render(rows.compactMap { $0[2].string })
+            let events = try await classes.store.select(
+                EventLog.range(classID: record.id, email: nil, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset),
+                as: EventLog.Stored.self)
+            let csv = try EventCSV.render(try events.map { try $0.object() })
             return Response(
                 status: .ok,
                 headers: [
@@ -104,6 +105,14 @@ package struct ClassroomController {
         }
         return router
     }
+}
+
+/// A student's events, as `GET /classes/{id}/students/{email}/timeline` answers them.
+struct Timeline: Encodable {
+    var email: String
+    var limit: Int
+    var offset: Int
+    var events: [[String: JSONValue]]
 }
 
 /// `from`, `to` (ISO-8601; the last 24 hours by default), `limit` and `offset` of event listings.

@@ -12,13 +12,12 @@ package enum EventCSV {
         "executionCount", "hasError", "errorMessage", "executionDurationMs",
     ]
 
-    static func render(_ payloads: [String]) throws -> String {
+    static func render(_ events: [[String: JSONValue]]) throws -> String {
         let stream = OutputStream(toMemory: ())
         let writer = try CSVWriter(stream: stream, newline: .crlf)
         try writer.write(row: columns)
-        for payload in payloads {
-            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else { continue }
-            try writer.write(row: columns.map { cell(object[$0]) })
+        for event in events {
+            try writer.write(row: columns.map { cell(event[$0]) })
         }
         stream.close()
         let data = stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data ?? Data()

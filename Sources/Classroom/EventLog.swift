@@ -19,9 +19,9 @@ package enum EventLog {
             })
     }
 
-    /// Marks events applied: one statement per class and 500 events (far below both engines'
-    /// limits on bound values).
-    static func markProcessed(_ events: [LearningEvent], at now: Date) -> [SQLStatement] {
+    /// Marks events applied (or, for `Stored.event()` failures, given up): one statement per class
+    /// and 500 events (far below both engines' limits on bound values).
+    static func markProcessed(_ events: [some StoredEventKey], at now: Date) -> [SQLStatement] {
         Dictionary(grouping: events, by: \.classID).sorted { $0.key < $1.key }.flatMap { classID, events in
             stride(from: 0, to: events.count, by: 500).map { start in
                 let ids = events[start..<min(start + 500, events.count)].map { SQLValue.text($0.eventID) }
@@ -32,24 +32,47 @@ package enum EventLog {
         }
     }
 
+    /// An event as stored, decoded by column name (select it with `Stored.columns`).
+    struct Stored: Decodable, StoredEventKey {
+        static let columns = "class_id, event_id, received_at, payload"
+
+        var classID: Int64
+        var eventID: String
+        var receivedAt: Date
+        var payload: String
+
+        /// The payload: the JSON object the event was stored as. Anything else is an error that
+        /// names the event, never a row skipped.
+        func object() throws -> [String: JSONValue] {
+            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else {
+                throw UnreadableEvent(classID: classID, eventID: eventID)
+            }
+            return object
+        }
+
+        /// The event again, to apply it after a crash.
+        func event() throws -> LearningEvent {
+            EventParser.event(from: try object(), classID: classID, receivedAt: receivedAt)
+        }
+    }
+
+    struct UnreadableEvent: Error, CustomStringConvertible {
+        var classID: Int64
+        var eventID: String
+        var description: String { "the stored payload of event \(eventID) of class \(classID) is not a JSON object" }
+    }
+
     /// Events stored but not yet applied to the class picture, oldest first.
     static func unprocessed(limit: Int) -> SQLStatement {
         SQLStatement(
-            "SELECT class_id, received_at, payload FROM events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+            "SELECT \(Stored.columns) FROM events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
             .integer(Int64(limit))
         )
     }
 
-    static func events(from rows: [SQLRow]) -> [LearningEvent] {
-        rows.compactMap { row in
-            guard let classID = row[0].int, let received = row[1].int, let payload = row[2].string else { return nil }
-            return EventParser.reparse(payload: payload, classID: classID, receivedAt: Date(millisecondsSince1970: received))
-        }
-    }
-
     /// A class's events in [from, to), optionally of one student, oldest first, paged.
     static func range(classID: Int64, email: String?, fromMs: Int64, toMs: Int64, limit: Int, offset: Int) -> SQLStatement {
-        var sql = "SELECT class_id, received_at, payload FROM events WHERE class_id = ? AND event_time >= ? AND event_time < ?"
+        var sql = "SELECT \(Stored.columns) FROM events WHERE class_id = ? AND event_time >= ? AND event_time < ?"
         var arguments: [SQLValue] = [.integer(classID), .integer(fromMs), .integer(toMs)]
         if let email {
             sql += " AND email = ?"
@@ -60,3 +83,11 @@ package enum EventLog {
         return SQLStatement(sql, arguments: arguments)
     }
 }
+
+/// What names an event in the log: its class and event id.
+protocol StoredEventKey {
+    var classID: Int64 { get }
+    var eventID: String { get }
+}
+
+extension LearningEvent: StoredEventKey {}

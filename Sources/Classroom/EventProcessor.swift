@@ -91,8 +91,18 @@ package final class EventProcessor: Service {
     func sweep() async {
         do {
             while true {
-                let events = EventLog.events(from: try await store.select(EventLog.unprocessed(limit: 500)))
-                guard !events.isEmpty, await apply(events) else { return }
+                let stored = try await store.select(EventLog.unprocessed(limit: 500), as: EventLog.Stored.self)
+                var events: [LearningEvent] = []
+                var unreadable: [EventLog.Stored] = []
+                for row in stored {
+                    do { events.append(try row.event()) } catch {
+                        unreadable.append(row)
+                        logger.error("A stored event cannot be read; it stays in the log but is not applied", metadata: ["error": "\(error)"])
+                    }
+                }
+                // Given up on, so that the events after them are applied.
+                if !unreadable.isEmpty { try await store.transaction(EventLog.markProcessed(unreadable, at: Date())) }
+                guard !stored.isEmpty, await apply(events) else { return }
             }
         } catch {
             logger.warning("Sweeping unprocessed events failed", metadata: ["error": "\(error)"])

@@ -59,23 +59,24 @@ package struct EventsController {
         if let testEvents {
             open.post("/test/events/{testId}") { request, context in
                 let body = try await request.readBody(upTo: maxBodyBytes)
-                guard let json = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) else {
+                guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else {
                     throw APIError.badRequest("The body is not JSON.", code: "malformed")
                 }
-                let count = testEvents.add(json as? [Any] ?? [json], to: try context.parameters.require("testId"))
+                let events = if case .array(let events) = json { events } else { [json] }
+                let count = testEvents.add(events, to: try context.parameters.require("testId"))
                 return try JSONResponse(["message": "\(count) events stored for the test."]).response
             }
             open.get("/test/events/{testId}") { _, context in
                 let id = try context.parameters.require("testId")
                 let events = testEvents.events(of: id)
-                return try Response.json(["testId": id, "count": events.count, "events": events] as [String: Any])
+                return try JSONResponse(TestEvents.Listing(testId: id, count: events.count, events: events)).response
             }
             open.delete("/test/events/{testId}") { _, context in
                 testEvents.clear(try context.parameters.require("testId"))
                 return Response(status: .noContent)
             }
             open.get("/test/events") { _, _ in
-                try Response.json(["testIds": testEvents.ids()])
+                try JSONResponse(["testIds": testEvents.ids()]).response
             }
             for path in ["/test/events/{testId}", "/test/events"] {
                 open.on(RouterPath(path), method: .options) { _, _ in AnyOriginMiddleware.preflight() }
@@ -158,30 +159,33 @@ package final class TestEvents: Sendable {
     static let lifetime: TimeInterval = 600
     static let maxPerTest = 10_000
 
-    private let tests = Mutex<[String: (events: [String], updated: Date)]>([:])
+    private let tests = Mutex<[String: (events: [JSONValue], updated: Date)]>([:])
 
     package init() {}
 
-    /// Adds events (kept as JSON text) and returns how many the test holds.
-    func add(_ events: [Any], to id: String, now: Date = Date()) -> Int {
-        let texts = events.compactMap {
-            (try? JSONSerialization.data(withJSONObject: $0, options: [.fragmentsAllowed])).map { String(decoding: $0, as: UTF8.self) }
-        }
-        return tests.withLock { tests in
+    /// Adds events and returns how many the test holds.
+    func add(_ events: [JSONValue], to id: String, now: Date = Date()) -> Int {
+        tests.withLock { tests in
             tests = tests.filter { now.timeIntervalSince($0.value.updated) < Self.lifetime }
             var entry = tests[id] ?? ([], now)
-            entry.events = Array((entry.events + texts).suffix(Self.maxPerTest))
+            entry.events = Array((entry.events + events).suffix(Self.maxPerTest))
             entry.updated = now
             tests[id] = entry
             return entry.events.count
         }
     }
 
-    func events(of id: String, now: Date = Date()) -> [Any] {
+    func events(of id: String, now: Date = Date()) -> [JSONValue] {
         tests.withLock { tests in
             guard let entry = tests[id], now.timeIntervalSince(entry.updated) < Self.lifetime else { return [] }
-            return entry.events.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8), options: [.fragmentsAllowed]) }
+            return entry.events
         }
+    }
+
+    struct Listing: Encodable {
+        var testId: String
+        var count: Int
+        var events: [JSONValue]
     }
 
     func clear(_ id: String) {
@@ -190,13 +194,5 @@ package final class TestEvents: Sendable {
 
     func ids(now: Date = Date()) -> [String] {
         tests.withLock { tests in tests.filter { now.timeIntervalSince($0.value.updated) < Self.lifetime }.keys.sorted() }
-    }
-}
-
-extension Response {
-    /// A JSON response from plain JSON values (for bodies that echo what clients sent).
-    static func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -69,8 +69,7 @@ package enum EventParser {
     }
 
     /// The event again from its stored payload (to apply events left unprocessed by a crash).
-    static func reparse(payload: String, classID: Int64, receivedAt: Date) -> LearningEvent? {
-        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else { return nil }
+    static func event(from object: [String: JSONValue], classID: Int64, receivedAt: Date) -> LearningEvent {
         var reader = FieldReader(object: object)
         return reader.event(classID: classID, arrival: receivedAt, encoder: JSONEncoder())
     }

@@ -3,8 +3,9 @@ import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
 
-/// An assignment: a notebook of a class to work on, with an optional due date.
-package struct AssignmentRecord: Sendable, Equatable {
+/// An assignment: a notebook of a class to work on, with an optional due date. Decoded from
+/// `assignments` by column name.
+package struct AssignmentRecord: Sendable, Equatable, Decodable {
     package var id: Int64
     package var classID: Int64
     package var title: String
@@ -14,6 +15,11 @@ package struct AssignmentRecord: Sendable, Equatable {
     var createdBy: Int64
     var createdAtMs: Int64
     var updatedAtMs: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case id, classID, title, description, notebookPath, createdBy
+        case dueAtMs = "dueAt", createdAtMs = "createdAt", updatedAtMs = "updatedAt"
+    }
 }
 
 /// How far one student got on an assignment's notebook, from their events.
@@ -32,7 +38,8 @@ package struct AssignmentProgress: Encodable, Sendable, Equatable {
 package struct Assignments {
     let store: any Database
 
-    private static let columns = "id, class_id, title, description, notebook_path, due_at, created_by, created_at, updated_at"
+    private static let columnNames = ["id", "class_id", "title", "description", "notebook_path", "due_at", "created_by", "created_at", "updated_at"]
+    private static let columns = columnNames.joined(separator: ", ")
 
     package init(store: any Database) {
         self.store = store
@@ -50,12 +57,12 @@ package struct Assignments {
                     .integer(draft.createdBy), .integer(draft.createdAtMs), .integer(draft.updatedAtMs)
                 )
             ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
-        guard let record = try rows.first?.first.map(Self.record) else { throw StoreError.unavailable("the new assignment was not returned") }
-        return record
+        guard let row = rows.first?.first else { throw StoreError.unavailable("the new assignment was not returned") }
+        return try NamedRow.decode(row, columns: Self.columnNames, as: AssignmentRecord.self)
     }
 
     func find(id: Int64) async throws -> AssignmentRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM assignments WHERE id = ?", .integer(id))).first.map(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM assignments WHERE id = ?", .integer(id)), as: AssignmentRecord.self).first
     }
 
     /// The assignments of the given classes (all classes when nil), by due date.
@@ -68,7 +75,7 @@ package struct Assignments {
             arguments = classIDs.map(SQLValue.integer)
         }
         sql += " ORDER BY due_at IS NULL, due_at, id"
-        return try await store.select(SQLStatement(sql, arguments: arguments)).map(Self.record)
+        return try await store.select(SQLStatement(sql, arguments: arguments), as: AssignmentRecord.self)
     }
 
     func update(_ record: AssignmentRecord, audit: AuditNote?) async throws {
@@ -122,14 +129,5 @@ package struct Assignments {
         var furthestCell: Int64?
         var errors: Int64
         var lastExecutedAt: Int64?
-    }
-
-    private static func record(_ row: SQLRow) throws -> AssignmentRecord {
-        guard row.count == 9, let id = row[0].int, let classID = row[1].int, let title = row[2].string, let description = row[3].string,
-            let path = row[4].string, let createdBy = row[6].int, let created = row[7].int, let updated = row[8].int
-        else { throw UnexpectedRow(table: "assignments", row: row) }
-        return AssignmentRecord(
-            id: id, classID: classID, title: title, description: description, notebookPath: path, dueAtMs: row[5].int, createdBy: createdBy,
-            createdAtMs: created, updatedAtMs: updated)
     }
 }

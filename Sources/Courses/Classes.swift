@@ -47,21 +47,21 @@ package struct Classes {
                     .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
                 )
             ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
-        guard let record = try rows.first?.first.map(Self.record) else { throw StoreError.unavailable("the new class was not returned") }
-        return record
+        guard let row = rows.first?.first else { throw StoreError.unavailable("the new class was not returned") }
+        return try NamedRow.decode(row, columns: Self.columnNames, as: ClassRecord.self)
     }
 
     package func find(id: Int64) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id))).first.map(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE id = ?", .integer(id)), as: ClassRecord.self).first
     }
 
     package func find(code: String) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code))).first.map(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code)), as: ClassRecord.self).first
     }
 
     /// The class whose ingest token has this hash.
     package func find(tokenHash: String) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash))).first.map(Self.record)
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash)), as: ClassRecord.self).first
     }
 
     /// Every class (for admins, `instructorID` nil) or those an instructor teaches, by name, a page of them.
@@ -75,7 +75,7 @@ package struct Classes {
             } else {
                 SQLStatement("SELECT \(Self.columns) FROM classes ORDER BY name, id LIMIT ? OFFSET ?", arguments: page)
             }
-        return try await store.select(statement).map(Self.record)
+        return try await store.select(statement, as: ClassRecord.self)
     }
 
     package func count(instructorID: Int64?) async throws -> Int64 {
@@ -85,7 +85,7 @@ package struct Classes {
             } else {
                 SQLStatement("SELECT COUNT(*) FROM classes")
             }
-        return try await store.select(statement).first?.first?.int ?? 0
+        return try await store.selectCount(statement)
     }
 
     /// Saves a class's name, code, description and owner (a taken code is `StoreError.conflict`).
@@ -140,7 +140,7 @@ package struct Classes {
 
     /// The classes a student (by email) belongs to: enrolled, or joined by sending events and
     /// not waiting to be accepted.
-    package func of(studentEmail: String) async throws -> [(id: Int64, name: String)] {
+    package func of(studentEmail: String) async throws -> [ClassName] {
         try await store.select(
             SQLStatement(
                 """
@@ -148,11 +148,14 @@ package struct Classes {
                 WHERE s.email = ? AND cs.held = 0 ORDER BY c.name, c.id
                 """,
                 .text(studentEmail.lowercased())
-            )
-        ).map { row in
-            guard let id = row[0].int, let name = row[1].string else { throw UnexpectedRow(table: "classes", row: row) }
-            return (id, name)
-        }
+            ),
+            as: ClassName.self)
+    }
+
+    /// A class's id and name, decoded by column name.
+    package struct ClassName: Decodable, Sendable, Equatable {
+        package var id: Int64
+        package var name: String
     }
 
     /// Whether the student is in one of the classes the instructor teaches.
@@ -212,10 +215,6 @@ package struct Classes {
             SQLStatement("DELETE FROM class_instructors WHERE class_id = ? AND user_id = ? RETURNING user_id", .integer(classID), .integer(userID)),
             classID: classID, audit: audit, ifReturning: true
         ).isEmpty
-    }
-
-    private static func record(_ row: SQLRow) throws -> ClassRecord {
-        try NamedRow(columns: columnNames, values: row).decode(ClassRecord.self)
     }
 }
 

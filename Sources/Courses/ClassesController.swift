@@ -140,8 +140,8 @@ package struct ClassesController {
             // A student sees only their own; an instructor only the classes they teach.
             guard user.role != .student || email == user.email.lowercased() else { throw APIError.notFound("No such student.") }
             var visible: [StudentClass] = []
-            for (id, _) in try await classes.of(studentEmail: email) {
-                guard let record = try await classes.find(id: id) else { continue }
+            for taken in try await classes.of(studentEmail: email) {
+                guard let record = try await classes.find(id: taken.id) else { continue }
                 if user.role == .instructor, try await !classes.isTaught(record, by: user) { continue }
                 visible.append(StudentClass(id: record.id, name: record.name, code: record.code))
             }

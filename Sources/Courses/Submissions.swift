@@ -3,15 +3,21 @@ import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
 
-/// A student's submission to an assignment: every uploaded version, and the grade.
-package struct SubmissionRecord: Sendable, Equatable {
-    struct Version: Sendable, Equatable {
+/// A student's submission to an assignment: every uploaded version, and the grade. The
+/// submission and its versions are decoded by column name.
+package struct SubmissionRecord: Sendable, Equatable, Decodable {
+    struct Version: Sendable, Equatable, Decodable {
         var version: Int64
         var contentKey: String
         var size: Int64
         var sha256: String
         var submittedAtMs: Int64
         var late: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case version, contentKey, size, sha256, late
+            case submittedAtMs = "submittedAt"
+        }
     }
 
     var id: Int64
@@ -25,10 +31,15 @@ package struct SubmissionRecord: Sendable, Equatable {
     var gradedAtMs: Int64?
     var createdAtMs: Int64
     var updatedAtMs: Int64
-    /// Oldest first; never empty.
-    var versions: [Version]
+    /// Oldest first; never empty once read (`Submissions.withVersions`).
+    var versions: [Version] = []
 
     var latest: Version { versions[versions.count - 1] }
+
+    enum CodingKeys: String, CodingKey {
+        case id, assignmentID, classID, studentID, studentEmail, grade, feedback, gradedVersion
+        case gradedAtMs = "gradedAt", createdAtMs = "createdAt", updatedAtMs = "updatedAt"
+    }
 }
 
 /// Submissions in storage, through portable statements; notebook contents in `files`.
@@ -37,7 +48,7 @@ package struct Submissions {
     let files: NotebookFiles
 
     private static let columns = """
-        s.id, s.assignment_id, a.class_id, s.student_id, u.email, s.grade, s.feedback, s.graded_version, s.graded_at, s.created_at, s.updated_at
+        s.id, s.assignment_id, a.class_id, s.student_id, u.email AS student_email, s.grade, s.feedback, s.graded_version, s.graded_at, s.created_at, s.updated_at
         """
     private static let from = "submissions s JOIN assignments a ON a.id = s.assignment_id JOIN users u ON u.id = s.student_id"
 
@@ -89,7 +100,7 @@ package struct Submissions {
     }
 
     func find(id: Int64) async throws -> SubmissionRecord? {
-        let rows = try await store.select(SQLStatement("SELECT \(Self.columns) FROM \(Self.from) WHERE s.id = ?", .integer(id)))
+        let rows = try await store.select(SQLStatement("SELECT \(Self.columns) FROM \(Self.from) WHERE s.id = ?", .integer(id)), as: SubmissionRecord.self)
         return try await withVersions(rows).first
     }
 
@@ -110,7 +121,8 @@ package struct Submissions {
         let rows = try await store.select(
             SQLStatement(
                 "SELECT \(Self.columns) FROM \(Self.from)\(whereClause) ORDER BY s.updated_at DESC, s.id DESC LIMIT ? OFFSET ?",
-                arguments: arguments + [.integer(Int64(filter.limit)), .integer(Int64(filter.skip))]))
+                arguments: arguments + [.integer(Int64(filter.limit)), .integer(Int64(filter.skip))]),
+            as: SubmissionRecord.self)
         return try await withVersions(rows)
     }
 
@@ -139,22 +151,38 @@ package struct Submissions {
 
     /// The notebook of one version.
     func content(of version: SubmissionRecord.Version, submissionID: Int64) async throws -> Data? {
-        let rows = try await store.select(
+        let stored = try await store.selectValue(
             SQLStatement(
                 "SELECT content FROM submission_versions WHERE submission_id = ? AND version = ?", .integer(submissionID), .integer(version.version)))
-        guard let row = rows.first else { return nil }
-        return try files.content(key: version.contentKey, inline: row[0].data)
+        guard let stored else { return nil }
+        return try files.content(key: version.contentKey, inline: stored.data)
     }
 
     /// Removes directory files that no version names any more (see `NotebookFiles.sweep`).
     package func sweepFiles(now: Date) async throws {
         guard case .directory = files else { return }
-        let keys = try await store.select(SQLStatement("SELECT content_key FROM submission_versions")).compactMap { $0[0].string }
-        files.sweep(referenced: Set(keys), before: now.addingTimeInterval(-3600))
+        let keys = try await store.select(SQLStatement("SELECT content_key FROM submission_versions"), as: StoredKey.self)
+        files.sweep(referenced: Set(keys.map(\.contentKey)), before: now.addingTimeInterval(-3600))
     }
 
-    private func withVersions(_ rows: [SQLRow]) async throws -> [SubmissionRecord] {
-        var records = try rows.map(Self.record)
+    private struct StoredKey: Decodable {
+        var contentKey: String
+    }
+
+    private struct VersionRow: Decodable {
+        var submissionID: Int64
+        var version: SubmissionRecord.Version
+
+        init(from decoder: any Decoder) throws {
+            submissionID = try decoder.container(keyedBy: CodingKeys.self).decode(Int64.self, forKey: .submissionID)
+            version = try SubmissionRecord.Version(from: decoder)
+        }
+
+        enum CodingKeys: String, CodingKey { case submissionID }
+    }
+
+    private func withVersions(_ submissions: [SubmissionRecord]) async throws -> [SubmissionRecord] {
+        var records = submissions
         guard !records.isEmpty else { return [] }
         let ids = records.map(\.id)
         let versionRows = try await store.select(
@@ -163,25 +191,11 @@ package struct Submissions {
                 SELECT submission_id, version, content_key, size, sha256, submitted_at, late FROM submission_versions
                 WHERE submission_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", "))) ORDER BY submission_id, version
                 """,
-                arguments: ids.map(SQLValue.integer)))
-        var versions: [Int64: [SubmissionRecord.Version]] = [:]
-        for row in versionRows {
-            guard let id = row[0].int, let version = row[1].int, let key = row[2].string, let size = row[3].int, let sha = row[4].string,
-                let at = row[5].int
-            else { throw UnexpectedRow(table: "submission_versions", row: row) }
-            versions[id, default: []].append(.init(version: version, contentKey: key, size: size, sha256: sha, submittedAtMs: at, late: row[6].int == 1))
-        }
+                arguments: ids.map(SQLValue.integer)),
+            as: VersionRow.self)
+        let versions = Dictionary(grouping: versionRows, by: \.submissionID).mapValues { $0.map(\.version) }
         for index in records.indices { records[index].versions = versions[records[index].id] ?? [] }
         // Every submission has a version; one deleted between the two queries has none left.
         return records.filter { !$0.versions.isEmpty }
-    }
-
-    private static func record(_ row: SQLRow) throws -> SubmissionRecord {
-        guard row.count == 11, let id = row[0].int, let assignment = row[1].int, let classID = row[2].int, let student = row[3].int,
-            let email = row[4].string, let created = row[9].int, let updated = row[10].int
-        else { throw UnexpectedRow(table: "submissions", row: row) }
-        return SubmissionRecord(
-            id: id, assignmentID: assignment, classID: classID, studentID: student, studentEmail: email, grade: row[5].double, feedback: row[6].string,
-            gradedVersion: row[7].int, gradedAtMs: row[8].int, createdAtMs: created, updatedAtMs: updated, versions: [])
     }
 }

@@ -39,6 +39,20 @@ extension Database {
         try await selectNamed(statement).map { try $0.decode(T.self) }
     }
 
+    /// Runs a query that answers one value (a count, an id, an email): the value of its only
+    /// column in the first row, nil when there is no row. A row of more columns is an error.
+    package func selectValue(_ statement: SQLStatement) async throws -> SQLValue? {
+        guard let row = try await select(statement).first else { return nil }
+        guard row.count == 1 else { throw UnexpectedRow(table: "a one-value query", row: row) }
+        return row[0]
+    }
+
+    /// A `COUNT(*)`-like query's number; no row or a non-integer is an error.
+    package func selectCount(_ statement: SQLStatement) async throws -> Int64 {
+        guard let count = try await selectValue(statement)?.int else { throw UnexpectedRow(table: "a count", row: []) }
+        return count
+    }
+
     /// Runs the database for the duration of `body`: for the command line and first-start chores.
     public func whileRunning<T: Sendable>(_ body: @Sendable (Self) async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in

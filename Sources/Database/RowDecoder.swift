@@ -23,6 +23,12 @@ extension NamedRow {
     package func decode<T: Decodable>(_ type: T.Type) throws -> T {
         try T(from: RowDecoder(row: self))
     }
+
+    /// Decodes a row a transaction returned (`RETURNING a, b`), named by the columns it asked for.
+    package static func decode<T: Decodable>(_ row: SQLRow, columns: [String], as type: T.Type) throws -> T {
+        guard row.count == columns.count else { throw UnexpectedRow(table: "\(T.self)", row: row) }
+        return try NamedRow(columns: columns, values: row).decode(T.self)
+    }
 }
 
 private struct RowDecoder: Decoder {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import PulseboardClassroom
+@testable import PulseboardKernel
 
 /// The events export, read back by the CSV reader most analysts use: Python's `csv` module.
 @Suite("CSV exports", .throwawayPostgres) struct CSVExportTests {
@@ -16,8 +17,8 @@ import Testing
     }
 
     @Test func everyCellReadsBackAsWrittenAndNoneRunsAsAFormula() throws {
-        let payload = String(decoding: try JSONSerialization.data(withJSONObject: Self.hostile), as: UTF8.self)
-        let csv = try EventCSV.render([payload, payload])
+        let event = try JSONDecoder().decode([String: JSONValue].self, from: JSONSerialization.data(withJSONObject: Self.hostile))
+        let csv = try EventCSV.render([event, event])
         let rows = try Self.readWithPython(csv)
         #expect(rows.count == 3)
         #expect(rows[0] == EventCSV.columns)

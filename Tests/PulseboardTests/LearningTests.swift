@@ -387,8 +387,8 @@ struct LearningEventTests {
             // Stored by the writer's statement, as ingest would.
             _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statements())
             #expect(await failing.apply([event]) == false)
-            let unprocessed = try await parts.store.select(EventLog.unprocessed(limit: 10))
-            #expect(EventLog.events(from: unprocessed).map(\.eventID).contains(event.eventID))
+            let unprocessed = try await parts.store.select(EventLog.unprocessed(limit: 10), as: EventLog.Stored.self)
+            #expect(unprocessed.map(\.eventID).contains(event.eventID))
             let metrics = try await client.request(.get, "/metrics", token: admin)
             #expect(metrics.text.contains("pulseboard_event_handler_failures_total 4"))
 
@@ -396,6 +396,37 @@ struct LearningEventTests {
                 store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
             await working.sweep()
+            #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
+            #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
+        }
+    }
+
+    /// A stored event whose payload is not a JSON object (a hand-edited row, say) is an error the
+    /// log names: the timeline and the export refuse to leave it out, and the sweep gives up on it
+    /// so that the events behind it are still applied.
+    @Test(arguments: TestEngine.all) func anUnreadableStoredEventIsReportedNeverSkipped(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, parts in
+            let admin = try await client.login().accessToken
+            let course = try await client.createClass("unreadable", token: admin)
+            let now = Date()
+            let good = try #require(
+                try EventParser.parse(Data(ExtensionEvent.json("help", email: "after@example.com").utf8), classID: course.id, arrival: now).events.first)
+            var bad = good
+            (bad.eventID, bad.email, bad.payload) = ("bad-1", "after@example.com", "not json")
+            _ = try await parts.store.transaction(EventLog.rows([bad], receivedAt: now).statements() + EventLog.rows([good], receivedAt: now).statements())
+            let stored = try await parts.store.select(EventLog.unprocessed(limit: 10), as: EventLog.Stored.self)
+            #expect(stored.map(\.eventID) == ["bad-1", good.eventID])
+            #expect(throws: EventLog.UnreadableEvent.self) { try stored[0].event() }
+
+            let timeline = try await client.request(.get, "/api/v1/classes/\(course.id)/students/after@example.com/timeline", token: admin)
+            #expect(timeline.status == .internalServerError)
+            #expect(try await client.request(.get, "/api/v1/classes/\(course.id)/events.csv", token: admin).status == .internalServerError)
+
+            let progress = ClassProgress(store: parts.store)
+            let processor = EventProcessor(
+                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
+            await processor.sweep()
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
         }

@@ -29,15 +29,13 @@ package protocol LiveLog: Sendable {
 extension MetricsStore {
     func seriesID(_ key: SeriesKey) async throws -> Int64? {
         if let id = knownSeriesID(key) { return id }
-        return try await database.select(SQLStatement("SELECT id FROM series WHERE name = ? AND tags = ?", .text(key.name), .text(key.canonicalTags)))
-            .first?.first?.int
+        return try await database.selectValue(SQLStatement("SELECT id FROM series WHERE name = ? AND tags = ?", .text(key.name), .text(key.canonicalTags)))?
+            .int
     }
 
     func listSeries() async throws -> [SeriesSummary] {
-        try await database.select(SQLStatement("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags")).map { row in
-            guard row.count == 4, let name = row[0].string, let tags = row[1].string else { throw UnexpectedRow(table: "series", row: row) }
-            return SeriesSummary(
-                series: SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: tags)), lastTimestampMs: row[2].int, lastValue: row[3].double)
+        try await database.select(SQLStatement("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags"), as: SeriesRow.self).map { row in
+            SeriesSummary(series: SeriesKey(name: row.name, tags: SeriesKey.tags(fromCanonical: row.tags)), lastTimestampMs: row.lastTs, lastValue: row.lastValue)
         }
     }
 
@@ -46,22 +44,20 @@ extension MetricsStore {
         try await database.select(
             SQLStatement(
                 "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",
-                .integer(seriesID), .integer(fromMs), .integer(toMs), .integer(Int64(limit)))
-        ).map { row in
-            guard row.count == 2, let ts = row[0].int, let value = row[1].double else { throw UnexpectedRow(table: "points", row: row) }
-            return (ts, value)
-        }
+                .integer(seriesID), .integer(fromMs), .integer(toMs), .integer(Int64(limit))),
+            as: PointRow.self
+        ).map { ($0.ts, $0.value) }
     }
 
     func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await count(
+        try await database.selectCount(
             SQLStatement(
                 "SELECT COUNT(*) FROM points WHERE series_id = ? AND ts >= ? AND ts <= ?", .integer(seriesID), .integer(fromMs), .integer(toMs)))
     }
 
     /// Sum of the rollup counts of the buckets that start in [from, to).
     func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await count(
+        try await database.selectCount(
             SQLStatement(
                 "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM \(rollup.table) WHERE series_id = ? AND bucket >= ? AND bucket < ?",
                 .integer(seriesID), .integer(fromMs), .integer(toMs)))
@@ -74,22 +70,17 @@ extension MetricsStore {
         let sql =
             if let source {
                 """
-                SELECT (bucket / ?) * ? AS b, CAST(SUM(count) AS BIGINT), SUM(sum), MIN(min), MAX(max) FROM \(source.table)
-                WHERE series_id = ? AND bucket >= ? AND bucket < ? GROUP BY b ORDER BY b
+                SELECT (bucket / ?) * ? AS bucket_start, CAST(SUM(count) AS BIGINT) AS count, SUM(sum) AS sum, MIN(min) AS min, MAX(max) AS max
+                FROM \(source.table) WHERE series_id = ? AND bucket >= ? AND bucket < ? GROUP BY bucket_start ORDER BY bucket_start
                 """
             } else {
                 """
-                SELECT (ts / ?) * ? AS b, COUNT(*), SUM(value), MIN(value), MAX(value) FROM points
-                WHERE series_id = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b
+                SELECT (ts / ?) * ? AS bucket_start, COUNT(*) AS count, SUM(value) AS sum, MIN(value) AS min, MAX(value) AS max FROM points
+                WHERE series_id = ? AND ts >= ? AND ts < ? GROUP BY bucket_start ORDER BY bucket_start
                 """
             }
         let width = SQLValue.integer(widthMs)
-        return try await database.select(SQLStatement(sql, width, width, .integer(seriesID), .integer(fromMs), .integer(toMs))).map { row in
-            guard row.count == 5, let start = row[0].int, let count = row[1].int, let sum = row[2].double, let min = row[3].double,
-                let max = row[4].double
-            else { throw UnexpectedRow(table: source?.table ?? "points", row: row) }
-            return Bucket(startMs: start, count: count, sum: sum, min: min, max: max)
-        }
+        return try await database.select(SQLStatement(sql, width, width, .integer(seriesID), .integer(fromMs), .integer(toMs)), as: Bucket.self)
     }
 
     /// Retention: points and rollups before `pointsBefore` (a rollup bucket goes when it starts
@@ -105,9 +96,17 @@ extension MetricsStore {
                     SQLStatement("DELETE FROM live_log WHERE created_at < ?", .integer(now.millisecondsSince1970 - 600_000)),
                 ])
     }
+}
 
-    private func count(_ statement: SQLStatement) async throws -> Int64 {
-        guard let count = try await database.select(statement).first?.first?.int else { throw UnexpectedRow(table: "count", row: []) }
-        return count
-    }
+/// Rows of `listSeries()` and `points(...)`, decoded by column name.
+private struct SeriesRow: Decodable {
+    var name: String
+    var tags: String
+    var lastTs: Int64?
+    var lastValue: Double?
+}
+
+private struct PointRow: Decodable {
+    var ts: Int64
+    var value: Double
 }

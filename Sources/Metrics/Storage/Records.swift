@@ -79,7 +79,8 @@ public struct SeriesSummary: Sendable {
 }
 
 /// One time bucket of a downsampled history answer.
-public struct Bucket: Sendable, Equatable {
+public struct Bucket: Sendable, Equatable, Decodable {
+    /// Decoded from the column `bucket_start`.
     public var startMs: Int64
     public var count: Int64
     public var sum: Double
@@ -87,6 +88,11 @@ public struct Bucket: Sendable, Equatable {
     public var max: Double
 
     public var average: Double { sum / Double(count) }
+
+    enum CodingKeys: String, CodingKey {
+        case count, sum, min, max
+        case startMs = "bucketStart"
+    }
 }
 
 /// Pre-aggregated copies of the points that the writer keeps up to date, so that a history query
