@@ -144,7 +144,7 @@ let package = Package(
             name: "PulseboardTests",
             dependencies: [
                 "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
-                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb",
+                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb", "pulseboard",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
