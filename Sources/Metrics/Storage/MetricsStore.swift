@@ -35,7 +35,8 @@ extension MetricsStore {
 
     func listSeries() async throws -> [SeriesSummary] {
         try await database.select(SQLStatement("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags"), as: SeriesRow.self).map { row in
-            SeriesSummary(series: SeriesKey(name: row.name, tags: SeriesKey.tags(fromCanonical: row.tags)), lastTimestampMs: row.lastTs, lastValue: row.lastValue)
+            SeriesSummary(
+                series: SeriesKey(name: row.name, tags: SeriesKey.tags(fromCanonical: row.tags)), lastTimestampMs: row.lastTs, lastValue: row.lastValue)
         }
     }
 
