@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTPTypes
 import Synchronization
 
 /// Bounds what a connection can hold before it has sent a request: at most so many connections
@@ -103,5 +104,55 @@ package final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannel
     private func startTimer(_ context: ChannelHandlerContext) {
         guard timer == nil else { return }
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
+    }
+}
+
+/// Closes a connection whose request body stalls: from a request head until the body's end,
+/// every `window` has to bring at least `minimumBytesPerSecond` × `window` of the body. A
+/// complete head promises nothing about the body, and a client that sends one byte now and then
+/// would otherwise keep its slot for as long as it likes. Sits after HTTP decoding.
+package final class RequestBodyPace: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPRequestPart
+    package typealias InboundOut = HTTPRequestPart
+
+    private let window: TimeAmount
+    private let minimumBytesPerWindow: Int
+    private var receivedInWindow = 0
+    private var timer: Scheduled<Void>?
+
+    init(window: TimeAmount, minimumBytesPerSecond: Int) {
+        self.window = window
+        minimumBytesPerWindow = Int(Double(minimumBytesPerSecond) * Double(window.nanoseconds) / 1e9)
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            receivedInWindow = 0
+            scheduleCheck(context)
+        case .body(let bytes):
+            receivedInWindow += bytes.readableBytes
+        case .end:
+            timer?.cancel()
+            timer = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func scheduleCheck(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: window) { [self] in
+            guard receivedInWindow >= minimumBytesPerWindow else {
+                context.close(promise: nil)
+                return
+            }
+            receivedInWindow = 0
+            scheduleCheck(context)
+        }
     }
 }

@@ -164,6 +164,9 @@ public struct Pulseboard: Sendable {
             generatedAdminPassword: generatedPassword, routes: routes.routes)
     }
 
+    /// The slowest a request body may arrive, averaged over each `--idle-timeout` window.
+    static let minimumBodyBytesPerSecond = 1024
+
     /// HTTP/1.1 with WebSocket upgrades, behind the connection guard.
     private static func server(router: Router<AppRequestContext>, config: ServerConfig, connections: ConnectionCounter) -> HTTPServerBuilder {
         let webSocketResponder = router.buildResponder()
@@ -174,7 +177,10 @@ public struct Pulseboard: Sendable {
                     responder: responder,
                     webSocketResponder: webSocketResponder,
                     configuration: .init(
-                        http1: .init(idleTimeout: idleTimeout), ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+                        http1: .init(
+                            additionalChannelHandlers: [RequestBodyPace(window: idleTimeout, minimumBytesPerSecond: minimumBodyBytesPerSecond)],
+                            idleTimeout: idleTimeout),
+                        ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
                 ),
                 counter: connections,
                 headTimeout: idleTimeout

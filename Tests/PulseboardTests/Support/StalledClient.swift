@@ -32,7 +32,12 @@ final class StalledClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        _ = text.withCString { send(descriptor, $0, strlen($0), 0) }
+        send(text)
+    }
+
+    /// Sends more: the next drop of a trickle.
+    func send(_ text: String) {
+        _ = text.withCString { Glibc.send(descriptor, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 
     /// Whether the server closes the connection within `timeout` (reading and discarding what it
@@ -50,6 +55,26 @@ final class StalledClient {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return false
+    }
+
+    /// What the server answers within `timeout`, once a response head has arrived (empty if
+    /// none did).
+    func response(within timeout: Duration) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            var descriptors = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptors, 1, 0) > 0 {
+                let count = recv(descriptor, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                received += buffer[..<count]
+                if String(decoding: received, as: UTF8.self).contains("\r\n\r\n") { break }
+                continue
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 
     deinit {
