@@ -4,7 +4,8 @@ the classes page, opens its live view while `pulseboard simulate` plays a class,
 request appear within 2 s, enrols students from a CSV file, creates an assignment on the
 simulated notebook and watches the class work on it. In a second browser a simulated student
 logs in, hands in a notebook, and sees the grade the instructor gives appear live, then an
-admin's announcement. With --screenshot / --class-screenshot / --assignment-screenshot /
+admin's announcement. Last, the co-instructor has the class page open when the owner removes
+them: the page says the class is no longer theirs to follow. With --screenshot / --class-screenshot / --assignment-screenshot /
 --student-screenshot it saves the dashboard, the class view, the assignment page and the
 student's page."""
 import argparse
@@ -59,7 +60,7 @@ def main():
             browser.save_screenshot(args.screenshot)
         print(f"browser: logged in, CPU chart received a live point {waited:.1f} s after the first")
         class_live_view(browser, server, args)
-        print("4 passed, 0 failed")
+        print("5 passed, 0 failed")
         return 0
     finally:
         browser.quit()
@@ -94,6 +95,7 @@ def class_live_view(browser, server, args):
     assert link.text == "E2E class <i>1</i>", link.text  # shown as text, not markup
     link.click()
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+    class_url = browser.current_url
 
     binary = server.binary
     simulator = subprocess.Popen([binary, "simulate", "--url", server.url, "--token", token, "--students", "40", "--teams", "5",
@@ -135,7 +137,7 @@ def class_live_view(browser, server, args):
         hold_and_accept(browser, server, token)
         cards = len(browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         print(f"browser: class live view with {cards} simulated students; a help request appeared {shown:.2f} s after it was sent")
-        assignment_workflow(browser, server, token, args)
+        assignment_workflow(browser, server, token, class_url, args)
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
@@ -185,7 +187,7 @@ def hold_and_accept(browser, server, token):
     print("browser: a student who joined by sending events waited in the roster until accepted there")
 
 
-def assignment_workflow(browser, server, token, args):
+def assignment_workflow(browser, server, token, class_url, args):
     """The instructor creates an assignment on the simulated notebook and watches the class work on
     it; a student (second browser) hands in a notebook, is graded, and sees the grade live."""
     # Class settings: a colleague (an instructor account) becomes a co-instructor.
@@ -193,6 +195,7 @@ def assignment_workflow(browser, server, token, args):
     status, body = server.request("POST", "/api/v1/users", {"email": "colleague@example.com", "password": "colleague-password-1",
                                                             "role": "instructor"}, token=admin)
     assert status == 201, body
+    colleague_id = body["id"]
     browser.find_element(By.CSS_SELECTOR, "#settings summary").click()
     add = browser.find_element(By.ID, "add-instructor")
     add.find_element(By.NAME, "email").send_keys("nobody@example.com")
@@ -288,6 +291,32 @@ def assignment_workflow(browser, server, token, args):
               " then an admin's announcement")
     finally:
         student.quit()
+    co_instructor_removed(server, class_url, colleague_id)
+
+
+def co_instructor_removed(server, class_url, colleague_id):
+    """The co-instructor follows the class live; the owner removes them: the open page stops
+    following the class at once and says why, without a reload."""
+    colleague = new_browser()
+    try:
+        colleague.get(server.url + "/")
+        colleague.find_element(By.ID, "email").send_keys("colleague@example.com")
+        colleague.find_element(By.ID, "password").send_keys("colleague-password-1")
+        colleague.find_element(By.ID, "login-button").click()
+        WebDriverWait(colleague, 10).until(lambda b: not b.current_url.endswith("/"))
+        colleague.get(class_url)
+        WebDriverWait(colleague, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+        class_id = class_url.rstrip("/").split("/")[-1]
+        status, body = server.request("DELETE", f"/api/v1/classes/{class_id}/instructors/{colleague_id}", token=server.login())
+        assert status == 204, (status, body)
+        removed = time.time()
+        connection = colleague.find_element(By.ID, "connection")
+        WebDriverWait(colleague, 5).until(lambda b: "no longer allowed" in connection.text)
+        assert connection.get_attribute("data-state") == "offline", connection.get_attribute("data-state")
+        no_errors(colleague)
+        print(f"browser: a removed co-instructor's open class page stopped following the class {time.time() - removed:.2f} s after the removal")
+    finally:
+        colleague.quit()
 
 
 if __name__ == "__main__":

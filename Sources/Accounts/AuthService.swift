@@ -12,6 +12,8 @@ public struct AuthService: Authenticating {
     let limiter: LoginLimiter
     let refreshLifetime: Duration
     package let sessionLifetime: Duration
+    /// The users that requests were checked against, forgotten on every access change.
+    let recentUsers: RecentUsers
     /// Rings the open WebSockets (on every instance) after a logout or a replayed refresh token.
     let accessChanged: @Sendable () -> Void
     /// A bcrypt hash of a random secret: verified against when the email is unknown, so that an
@@ -25,6 +27,7 @@ public struct AuthService: Authenticating {
         limiter: LoginLimiter,
         refreshLifetime: Duration,
         sessionLifetime: Duration,
+        recentUsers: RecentUsers,
         accessChanged: @escaping @Sendable () -> Void
     ) async throws {
         accounts = Accounts(store: store)
@@ -33,6 +36,7 @@ public struct AuthService: Authenticating {
         self.limiter = limiter
         self.refreshLifetime = refreshLifetime
         self.sessionLifetime = sessionLifetime
+        self.recentUsers = recentUsers
         self.accessChanged = accessChanged
         decoyHash = try await hasher.hash(SecretToken.generate(prefix: ""))
     }
@@ -123,12 +127,13 @@ public struct AuthService: Authenticating {
     /// Resolves a bearer credential: an ingest token or an access token. An access token counts
     /// only while its user exists with the generation it names, and carries the user's role as
     /// the database has it now: a demotion, deletion, logout or password change ends it at once,
-    /// on every instance, for the price of one primary-key read.
+    /// on every instance (the user is read by primary key, or taken from `recentUsers`, which
+    /// every such change empties).
     func principal(bearer token: String) async throws -> Principal? {
         if token.hasPrefix(Accounts.ingestTokenPrefix) {
             return try await accounts.activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
         }
-        guard let (userID, generation) = await accessTokens.verify(token), let user = try await accounts.user(id: userID),
+        guard let (userID, generation) = await accessTokens.verify(token), let user = try await checkedUser(id: userID),
             user.tokenGeneration == generation
         else { return nil }
         return .user(UserClaims(id: user.id, email: user.email, role: user.role))
@@ -145,9 +150,13 @@ public struct AuthService: Authenticating {
     /// Resolves a browser session cookie.
     func principal(session token: String) async throws -> Principal? {
         guard let userID = try await accounts.sessionUser(hash: SecretToken.hash(token), kind: .browser, now: Date()),
-            let user = try await accounts.user(id: userID)
+            let user = try await checkedUser(id: userID)
         else { return nil }
         return .user(UserClaims(id: user.id, email: user.email, role: user.role))
+    }
+
+    private func checkedUser(id: Int64) async throws -> User? {
+        try await recentUsers.user(id: id) { try await accounts.user(id: id) }
     }
 
     package static func normalise(email: String) -> String {

@@ -28,6 +28,12 @@ public struct Pulseboard: Sendable {
     public let generatedAdminPassword: String?
     let routes: [RecordingRouter.Route]
 
+    /// Tells the servers that share `store` that someone's access changed: for the command
+    /// line's changes, which no server made (see `AccessChanges.announce`).
+    public static func announceAccessChange(in store: any Database) async throws {
+        try await AccessChanges.announce(in: store)
+    }
+
     public static func build(_ config: ServerConfig, logger: Logger) async throws -> Pulseboard {
         try Bootstrap.prepareDataDirectory(config.dataDirectory)
         let instanceID = UUID().uuidString.lowercased()
@@ -53,6 +59,8 @@ public struct Pulseboard: Sendable {
         let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
         let accessChanges = AccessChanges(relay: relay)
         let accessChanged: @Sendable () -> Void = { accessChanges.changed() }
+        let recentUsers = RecentUsers(lifetime: config.userCheckCacheLifetime)
+        _ = accessChanges.watch { recentUsers.forgetAll() }
         let auth = try await AuthService(
             store: store,
             accessTokens: try await AccessTokens(secret: secret, lifetime: config.accessTokenLifetime),
@@ -60,6 +68,7 @@ public struct Pulseboard: Sendable {
             limiter: LoginLimiter(limits: config.loginLimits),
             refreshLifetime: config.refreshTokenLifetime,
             sessionLifetime: config.sessionLifetime,
+            recentUsers: recentUsers,
             accessChanged: accessChanged
         )
         let notifier = Notifier(hub: hub, relay: relay)

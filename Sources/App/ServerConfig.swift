@@ -19,6 +19,9 @@ public struct ServerConfig: Sendable {
     /// Nil: a password is generated and printed once when the admin is created.
     public var adminPassword: String?
     public var accessTokenLifetime: Duration = .seconds(15 * 60)
+    /// How long a request's user check may be answered from memory; every access change empties
+    /// it at once, so this bounds only changes no instance announces (the command line's).
+    public var userCheckCacheLifetime: Duration = .seconds(2)
     public var refreshTokenLifetime: Duration = .seconds(30 * 86_400)
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     public var bcryptCost = PasswordHasher.defaultCost

@@ -46,10 +46,15 @@ package final class InstanceRelay: Service {
     /// Sends a message to the other instances and waits for PostgreSQL to take it. Throws when
     /// the payload is too long or the database did not take it.
     package func sendNow(_ kind: String, _ body: String = "") async throws {
-        let payload = "\(kind):\(instanceID):\(body)"
-        guard payload.utf8.count <= Self.maxPayloadBytes else { throw PayloadTooLong(kind: kind, bytes: payload.utf8.count) }
-        try await notifications.notify(Self.channel, payload: payload)
+        try await Self.send(kind, body, from: instanceID, via: notifications)
         telemetry.liveNotificationSent()
+    }
+
+    /// Sends a message as `sender`: for a process that is no instance, such as the command line.
+    static func send(_ kind: String, _ body: String = "", from sender: String, via notifications: any InstanceNotifications) async throws {
+        let payload = "\(kind):\(sender):\(body)"
+        guard payload.utf8.count <= maxPayloadBytes else { throw PayloadTooLong(kind: kind, bytes: payload.utf8.count) }
+        try await notifications.notify(channel, payload: payload)
     }
 
     /// Sends without waiting; a failure is logged with `consequence` (what the others miss).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PulseboardAccounts
+import PulseboardApp
 import PulseboardCourses
 import PulseboardKernel
 
@@ -49,7 +50,10 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (email, role) = (email, role)
-            try await data.withStore { try await UserAdministration.setRole(email: email, role: role, in: $0) }
+            try await data.withStore { store in
+                try await UserAdministration.setRole(email: email, role: role, in: store)
+                try await Pulseboard.announceAccessChange(in: store)
+            }
             print("\(email) is now \(role.rawValue).")
         }
     }
@@ -65,7 +69,10 @@ struct UserCommand: AsyncParsableCommand {
         func run() async throws {
             let (password, generated) = newPassword()
             let email = email
-            try await data.withStore { try await UserAdministration.resetPassword(email: email, password: password, in: $0) }
+            try await data.withStore { store in
+                try await UserAdministration.resetPassword(email: email, password: password, in: store)
+                try await Pulseboard.announceAccessChange(in: store)
+            }
             print("Password of \(email) changed.")
             if generated { print("Password (shown once): \(password)") }
         }

@@ -9,6 +9,7 @@ import NIOCore
 import Testing
 
 @testable import PulseboardAccounts
+@testable import PulseboardApp
 @testable import PulseboardCourses
 @testable import PulseboardHTTP
 @testable import PulseboardKernel
@@ -83,19 +84,54 @@ struct AccessTests {
         }
     }
 
-    /// Two instances on one PostgreSQL database: what one takes away, the other refuses.
+    /// Two instances on one PostgreSQL database: what one takes away, the other refuses as soon
+    /// as the NOTIFY arrives, though it had the user in memory (kept for an hour here, so that
+    /// only the NOTIFY can make it read again). The command line's changes are announced too.
     @Test func aRevocationOnOneInstanceHoldsOnTheOther() async throws {
         let url = try await TestPostgres.shared.newDatabase()
-        try await TestApp.run(engine: .postgres, configure: { $0.databaseURL = url }) { a, _ in
-            try await TestApp.run(engine: .postgres, configure: { $0.databaseURL = url }) { b, _ in
+        let configure: @Sendable (inout ServerConfig) -> Void = {
+            $0.databaseURL = url
+            $0.userCheckCacheLifetime = .seconds(3600)
+        }
+        try await TestApp.run(engine: .postgres, configure: configure) { a, partsA in
+            try await TestApp.run(engine: .postgres, configure: configure) { b, _ in
                 let admin = try await a.login().accessToken
                 let user = try await Self.createUser(a, role: .admin, admin: admin)
                 let token = try await b.login(user.email, "password-123").accessToken
                 #expect(try await b.request(.get, "/api/v1/users", token: token).status == .ok)
                 #expect(try await a.request(.patch, "/api/v1/users/\(user.id)", token: admin, json: #"{"role":"student"}"#).status == .ok)
-                #expect(try await b.request(.get, "/api/v1/users", token: token).status == .unauthorized)
+                #expect(try await Self.becomes(.unauthorized, within: .seconds(5)) { try await b.request(.get, "/api/v1/users", token: token).status })
+
+                let student = try await b.login(user.email, "password-123").accessToken
+                #expect(try await b.request(.get, "/auth/me", token: student).status == .ok)
+                try await UserAdministration.resetPassword(email: user.email, password: "another-password-9", in: partsA.store)
+                try await Pulseboard.announceAccessChange(in: partsA.store)
+                #expect(try await Self.becomes(.unauthorized, within: .seconds(5)) { try await b.request(.get, "/auth/me", token: student).status })
             }
         }
+    }
+
+    /// A change no server announces (the command line on SQLite) holds once the user check's
+    /// memory has expired.
+    @Test func anUnannouncedChangeHoldsAfterTheUserCheckLifetime() async throws {
+        try await TestApp.run(engine: .sqlite, configure: { $0.userCheckCacheLifetime = .seconds(1) }) { client, parts in
+            let admin = try await client.login().accessToken
+            let user = try await Self.createUser(client, role: .admin, admin: admin)
+            let token = try await client.login(user.email, "password-123").accessToken
+            #expect(try await client.request(.get, "/api/v1/users", token: token).status == .ok)
+            try await UserAdministration.setRole(email: user.email, role: .student, in: parts.store)
+            #expect(try await Self.becomes(.unauthorized, within: .seconds(5)) { try await client.request(.get, "/api/v1/users", token: token).status })
+        }
+    }
+
+    /// Whether `status` answers `expected` within `timeout` (asked every 50 ms).
+    static func becomes(_ expected: HTTPResponse.Status, within timeout: Duration, _ status: () async throws -> HTTPResponse.Status) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await status() == expected { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 
     @Test(arguments: TestEngine.all) func changesToUsersAndIngestTokensAreAudited(engine: TestEngine) async throws {
