@@ -20,18 +20,31 @@ package final class InstanceRelay: Service {
         var connected: @Sendable () async -> Void
     }
 
+    /// A message `send` queued, with what the other instances miss if it cannot be sent.
+    struct Outgoing: Sendable {
+        var kind: String
+        var body: String
+        var consequence: String
+    }
+
     let notifications: any InstanceNotifications
     /// This process among the instances.
     let instanceID: String
     let telemetry: Telemetry
     let logger: Logger
     private let handlers = Mutex<[String: Handler]>([:])
+    /// What `send` queued, sent in order by `run`; bounded, so that a database that does not take
+    /// NOTIFYs costs dropped messages (logged) and not memory.
+    private let outbox: AsyncStream<Outgoing>
+    private let outboxSink: AsyncStream<Outgoing>.Continuation
+    static let outboxCapacity = 1_024
 
     package init(notifications: any InstanceNotifications, instanceID: String, telemetry: Telemetry, logger: Logger) {
         self.notifications = notifications
         self.instanceID = instanceID
         self.telemetry = telemetry
         self.logger = logger
+        (outbox, outboxSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(Self.outboxCapacity))
     }
 
     /// Registers what to do with messages of `kind` from other instances (before `run`).
@@ -57,28 +70,41 @@ package final class InstanceRelay: Service {
         try await notifications.notify(channel, payload: payload)
     }
 
-    /// Sends without waiting; a failure is logged with `consequence` (what the others miss).
+    /// Sends without waiting, in order with the other `send`s; a failure, or a full queue, is
+    /// logged with `consequence` (what the others miss).
     package func send(_ kind: String, _ body: String = "", consequence: String) {
-        Task {
-            do {
-                try await sendNow(kind, body)
-            } catch {
-                logger.warning("Relay to other instances failed; \(consequence)", metadata: ["error": "\(error)", "kind": "\(kind)"])
-            }
+        if case .dropped = outboxSink.yield(Outgoing(kind: kind, body: body, consequence: consequence)) {
+            logger.warning("Relay queue to other instances is full; \(consequence)", metadata: ["kind": "\(kind)"])
         }
     }
 
+    /// Listens for the other instances and sends what `send` queued, until cancelled.
     package func run() async throws {
-        await notifications.listen(
-            Self.channel,
-            connected: {
-                for handler in self.handlers.withLock({ Array($0.values) }) { await handler.connected() }
-            },
-            received: { payload in
-                let parts = payload.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-                guard parts.count == 3, parts[1] != self.instanceID, let handler = self.handlers.withLock({ $0[String(parts[0])] }) else { return }
-                await handler.received(String(parts[1]), String(parts[2]))
-            })
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.sendQueued() }
+            await notifications.listen(
+                Self.channel,
+                connected: {
+                    for handler in self.handlers.withLock({ Array($0.values) }) { await handler.connected() }
+                },
+                received: { payload in
+                    let parts = payload.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                    guard parts.count == 3, parts[1] != self.instanceID, let handler = self.handlers.withLock({ $0[String(parts[0])] }) else { return }
+                    await handler.received(String(parts[1]), String(parts[2]))
+                })
+            group.cancelAll()
+        }
+    }
+
+    private func sendQueued() async {
+        for await message in outbox {
+            do {
+                try await sendNow(message.kind, message.body)
+            } catch {
+                logger.warning(
+                    "Relay to other instances failed; \(message.consequence)", metadata: ["error": "\(error)", "kind": "\(message.kind)"])
+            }
+        }
     }
 
     struct PayloadTooLong: Error {
