@@ -1,0 +1,222 @@
+"""Metric ingest side by side: Pulseboard, InfluxDB 1.x and VictoriaMetrics on this machine, in
+the same run, each on loopback with a fresh data folder, driven by the same external load
+generator (wrk, its own process) with the same points: batches of --batch points of --series
+series (one tag each), every point of the run a new (series, timestamp). Prints points/s per
+system, the ratio to Pulseboard, and the data folder's bytes per point after a graceful stop.
+
+Each system runs as Debian ships it: InfluxDB fsyncs its WAL before it answers (as Pulseboard
+commits); VictoriaMetrics answers once a point is in memory and writes to disk about every
+second, so its figure is not for an acknowledgement that means durable.
+
+    python3 scripts/bench_peers.py [--seconds 10] [--connections 8] [--batch 1000] [--series 10]
+
+Needs `wrk`, `influxdb` and `victoria-metrics` (Debian packages: installed when missing and
+run as root) and a release build (`swift build -c release`, or PULSEBOARD_BIN)."""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from pulseboard_process import Server, free_port  # noqa: E402
+
+PACKAGES = {"wrk": "wrk", "influxd": "influxdb", "victoria-metrics": "victoria-metrics"}
+
+# A wrk script that builds each request's body: --batch points, point i of series i % series,
+# timestamps that no other request of any wrk thread repeats (a second per request, the point's
+# index as its milliseconds), values a random walk per series with two decimals, as a sensor
+# sends (regular values would flatter every compressor). FORMAT is "json" (Pulseboard) or
+# "line" (line protocol).
+WRK_SCRIPT = r"""
+local counter = 0
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+function init(args)
+  id = tonumber(wrk.thread:get("id")) or 0
+  math.randomseed(id + 1)
+  prefixes = {}
+  millis = {}
+  walk = {}
+  for i = 0, BATCH - 1 do
+    if FORMAT == "json" then
+      prefixes[i] = '{"name":"bench.value","tags":{"host":"h' .. (i % SERIES) .. '"},"value":'
+    else
+      prefixes[i] = "bench,host=h" .. (i % SERIES) .. " value="
+    end
+    millis[i] = string.format("%03d", i % 1000)
+  end
+  for series = 0, SERIES - 1 do walk[series] = 50 end
+end
+function request()
+  local second = BASE + (counter * 64 + id) * math.ceil(BATCH / 1000)
+  counter = counter + 1
+  local parts = {}
+  for i = 0, BATCH - 1 do
+    local s = second + math.floor(i / 1000)
+    local series = i % SERIES
+    walk[series] = walk[series] + math.random() - 0.5
+    local value = string.format("%.2f", walk[series])
+    if FORMAT == "json" then
+      parts[#parts + 1] = prefixes[i] .. value .. ',"timestamp":"' .. os.date("!%Y-%m-%dT%H:%M:%S", s) .. "." .. millis[i] .. 'Z"}'
+    else
+      parts[#parts + 1] = prefixes[i] .. value .. " " .. s .. millis[i]
+    end
+  end
+  local body = FORMAT == "json" and ("[" .. table.concat(parts, ",") .. "]") or table.concat(parts, "\n")
+  return wrk.format("POST", PATH, HEADERS, body)
+end
+"""
+
+
+def install_missing():
+    missing = [package for binary, package in PACKAGES.items() if not shutil.which(binary)]
+    if missing:
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *missing], check=True, stdout=subprocess.DEVNULL)
+
+
+def wait_until(url, accept=(200, 204)):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status in accept:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within 60 s")
+
+
+def folder_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names
+               if os.path.isfile(os.path.join(root, name)))
+
+
+def run_wrk(url, path, body_format, headers, args):
+    # Points are stamped from a day ago on, so no system refuses them as from the future.
+    base = int(time.time()) - 86_400
+    lua_headers = "{" + ", ".join(f'["{key}"] = "{value}"' for key, value in headers.items()) + "}"
+    script = (f"BATCH = {args.batch}\nSERIES = {args.series}\nBASE = {base}\nFORMAT = \"{body_format}\"\n"
+              f"PATH = \"{path}\"\nHEADERS = {lua_headers}\n" + WRK_SCRIPT)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    with tempfile.TemporaryFile("w+") as captured:
+        wrk = subprocess.Popen(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency", "-s", file.name, url],
+                               stdout=captured, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(wrk.pid, 0)
+        captured.seek(0)
+        output = captured.read()
+    os.unlink(file.name)
+    if status != 0:
+        raise RuntimeError("wrk failed: " + output)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: .*", output)
+    ok = requests - (int(failed.group(1)) if failed else 0)
+    p50 = re.search(r"50%\s+(\S+)", output).group(1)
+    p99 = re.search(r"99%\s+(\S+)", output).group(1)
+    return {"points": ok * args.batch, "rate": ok * args.batch / args.seconds, "p50": p50, "p99": p99,
+            "failed": requests - ok, "socket_errors": errors.group(0) if errors else "",
+            "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}
+
+
+def pulseboard(args):
+    binary = os.environ.get("PULSEBOARD_BIN", ".build/release/pulseboard")
+    server = Server(binary=binary, extra_args=["--no-host-metrics", "--log-level", "warning"]).start()
+    try:
+        admin = server.login()
+        status, body = server.request("POST", "/api/v1/tokens", {"name": "bench"}, token=admin)
+        assert status == 201, body
+        headers = {"Authorization": "Bearer " + body["token"], "Content-Type": "application/json"}
+        result = run_wrk(server.url, "/api/v1/metrics", "json", headers, args)
+    finally:
+        server.stop()
+    result["bytes"] = folder_bytes(server.data_dir)
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+    return result
+
+
+def influxdb(args):
+    directory = tempfile.mkdtemp(prefix="bench-influxdb-")
+    port = free_port()
+    config = os.path.join(directory, "influxdb.conf")
+    with open(config, "w") as file:
+        file.write(f"reporting-disabled = true\nbind-address = \"127.0.0.1:{free_port()}\"\n"
+                   f"[meta]\n  dir = \"{directory}/meta\"\n"
+                   f"[data]\n  dir = \"{directory}/data\"\n  wal-dir = \"{directory}/wal\"\n  query-log-enabled = false\n"
+                   f"[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n")
+    process = subprocess.Popen(["influxd", "-config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(url + "/ping")
+        urllib.request.urlopen(urllib.request.Request(url + "/query", data=b"q=CREATE+DATABASE+bench", method="POST"), timeout=10)
+        result = run_wrk(url, "/write?db=bench&precision=ms", "line", {}, args)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    result["bytes"] = folder_bytes(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    return result
+
+
+def victoria_metrics(args):
+    directory = tempfile.mkdtemp(prefix="bench-victoria-")
+    port = free_port()
+    process = subprocess.Popen(["victoria-metrics", f"-storageDataPath={directory}", f"-httpListenAddr=127.0.0.1:{port}",
+                                "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(url + "/health")
+        result = run_wrk(url, "/write?precision=ms", "line", {}, args)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    result["bytes"] = folder_bytes(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--series", type=int, default=10)
+    parser.add_argument("--only", nargs="*", default=["pulseboard", "influxdb", "victoria-metrics"])
+    args = parser.parse_args()
+    install_missing()
+    systems = {"pulseboard": ("Pulseboard (SQLite)", pulseboard), "influxdb": ("InfluxDB " + influx_version(), influxdb),
+               "victoria-metrics": ("VictoriaMetrics", victoria_metrics)}
+    results = {}
+    for key in args.only:
+        name, run = systems[key]
+        results[key] = (name, run(args))
+    reference = results.get("pulseboard", (None, None))[1]
+    print(f"\nMetric ingest, {args.connections} connections, batches of {args.batch} points of {args.series} series, "
+          f"{args.seconds} s each, one after the other on this machine ({os.cpu_count()} cores)\n")
+    print("| system | points/s (acknowledged) | × Pulseboard | request p50 | p99 | failed requests | data folder bytes per point | wrk CPU (cores) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, result in results.values():
+        ratio = f"{result['rate'] / reference['rate']:.2f}" if reference and reference["rate"] else "–"
+        per_point = result["bytes"] / result["points"] if result["points"] else float("nan")
+        print(f"| {name} | {int(result['rate']):,} | {ratio} | {result['p50']} | {result['p99']} | {result['failed']} "
+              f"{result['socket_errors']} | {per_point:.1f} | {result['generator_cpu']:.2f} |")
+
+
+def influx_version():
+    output = subprocess.run(["influxd", "version"], capture_output=True, text=True).stdout
+    match = re.search(r"v?(\d+\.\d+\.\d+)", output)
+    return match.group(1) if match else ""
+
+
+if __name__ == "__main__":
+    main()
