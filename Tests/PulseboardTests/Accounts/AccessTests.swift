@@ -307,29 +307,31 @@ struct ConnectionLimitTests {
 }
 
 extension ConnectionLimitTests {
-    /// A complete head and then a body that trickles (500 bytes/s, under the 1 KiB/s floor) is
-    /// cut off; a body that keeps coming at a usable pace over several windows is answered.
+    /// A complete head and then a body that trickles (250 bytes/s, under the 1 KiB/s floor) is
+    /// cut off; a body that keeps coming at a usable pace (10 KB/s) over several windows is
+    /// answered.
     @Test func aBodyThatTricklesIsCutOffAndOneThatFlowsIsAnswered() async throws {
-        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(1) }) { client, _ in
+        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(2) }) { client, _ in
             let port = try #require(client.port)
             let head = "POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
             let trickle = try StalledClient(port: port, sending: head + "20000\r\n\r\n")
             var closed = false
             for _ in 0..<40 where !closed {
                 trickle.send(String(repeating: " ", count: 100))
-                closed = await trickle.closedByServer(within: .milliseconds(200))
+                closed = await trickle.closedByServer(within: .milliseconds(400))
             }
             #expect(closed)
 
-            let body = #"{"email":"admin@example.com","password":"wrong password"}"# + String(repeating: " ", count: 12_000)
+            let body = #"{"email":"admin@example.com","password":"wrong password"}"# + String(repeating: " ", count: 30_000)
             let flowing = try StalledClient(port: port, sending: head + "\(body.utf8.count)\r\n\r\n")
             var rest = Substring(body)
             while !rest.isEmpty {
                 flowing.send(String(rest.prefix(2000)))
                 rest = rest.dropFirst(2000)
-                try await Task.sleep(for: .milliseconds(300))
+                try await Task.sleep(for: .milliseconds(200))
             }
-            #expect(try await flowing.response(within: .seconds(10)).hasPrefix("HTTP/1.1 401"))
+            let answer = try await flowing.response(within: .seconds(10))
+            #expect(answer.hasPrefix("HTTP/1.1 401"), "\(answer)")
         }
     }
 
