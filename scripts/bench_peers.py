@@ -122,8 +122,8 @@ def run_wrk(url, path, body_format, headers, args):
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: .*", output)
     ok = requests - (int(failed.group(1)) if failed else 0)
-    p50 = re.search(r"50%\s+(\S+)", output).group(1)
-    p99 = re.search(r"99%\s+(\S+)", output).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)
     return {"points": ok * args.batch, "rate": ok * args.batch / args.seconds, "p50": p50, "p99": p99,
             "failed": requests - ok, "socket_errors": errors.group(0) if errors else "",
             "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}

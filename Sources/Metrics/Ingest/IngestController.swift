@@ -37,7 +37,7 @@ package struct IngestController {
             let body = try await request.readBody(upTo: limits.maxBodyBytes)
             let inputs: [PointInput]
             do {
-                inputs = try JSONDecoder.pulseboard.decode([PointInput].self, from: body)
+                inputs = try PointBatchJSON.decode(body)
             } catch let error as DecodingError {
                 let problem = DecodingProblem(error)
                 throw APIError.badRequest(problem.message, code: "malformed", details: problem.details)

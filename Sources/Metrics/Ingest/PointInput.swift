@@ -3,7 +3,7 @@ import PulseboardHTTP
 import PulseboardKernel
 
 /// A metric point as clients send it: `{name, value, timestamp?, tags?}`.
-package struct PointInput: Decodable {
+package struct PointInput: Decodable, Equatable {
     var name: String
     var value: Double
     var timestamp: String?
