@@ -107,36 +107,56 @@ package final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannel
     }
 }
 
-/// Closes a connection whose request body stalls: from a request head until the body's end,
-/// every `window` has to bring at least `minimumBytesPerSecond` × `window` of the body. A
-/// complete head promises nothing about the body, and a client that sends one byte now and then
-/// would otherwise keep its slot for as long as it likes. Sits after HTTP decoding.
-package final class RequestBodyPace: ChannelInboundHandler, RemovableChannelHandler {
+/// Closes a connection whose request body stalls: from a request head until the body's end, the
+/// body has to arrive at `minimumBytesPerSecond` or faster, checked every `window`. A complete
+/// head promises nothing about the body, and a client that sends one byte now and then would
+/// otherwise keep its slot for as long as it likes. Only the time the server was asking for more
+/// counts (a read outstanding): while the handler has not taken what came (backpressure, a busy
+/// database), a client is not blamed for sending nothing. Sits after HTTP decoding.
+package final class RequestBodyPace: ChannelDuplexHandler, RemovableChannelHandler {
     package typealias InboundIn = HTTPRequestPart
     package typealias InboundOut = HTTPRequestPart
+    package typealias OutboundIn = HTTPResponsePart
+    package typealias OutboundOut = HTTPResponsePart
 
     private let window: TimeAmount
-    private let minimumBytesPerWindow: Int
+    private let minimumBytesPerSecond: Int
+    private var inBody = false
     private var receivedInWindow = 0
+    /// Time in this window with a read outstanding, and since when one is.
+    private var waitedInWindow = TimeAmount.zero
+    private var waitingSince: NIODeadline?
     private var timer: Scheduled<Void>?
 
     init(window: TimeAmount, minimumBytesPerSecond: Int) {
         self.window = window
-        minimumBytesPerWindow = Int(Double(minimumBytesPerSecond) * Double(window.nanoseconds) / 1e9)
+        self.minimumBytesPerSecond = minimumBytesPerSecond
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let since = waitingSince {
+            waitedInWindow = waitedInWindow + (NIODeadline.now() - since)
+            waitingSince = nil
+        }
         switch unwrapInboundIn(data) {
         case .head:
+            inBody = true
             receivedInWindow = 0
+            waitedInWindow = .zero
             scheduleCheck(context)
         case .body(let bytes):
             receivedInWindow += bytes.readableBytes
         case .end:
+            inBody = false
             timer?.cancel()
             timer = nil
         }
         context.fireChannelRead(data)
+    }
+
+    package func read(context: ChannelHandlerContext) {
+        if waitingSince == nil { waitingSince = .now() }
+        context.read()
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
@@ -147,11 +167,20 @@ package final class RequestBodyPace: ChannelInboundHandler, RemovableChannelHand
     private func scheduleCheck(_ context: ChannelHandlerContext) {
         timer?.cancel()
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: window) { [self] in
-            guard receivedInWindow >= minimumBytesPerWindow else {
+            guard inBody else { return }
+            let now = NIODeadline.now()
+            if let since = waitingSince {
+                waitedInWindow = waitedInWindow + (now - since)
+                waitingSince = now
+            }
+            let waitedSeconds = Double(waitedInWindow.nanoseconds) / 1e9
+            // Half a window of asking is enough to judge; less is the server's own doing.
+            if waitedInWindow * 2 >= window, Double(receivedInWindow) < Double(minimumBytesPerSecond) * waitedSeconds {
                 context.close(promise: nil)
                 return
             }
             receivedInWindow = 0
+            waitedInWindow = .zero
             scheduleCheck(context)
         }
     }

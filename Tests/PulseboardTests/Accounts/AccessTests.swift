@@ -324,14 +324,11 @@ extension ConnectionLimitTests {
 
             let body = #"{"email":"admin@example.com","password":"wrong password"}"# + String(repeating: " ", count: 30_000)
             let flowing = try StalledClient(port: port, sending: head + "\(body.utf8.count)\r\n\r\n")
-            var rest = Substring(body)
-            while !rest.isEmpty {
-                flowing.send(String(rest.prefix(2000)))
-                rest = rest.dropFirst(2000)
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            let answer = try await flowing.response(within: .seconds(10))
-            #expect(answer.hasPrefix("HTTP/1.1 401"), "\(answer)")
+            let started = ContinuousClock.now
+            await flowing.sendPaced(body, chunk: 2000, every: .milliseconds(200))
+            let sent = ContinuousClock.now - started
+            let answer = try await flowing.response(within: .seconds(20))
+            #expect(answer.hasPrefix("HTTP/1.1 401"), "sent in \(sent), answered after \(ContinuousClock.now - started): \(answer)")
         }
     }
 

@@ -87,7 +87,7 @@ struct PointBatchJSONTests {
         var generator = SystemRandomNumberGenerator()
         let replacements = Array(#"{}[]":,\ .-+e0719nultrfas"#.utf8) + [0xFF, 0xC3, 0x00, 0x0A]
         var refused = 0
-        for _ in 0..<20_000 {
+        for _ in 0..<5_000 {
             var body = Array(Self.randomBatch(&generator).utf8)
             guard !body.isEmpty else { continue }
             for _ in 0..<Int.random(in: 1...3, using: &generator) {
@@ -112,7 +112,7 @@ struct PointBatchJSONTests {
                 Issue.record("Foundation: \(expected), ours: \(read), body: \(String(decoding: body, as: UTF8.self).debugDescription)")
             }
         }
-        #expect(refused > 1_000)
+        #expect(refused > 250)
     }
 
     /// Nesting without end in a value nobody reads is refused, not followed down the stack.

@@ -7,7 +7,7 @@ import Foundation
 /// A raw socket that sends something and then stalls: a WebSocket client that never reads (a
 /// consumer that cannot keep up; a library client would keep reading into memory), or a client
 /// that never finishes its request head.
-final class StalledClient {
+final class StalledClient: @unchecked Sendable {  // one socket, used by one test at a time
     private let descriptor: Int32
 
     /// A WebSocket upgrade with a session cookie, after which the client never reads.
@@ -33,6 +33,24 @@ final class StalledClient {
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
         send(text)
+    }
+
+    /// Sends `text` in pieces of `chunk` bytes, one every `interval`, from a thread of its own:
+    /// at a pace that the concurrency pool, busy with the other tests and the server in this
+    /// process, cannot stretch.
+    func sendPaced(_ text: String, chunk: Int, every interval: Duration) async {
+        let pieces = stride(from: 0, to: text.utf8.count, by: chunk).map {
+            String(decoding: Array(text.utf8)[$0..<min($0 + chunk, text.utf8.count)], as: UTF8.self)
+        }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                for piece in pieces {
+                    self.send(piece)
+                    Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18 + Double(interval.components.seconds))
+                }
+                done.resume()
+            }
+        }
     }
 
     /// Sends more: the next drop of a trickle.
