@@ -84,20 +84,21 @@ enum PointBatchJSON {
             var value: Double?
             var timestamp: String?
             var tags: [String: String]?
-            var seen = Set<String>()
+            // The first of repeated keys counts, as with JSONDecoder.
+            var seenTimestamp = false
+            var seenTags = false
             var first = true
             while let key = try nextMember(&first) {
                 let field = path + [PathKey(stringValue: key)]
-                // The first of repeated keys counts, as with JSONDecoder.
-                guard seen.insert(key).inserted else {
-                    try skipValue(depth: 2)
-                    continue
-                }
                 switch key {
-                case "name": name = try requiredString(at: field)
-                case "value": value = try number(at: field)
-                case "timestamp": timestamp = try optionalString(at: field)
-                case "tags": tags = try tagObject(at: field)
+                case "name" where name == nil: name = try requiredString(at: field)
+                case "value" where value == nil: value = try number(at: field)
+                case "timestamp" where !seenTimestamp:
+                    timestamp = try optionalString(at: field)
+                    seenTimestamp = true
+                case "tags" where !seenTags:
+                    tags = try tagObject(at: field)
+                    seenTags = true
                 default: try skipValue(depth: 2)
                 }
             }
@@ -216,10 +217,16 @@ enum PointBatchJSON {
                 position += 1
             }
             guard let stop = peek() else { throw Self.notJSON }
-            var utf8 = Array(bytes[start..<position])
-            if stop == UInt8(ascii: "\\") { try appendEscaped(to: &utf8) }
+            let text: String?
+            if stop == UInt8(ascii: "\"") {
+                text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            } else {
+                var utf8 = Array(bytes[start..<position])
+                try appendEscaped(to: &utf8)
+                text = String(validating: utf8, as: UTF8.self)
+            }
             position += 1  // the closing quote
-            guard let text = String(validating: utf8, as: UTF8.self) else { throw Self.notJSON }
+            guard let text else { throw Self.notJSON }
             return text
         }
 
