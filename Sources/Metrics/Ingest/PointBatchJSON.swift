@@ -27,6 +27,24 @@ enum PointBatchJSON {
         }
     }
 
+    /// Where a value sits: an item, a field of it, a tag of that. Made into a coding path only
+    /// when an error names it, so that reading a point builds no path.
+    struct Location {
+        let index: Int
+        var field: String?
+        var tag: String?
+
+        func appending(_ key: String) -> Location {
+            var location = self
+            if field == nil { location.field = key } else { location.tag = key }
+            return location
+        }
+
+        var codingPath: [any CodingKey] {
+            [PathKey(intValue: index)] + [field, tag].compactMap { $0.map(PathKey.init(stringValue:)) }
+        }
+    }
+
     /// Nesting deeper than this in a skipped value is refused, as `JSONDecoder` refuses it.
     static let maximumDepth = 512
 
@@ -74,10 +92,10 @@ enum PointBatchJSON {
         }
 
         mutating func point(index: Int) throws -> PointInput {
-            let path = [PathKey(intValue: index)]
+            let path = Location(index: index)
             guard peek() == UInt8(ascii: "{") else {
                 try skipValue(depth: 1)
-                throw DecodingError.typeMismatch(PointInput.self, .init(codingPath: path, debugDescription: "expected an object"))
+                throw DecodingError.typeMismatch(PointInput.self, .init(codingPath: path.codingPath, debugDescription: "expected an object"))
             }
             position += 1
             var name: String?
@@ -89,7 +107,7 @@ enum PointBatchJSON {
             var seenTags = false
             var first = true
             while let key = try nextMember(&first) {
-                let field = path + [PathKey(stringValue: key)]
+                let field = path.appending(key)
                 switch key {
                 case "name" where name == nil: name = try requiredString(at: field)
                 case "value" where value == nil: value = try number(at: field)
@@ -102,8 +120,8 @@ enum PointBatchJSON {
                 default: try skipValue(depth: 2)
                 }
             }
-            guard let name else { throw DecodingError.keyNotFound(PathKey(stringValue: "name"), .init(codingPath: path, debugDescription: "")) }
-            guard let value else { throw DecodingError.keyNotFound(PathKey(stringValue: "value"), .init(codingPath: path, debugDescription: "")) }
+            guard let name else { throw DecodingError.keyNotFound(PathKey(stringValue: "name"), .init(codingPath: path.codingPath, debugDescription: "")) }
+            guard let value else { throw DecodingError.keyNotFound(PathKey(stringValue: "value"), .init(codingPath: path.codingPath, debugDescription: "")) }
             return PointInput(name: name, value: value, timestamp: timestamp, tags: tags)
         }
 
@@ -138,49 +156,49 @@ enum PointBatchJSON {
             return key
         }
 
-        mutating func tagObject(at path: [PathKey]) throws -> [String: String]? {
+        mutating func tagObject(at path: Location) throws -> [String: String]? {
             if try null() { return nil }
             guard peek() == UInt8(ascii: "{") else {
                 try skipValue(depth: 3)
-                throw DecodingError.typeMismatch([String: String].self, .init(codingPath: path, debugDescription: "expected an object of strings"))
+                throw DecodingError.typeMismatch([String: String].self, .init(codingPath: path.codingPath, debugDescription: "expected an object of strings"))
             }
             position += 1
             var tags: [String: String] = [:]
             var first = true
             while let key = try nextMember(&first) {
-                let tag = try requiredString(at: path + [PathKey(stringValue: key)])
+                let tag = try requiredString(at: path.appending(key))
                 if tags[key] == nil { tags[key] = tag }
             }
             return tags
         }
 
-        mutating func requiredString(at path: [PathKey]) throws -> String {
+        mutating func requiredString(at path: Location) throws -> String {
             guard let text = try optionalString(at: path) else {
-                throw DecodingError.valueNotFound(String.self, .init(codingPath: path, debugDescription: ""))
+                throw DecodingError.valueNotFound(String.self, .init(codingPath: path.codingPath, debugDescription: ""))
             }
             return text
         }
 
-        mutating func optionalString(at path: [PathKey]) throws -> String? {
+        mutating func optionalString(at path: Location) throws -> String? {
             if try null() { return nil }
             guard peek() == UInt8(ascii: "\"") else {
                 try skipValue(depth: 3)
-                throw DecodingError.typeMismatch(String.self, .init(codingPath: path, debugDescription: "expected a string"))
+                throw DecodingError.typeMismatch(String.self, .init(codingPath: path.codingPath, debugDescription: "expected a string"))
             }
             return try string()
         }
 
-        mutating func number(at path: [PathKey]) throws -> Double {
-            if try null() { throw DecodingError.valueNotFound(Double.self, .init(codingPath: path, debugDescription: "")) }
+        mutating func number(at path: Location) throws -> Double {
+            if try null() { throw DecodingError.valueNotFound(Double.self, .init(codingPath: path.codingPath, debugDescription: "")) }
             guard let first = peek(), first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
                 try skipValue(depth: 3)
-                throw DecodingError.typeMismatch(Double.self, .init(codingPath: path, debugDescription: "expected a number"))
+                throw DecodingError.typeMismatch(Double.self, .init(codingPath: path.codingPath, debugDescription: "expected a number"))
             }
             let text = try numberText()
             // Too large is infinite; too small rounds to zero: neither is the number sent.
             let mantissa = text.prefix { $0 != "e" && $0 != "E" }
             guard let value = Double(text), value.isFinite, value != 0 || mantissa.allSatisfy({ $0 == "0" || $0 == "-" || $0 == "." }) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "the number \(text) is out of range"))
+                throw DecodingError.dataCorrupted(.init(codingPath: path.codingPath, debugDescription: "the number \(text) is out of range"))
             }
             return value
         }
