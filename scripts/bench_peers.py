@@ -9,6 +9,7 @@ commits); VictoriaMetrics answers once a point is in memory and writes to disk a
 second, so its figure is not for an acknowledgement that means durable.
 
     python3 scripts/bench_peers.py [--seconds 10] [--connections 8] [--batch 1000] [--series 10]
+                                   [--only pulseboard pulseboard-postgres influxdb victoria-metrics]
 
 Needs `wrk`, `influxdb` and `victoria-metrics` (Debian packages: installed when missing and
 run as root) and a release build (`swift build -c release`, or PULSEBOARD_BIN)."""
@@ -24,6 +25,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+from postgres_server import Postgres  # noqa: E402
 from pulseboard_process import Server, free_port  # noqa: E402
 
 PACKAGES = {"wrk": "wrk", "influxd": "influxdb", "victoria-metrics": "victoria-metrics"}
@@ -129,9 +131,9 @@ def run_wrk(url, path, body_format, headers, args):
             "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}
 
 
-def pulseboard(args):
+def pulseboard(args, extra_args=()):
     binary = os.environ.get("PULSEBOARD_BIN", ".build/release/pulseboard")
-    server = Server(binary=binary, extra_args=["--no-host-metrics", "--log-level", "warning"]).start()
+    server = Server(binary=binary, extra_args=["--no-host-metrics", "--log-level", "warning", *extra_args]).start()
     try:
         admin = server.login()
         status, body = server.request("POST", "/api/v1/tokens", {"name": "bench"}, token=admin)
@@ -142,6 +144,21 @@ def pulseboard(args):
         server.stop()
     result["bytes"] = folder_bytes(server.data_dir)
     shutil.rmtree(server.data_dir, ignore_errors=True)
+    return result
+
+
+def pulseboard_postgres(args):
+    """Pulseboard on a throwaway PostgreSQL cluster (Debian's, fsync on, as shipped); the bytes
+    are what the cluster's folder grew by, write-ahead log included."""
+    postgres = Postgres().start()
+    try:
+        before = folder_bytes(postgres.data)
+        result = pulseboard(args, ["--database-url", postgres.url()])
+        subprocess.run(["psql", postgres.url(), "-q", "-c", "CHECKPOINT"], check=True)
+        result["bytes"] = folder_bytes(postgres.data) - before
+    finally:
+        postgres.stop()
+        shutil.rmtree(postgres.dir, ignore_errors=True)
     return result
 
 
@@ -191,11 +208,12 @@ def main():
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--series", type=int, default=10)
-    parser.add_argument("--only", nargs="*", default=["pulseboard", "influxdb", "victoria-metrics"])
+    parser.add_argument("--only", nargs="*", default=["pulseboard", "influxdb", "victoria-metrics"],
+                        help="systems to run, from pulseboard, pulseboard-postgres, influxdb, victoria-metrics")
     args = parser.parse_args()
     install_missing()
-    systems = {"pulseboard": ("Pulseboard (SQLite)", pulseboard), "influxdb": ("InfluxDB " + influx_version(), influxdb),
-               "victoria-metrics": ("VictoriaMetrics", victoria_metrics)}
+    systems = {"pulseboard": ("Pulseboard (SQLite)", pulseboard), "pulseboard-postgres": ("Pulseboard (PostgreSQL)", pulseboard_postgres),
+               "influxdb": ("InfluxDB " + influx_version(), influxdb), "victoria-metrics": ("VictoriaMetrics", victoria_metrics)}
     results = {}
     for key in args.only:
         name, run = systems[key]
