@@ -1,3 +1,4 @@
+import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -139,11 +140,13 @@ package final class RequestBodyPace: ChannelDuplexHandler, RemovableChannelHandl
             waitingSince = nil
         }
         switch unwrapInboundIn(data) {
-        case .head:
-            inBody = true
+        case .head(let head):
+            // Most requests have no body: nothing to pace, no timer to set.
+            let length = head.headerFields[.contentLength]
+            inBody = head.headerFields[.transferEncoding] != nil || (length != nil && length != "0")
             receivedInWindow = 0
             waitedInWindow = .zero
-            scheduleCheck(context)
+            if inBody { scheduleCheck(context) }
         case .body(let bytes):
             receivedInWindow += bytes.readableBytes
         case .end:

@@ -327,7 +327,7 @@ extension ConnectionLimitTests {
             let started = ContinuousClock.now
             await flowing.sendPaced(body, chunk: 2000, every: .milliseconds(200))
             let sent = ContinuousClock.now - started
-            let answer = try await flowing.response(within: .seconds(20))
+            let answer = await flowing.response(within: .seconds(20))
             #expect(answer.hasPrefix("HTTP/1.1 401"), "sent in \(sent), answered after \(ContinuousClock.now - started): \(answer)")
         }
     }

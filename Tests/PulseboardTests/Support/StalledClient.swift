@@ -59,25 +59,22 @@ final class StalledClient: @unchecked Sendable {  // one socket, used by one tes
     }
 
     /// Whether the server closes the connection within `timeout` (reading and discarding what it
-    /// sends). Polls without blocking and sleeps in between, so as not to hold a thread of the
-    /// concurrency pool that the server in the same process needs.
+    /// sends).
     func closedByServer(within timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while ContinuousClock.now < deadline {
-            var descriptors = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            if poll(&descriptors, 1, 0) > 0 {
-                if recv(descriptor, &buffer, buffer.count, 0) <= 0 { return true }
-                continue
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
+        await read(within: timeout, keeping: false) { _ in false }.closed
     }
 
     /// What the server answers within `timeout`, once a response head has arrived (empty if
     /// none did).
-    func response(within timeout: Duration) async throws -> String {
+    func response(within timeout: Duration) async -> String {
+        String(decoding: await read(within: timeout, keeping: true) { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") }.received, as: UTF8.self)
+    }
+
+    /// Reads until `enough` says so of what was kept, the server closes, or `timeout` passes
+    /// (what arrives is dropped unless `keeping`). Polls without
+    /// blocking and sleeps in between, so as not to hold a thread of the concurrency pool that
+    /// the server in the same process needs.
+    private func read(within timeout: Duration, keeping: Bool, until enough: ([UInt8]) -> Bool) async -> (received: [UInt8], closed: Bool) {
         let deadline = ContinuousClock.now + timeout
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -85,14 +82,14 @@ final class StalledClient: @unchecked Sendable {  // one socket, used by one tes
             var descriptors = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             if poll(&descriptors, 1, 0) > 0 {
                 let count = recv(descriptor, &buffer, buffer.count, 0)
-                if count <= 0 { break }
-                received += buffer[..<count]
-                if String(decoding: received, as: UTF8.self).contains("\r\n\r\n") { break }
+                if count <= 0 { return (received, true) }
+                if keeping { received += buffer[..<count] }
+                if enough(received) { return (received, false) }
                 continue
             }
-            try await Task.sleep(for: .milliseconds(20))
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        return String(decoding: received, as: UTF8.self)
+        return (received, false)
     }
 
     deinit {
