@@ -3,9 +3,10 @@ import Logging
 import PulseboardKernel
 import ServiceLifecycle
 
-/// Runs the features' housekeeping every hour: retention of points, rollups and idempotency
-/// keys, expired sessions, submission files no version names. A pass that fails is logged and
-/// tried again an hour later; the others still run.
+/// Runs housekeeping chores every `interval`: hourly the retention of points, rollups and
+/// idempotency keys, expired sessions, submission files no version names; every minute the
+/// compaction of chunks. A chore that fails is logged and tried again on the next pass; the
+/// others still run.
 package struct MaintenanceService: Service {
     struct Chore: Sendable {
         var name: String
@@ -13,6 +14,7 @@ package struct MaintenanceService: Service {
     }
 
     let chores: [Chore]
+    let interval: Duration
     let logger: Logger
 
     package func run() async throws {
@@ -26,7 +28,7 @@ package struct MaintenanceService: Service {
                 }
             }
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             } catch {
                 return
             }

@@ -1,4 +1,5 @@
 import PulseboardDatabase
+import PulseboardMetrics
 
 /// The schema of every feature, numbered in the order it was added (applied by `Database.migrate`).
 package enum Migrations {
@@ -353,6 +354,30 @@ package enum Migrations {
                 "ALTER TABLE class_students ADD COLUMN joined_by_events BIGINT NOT NULL DEFAULT 0",
                 "ALTER TABLE class_students ADD COLUMN held BIGINT NOT NULL DEFAULT 0",
             ]
+        ),
+        Migration(
+            version: 11,
+            name: "points in compressed chunks",
+            statements: [
+                // A chunk is many points of one series in ChunkCodec's format.
+                """
+                CREATE TABLE chunks (
+                    id {{id}},
+                    series_id BIGINT NOT NULL,
+                    start_ts BIGINT NOT NULL,
+                    end_ts BIGINT NOT NULL,
+                    count BIGINT NOT NULL,
+                    data {{blob}} NOT NULL
+                )
+                """,
+                "CREATE INDEX chunks_series_end ON chunks(series_id, end_ts)",
+            ]
+        ),
+        Migration(
+            version: 12,
+            name: "the points table converted to chunks",
+            dataStep: PointsTableConversion.run,
+            statements: ["DROP TABLE points"]
         ),
     ]
 }

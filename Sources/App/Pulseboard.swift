@@ -77,6 +77,7 @@ public struct Pulseboard: Sendable {
         let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         let retention = Duration.seconds(config.retentionDays * 86_400)
         let idempotencyLifetime = Duration.seconds(config.idempotencyHours * 3600)
+        let compactAfter = config.compactAfter
         var services: [any Service] = [
             store,
             // Before the writer: services stop in reverse order, so the writer drains first.
@@ -92,6 +93,12 @@ public struct Pulseboard: Sendable {
                     .init(name: "expired sessions") { now in try await Accounts(store: store).deleteExpiredSessions(now: now) },
                     .init(name: "submission files") { now in try await submissions.sweepFiles(now: now) },
                 ],
+                interval: .seconds(3600),
+                logger: logger
+            ),
+            MaintenanceService(
+                chores: [.init(name: "chunk compaction") { now in try await metrics.compactChunks(closedBefore: now.addingTimeInterval(-compactAfter.seconds)) }],
+                interval: compactAfter,
                 logger: logger
             ),
         ]

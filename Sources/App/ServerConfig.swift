@@ -40,6 +40,9 @@ public struct ServerConfig: Sendable {
     public var collectInterval: Duration = .seconds(1)
     public var demo = false
     public var retentionDays = 30
+    /// A chunk is merged with the other small chunks of its series and hour once its newest
+    /// point is this old; compaction passes run as often.
+    public var compactAfter: Duration = .seconds(60)
     public var idempotencyHours = 24
     public var behindTLS = false
     /// How long an HTTP connection may go without a complete request head, from its start or

@@ -77,6 +77,9 @@ extension Setting {
         summary: "Messages queued per WebSocket client before it is dropped.")
     package static let retentionDays = Setting(
         flag: "retention-days", variable: "PULSEBOARD_RETENTION_DAYS", defaultText: "\(defaults.retentionDays)", summary: "Days of points kept.")
+    package static let compactAfter = Setting(
+        flag: "compact-after", variable: "PULSEBOARD_COMPACT_AFTER", defaultText: "\(defaults.compactAfter.components.seconds)",
+        summary: "Seconds after its newest point before a chunk is merged into larger ones; passes run as often.")
     package static let idempotencyHours = Setting(
         flag: "idempotency-hours", variable: "PULSEBOARD_IDEMPOTENCY_HOURS", defaultText: "\(defaults.idempotencyHours)",
         summary: "Hours an Idempotency-Key is remembered (at least 24).")
@@ -108,7 +111,7 @@ extension Setting {
     package static let all: [Setting] = [
         host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, adminEmail, adminPassword, jwtSecret,
         logLevel, logFormat, behindTLS, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints, liveHistory,
-        liveHistoryBytes, sendQueue, retentionDays, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest, idleMinutes, corsOrigins,
+        liveHistoryBytes, sendQueue, retentionDays, compactAfter, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest, idleMinutes, corsOrigins,
         submissionsDir, enableTestAPI,
     ]
 }

@@ -12,11 +12,33 @@ public struct Migration: Sendable {
     package let version: Int
     package let name: String
     let statements: [String]
+    /// Work that SQL alone cannot do (re-encoding rows), run before `statements` and outside
+    /// their transaction, in transactions of its own: it must be safe to interrupt at any moment
+    /// and to run again, since it is run again until its migration is recorded.
+    package let dataStep: (@Sendable (any Database) async throws -> Void)?
 
     public init(version: Int, name: String, statements: [String]) {
+        self.init(version: version, name: name, dataStep: nil, statements: statements)
+    }
+
+    package init(version: Int, name: String, dataStep: (@Sendable (any Database) async throws -> Void)?, statements: [String]) {
         self.version = version
         self.name = name
+        self.dataStep = dataStep
         self.statements = statements
+    }
+
+    /// The migrations in the runs an engine applies, each run in one transaction: a migration
+    /// with a data step begins a run, so that its step runs after everything before it is applied.
+    package static func runs(_ migrations: [Migration]) -> [ArraySlice<Migration>] {
+        var runs: [ArraySlice<Migration>] = []
+        var start = migrations.startIndex
+        for index in migrations.indices where index > start && migrations[index].dataStep != nil {
+            runs.append(migrations[start..<index])
+            start = index
+        }
+        if start < migrations.endIndex { runs.append(migrations[start...]) }
+        return runs
     }
 
     package func statements(for dialect: SQLDialect) -> [String] {

@@ -54,6 +54,11 @@ public typealias SQLRow = [SQLValue]
 public struct SQLStatement: Sendable {
     public let sql: String
     public let arguments: [SQLValue]
+    /// Inside `Database.transaction`: the number of rows the statement must return (a `DELETE …
+    /// RETURNING` of rows read before), else the whole transaction is rolled back with
+    /// `StoreError.conflict`. How a read-modify-write stays exact when another instance did the
+    /// same work meanwhile.
+    package private(set) var expectedRows: Int?
 
     public init(_ sql: String, _ arguments: SQLValue...) {
         self.sql = sql
@@ -65,14 +70,30 @@ public struct SQLStatement: Sendable {
         self.arguments = arguments
     }
 
+    package func expecting(rows: Int) -> SQLStatement {
+        var statement = self
+        statement.expectedRows = rows
+        return statement
+    }
+
     /// The statement with `.returned` arguments replaced by what those statements returned.
     package func resolving(_ results: [[SQLRow]]) -> SQLStatement {
-        SQLStatement(
+        var statement = SQLStatement(
             sql,
             arguments: arguments.map { argument in
                 guard case .returned(let index) = argument else { return argument }
                 return results.indices.contains(index) ? results[index].first?.first ?? .null : .null
             })
+        statement.expectedRows = expectedRows
+        return statement
+    }
+
+    /// The rows, unless they are not as many as `expecting(rows:)` asked.
+    package func checked(_ rows: [SQLRow]) throws -> [SQLRow] {
+        if let expectedRows, rows.count != expectedRows {
+            throw StoreError.conflict("\(rows.count) rows where \(expectedRows) were read: another writer changed them meanwhile.")
+        }
+        return rows
     }
 
     /// The same statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …). A `?` inside

@@ -51,28 +51,51 @@ public final class PostgresEngine: Database, InstanceNotifications {
     // MARK: Schema
 
     public func migrate(_ migrations: [Migration]) async throws {
-        try await transaction { connection in
-            // One instance migrates at a time; the others wait, then find nothing left to do.
-            try await connection.query("SELECT pg_advisory_xact_lock(727274)", logger: self.logger)
-            try await connection.query(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                logger: self.logger
-            )
-            var applied = Set<Int>()
-            for try await version in try await connection.query("SELECT version FROM schema_version", logger: self.logger).decode(Int.self) {
-                applied.insert(version)
-            }
-            for migration in migrations where !applied.contains(migration.version) {
-                for statement in migration.statements(for: .postgres) {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+        let logger = self.logger
+        // One instance migrates at a time, data steps included (a session lock on a connection
+        // of its own); the others wait, then find nothing left to do.
+        try await withConnection { lock in
+            try await lock.query("SELECT pg_advisory_lock(727274)", logger: logger)
+            do {
+                for run in Migration.runs(migrations) {
+                    if let first = run.first, let step = first.dataStep, try await !self.appliedVersions().contains(first.version) {
+                        try await step(self)
+                    }
+                    try await self.transaction { connection in
+                        let applied = try await Self.appliedVersions(on: connection, logger: logger)
+                        for migration in run where !applied.contains(migration.version) {
+                            for statement in migration.statements(for: .postgres) {
+                                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                            }
+                            let now = Date().millisecondsSince1970
+                            try await connection.query(
+                                "INSERT INTO schema_version (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(now))",
+                                logger: logger
+                            )
+                        }
+                    }
                 }
-                let now = Date().millisecondsSince1970
-                try await connection.query(
-                    "INSERT INTO schema_version (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(now))",
-                    logger: self.logger
-                )
+            } catch {
+                _ = try? await lock.query("SELECT pg_advisory_unlock(727274)", logger: logger)
+                throw error
             }
+            try await lock.query("SELECT pg_advisory_unlock(727274)", logger: logger)
         }
+    }
+
+    private func appliedVersions() async throws -> Set<Int> {
+        let logger = self.logger
+        return try await withConnection { try await Self.appliedVersions(on: $0, logger: logger) }
+    }
+
+    private static func appliedVersions(on connection: PostgresConnection, logger: Logger) async throws -> Set<Int> {
+        try await connection.query(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)", logger: logger)
+        var applied = Set<Int>()
+        for try await version in try await connection.query("SELECT version FROM schema_version", logger: logger).decode(Int.self) {
+            applied.insert(version)
+        }
+        return applied
     }
 
     public func ping() async throws {
@@ -88,7 +111,7 @@ public final class PostgresEngine: Database, InstanceNotifications {
             try await transaction { connection in
                 var results: [[SQLRow]] = []
                 for statement in statements {
-                    results.append(try await Self.run(statement.resolving(results), on: connection, logger: logger))
+                    results.append(try statement.checked(await Self.run(statement.resolving(results), on: connection, logger: logger)))
                 }
                 return results
             }

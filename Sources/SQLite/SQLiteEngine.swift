@@ -26,19 +26,32 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
     }
 
     public func migrate(_ migrations: [Migration]) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-            let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_version"))
-            for migration in migrations where !applied.contains(migration.version) {
-                for statement in migration.statements(for: .sqlite) {
-                    try db.execute(sql: statement)
+        for run in Migration.runs(migrations) {
+            if let first = run.first, let step = first.dataStep, try await !appliedVersions().contains(first.version) {
+                try await step(self)
+            }
+            try await pool.write { db in
+                let applied = try Self.appliedVersions(db)
+                for migration in run where !applied.contains(migration.version) {
+                    for statement in migration.statements(for: .sqlite) {
+                        try db.execute(sql: statement)
+                    }
+                    try db.execute(
+                        sql: "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                        arguments: [migration.version, migration.name, Date().millisecondsSince1970]
+                    )
                 }
-                try db.execute(
-                    sql: "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                    arguments: [migration.version, migration.name, Date().millisecondsSince1970]
-                )
             }
         }
+    }
+
+    private func appliedVersions() async throws -> Set<Int> {
+        try await pool.write { try Self.appliedVersions($0) }
+    }
+
+    private static func appliedVersions(_ db: GRDB.Database) throws -> Set<Int> {
+        try db.execute(sql: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+        return Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_version"))
     }
 
     /// Nothing to run for an embedded database: waits for shutdown.
@@ -57,7 +70,7 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
         try await mapConflicts("A unique value is taken.") {
             try await pool.write { db in
                 var results: [[SQLRow]] = []
-                for statement in statements { results.append(try Self.run(statement.resolving(results), in: db)) }
+                for statement in statements { results.append(try statement.checked(Self.run(statement.resolving(results), in: db))) }
                 return results
             }
         }

@@ -21,15 +21,7 @@ package struct CommitAggregates {
         for rollup in Rollup.allCases {
             let start = timestampMs - timestampMs % rollup.widthMs
             let key = BucketKey(seriesID: seriesID, startMs: start)
-            if var bucket = rollups[rollup]?[key] {
-                bucket.count += 1
-                bucket.sum += value
-                bucket.min = Swift.min(bucket.min, value)
-                bucket.max = Swift.max(bucket.max, value)
-                rollups[rollup]![key] = bucket
-            } else {
-                rollups[rollup, default: [:]][key] = Bucket(startMs: start, count: 1, sum: value, min: value, max: value)
-            }
+            rollups[rollup, default: [:]][key, default: Bucket.empty(startingAt: start)].add(value)
         }
     }
 }

@@ -40,20 +40,29 @@ extension MetricsStore {
         }
     }
 
-    /// Raw points in [from, to], oldest first, at most `limit`.
-    func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [(timestampMs: Int64, value: Double)] {
-        try await database.select(
-            SQLStatement(
-                "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?",
-                .integer(seriesID), .integer(fromMs), .integer(toMs), .integer(Int64(limit))),
-            as: PointRow.self
-        ).map { ($0.ts, $0.value) }
+    /// Raw points in [from, to], oldest first (equal timestamps by value), at most `limit`. Only
+    /// the chunks that overlap the range are decoded, and of those only as many as the limit needs.
+    func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [Chunk.Point] {
+        let chunks = try await chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs)
+        var found: [Chunk.Point] = []
+        var next = chunks.startIndex
+        while next < chunks.endIndex {
+            let group = chunks[next..<min(next + Chunk.perRead, chunks.endIndex)]
+            found += try await Chunk.points(of: group, in: database).filter { fromMs <= $0.timestampMs && $0.timestampMs <= toMs }
+            next = group.endIndex
+            found.sort(by: Chunk.inOrder)
+            // Chunks come by their first timestamp: once the limit is reached before the next
+            // chunk begins, no later chunk can add a point before the last one kept.
+            if found.count >= limit, next < chunks.endIndex, found[limit - 1].timestampMs < chunks[next].startTs { break }
+        }
+        return Array(found.prefix(limit))
     }
 
     func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await database.selectCount(
-            SQLStatement(
-                "SELECT COUNT(*) FROM points WHERE series_id = ? AND ts >= ? AND ts <= ?", .integer(seriesID), .integer(fromMs), .integer(toMs)))
+        let chunks = try await chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs)
+        let (inside, edges) = (chunks.filter { $0.lies(within: fromMs, toMs) }, chunks.filter { !$0.lies(within: fromMs, toMs) })
+        let atEdges = try await Chunk.points(of: edges, in: database).count { fromMs <= $0.timestampMs && $0.timestampMs <= toMs }
+        return inside.reduce(0) { $0 + $1.count } + Int64(atEdges)
     }
 
     /// Sum of the rollup counts of the buckets that start in [from, to).
@@ -64,33 +73,49 @@ extension MetricsStore {
                 .integer(seriesID), .integer(fromMs), .integer(toMs)))
     }
 
-    /// Buckets of `widthMs` aligned to the epoch, over [from, to), from the raw points or a rollup
-    /// whose width divides `widthMs`. Timestamps are never negative, so integer division floors
-    /// alike in both engines.
+    /// Buckets of `widthMs` aligned to the epoch, over [from, to), from a rollup whose width
+    /// divides `widthMs`, or from the raw points when `source` is nil. Timestamps are never
+    /// negative, so integer division floors alike in both engines.
     func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
-        let sql =
-            if let source {
+        guard let source else { return try await rawBuckets(seriesID: seriesID, fromMs: fromMs, toMs: toMs, widthMs: widthMs) }
+        let width = SQLValue.integer(widthMs)
+        return try await database.select(
+            SQLStatement(
                 """
                 SELECT (bucket / ?) * ? AS bucket_start, CAST(SUM(count) AS BIGINT) AS count, SUM(sum) AS sum, MIN(min) AS min, MAX(max) AS max
                 FROM \(source.table) WHERE series_id = ? AND bucket >= ? AND bucket < ? GROUP BY bucket_start ORDER BY bucket_start
-                """
-            } else {
-                """
-                SELECT (ts / ?) * ? AS bucket_start, COUNT(*) AS count, SUM(value) AS sum, MIN(value) AS min, MAX(value) AS max FROM points
-                WHERE series_id = ? AND ts >= ? AND ts < ? GROUP BY bucket_start ORDER BY bucket_start
-                """
-            }
-        let width = SQLValue.integer(widthMs)
-        return try await database.select(SQLStatement(sql, width, width, .integer(seriesID), .integer(fromMs), .integer(toMs)), as: Bucket.self)
+                """, width, width, .integer(seriesID), .integer(fromMs), .integer(toMs)),
+            as: Bucket.self)
     }
 
-    /// Retention: points and rollups before `pointsBefore` (a rollup bucket goes when it starts
+    private func rawBuckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64) async throws -> [Bucket] {
+        var buckets: [Int64: Bucket] = [:]
+        for point in try await Chunk.points(of: chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs - 1), in: database)
+        where fromMs <= point.timestampMs && point.timestampMs < toMs {
+            let start = point.timestampMs - point.timestampMs % widthMs
+            buckets[start, default: Bucket.empty(startingAt: start)].add(point.value)
+        }
+        return buckets.values.sorted { $0.startMs < $1.startMs }
+    }
+
+    /// The chunks of a series that overlap [from, to], by first timestamp.
+    private func chunks(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> [StoredChunk] {
+        try await database.select(
+            SQLStatement(
+                "SELECT id, start_ts, end_ts, count FROM chunks WHERE series_id = ? AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts, id",
+                .integer(seriesID), .integer(fromMs), .integer(toMs)),
+            as: StoredChunk.self)
+    }
+
+
+    /// Retention: chunks whose last point is before `pointsBefore` (so a chunk that straddles
+    /// the cutoff stays, at most an hour longer), rollups before it (a bucket goes when it starts
     /// before the cutoff's bucket), idempotency keys before `idempotencyKeysBefore`, and the live
     /// log after ten minutes (other instances read it within seconds).
     package func prune(pointsBefore: Date, idempotencyKeysBefore: Date, now: Date) async throws {
         let cutoff = pointsBefore.millisecondsSince1970
         try await database.transaction(
-            [SQLStatement("DELETE FROM points WHERE ts < ?", .integer(cutoff))]
+            [SQLStatement("DELETE FROM chunks WHERE end_ts < ?", .integer(cutoff))]
                 + Rollup.allCases.map { SQLStatement("DELETE FROM \($0.table) WHERE bucket < ?", .integer(cutoff - cutoff % $0.widthMs)) }
                 + [
                     SQLStatement("DELETE FROM idempotency_keys WHERE created_at < ?", .integer(idempotencyKeysBefore.millisecondsSince1970)),
@@ -99,15 +124,10 @@ extension MetricsStore {
     }
 }
 
-/// Rows of `listSeries()` and `points(...)`, decoded by column name.
+/// A row of `listSeries()`, decoded by column name.
 private struct SeriesRow: Decodable {
     var name: String
     var tags: String
     var lastTs: Int64?
     var lastValue: Double?
-}
-
-private struct PointRow: Decodable {
-    var ts: Int64
-    var value: Double
 }

@@ -7,7 +7,8 @@ import PulseboardPostgres
 import Synchronization
 
 /// Points, series and rollups in PostgreSQL. Bulk writes send whole columns as arrays
-/// (`unnest`), so a commit of thousands of points is a handful of statements. Each commit is
+/// (`unnest`), so a commit of thousands of points is a handful of statements: one for the
+/// chunks, one per rollup, one for the series. Each commit is
 /// also written to the live log for the other instances (`PointRelay`).
 package final class PostgresMetricsStore: MetricsStore, LiveLog {
     let engine: PostgresEngine
@@ -42,9 +43,7 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
             var aggregates = CommitAggregates()
-            var ids: [Int64] = []
-            var timestamps: [Int64] = []
-            var values: [Double] = []
+            var points: [Int64: [Chunk.Point]] = [:]
             for batch in batches {
                 if let key = batch.idempotencyKey {
                     let claimed = try await connection.query(
@@ -64,10 +63,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                         id = try await Self.findOrCreateSeries(point.series, on: connection, logger: logger)
                         created[point.series] = id
                     }
-                    ids.append(id)
+                    points[id, default: []].append((point.timestampMs, point.value))
                     logged.append(LoggedPoint(point))
-                    timestamps.append(point.timestampMs)
-                    values.append(point.value)
                     aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
                 var newRows: [Int] = []
@@ -80,9 +77,14 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                 }
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }
-            if !ids.isEmpty {
+            if !points.isEmpty {
+                let chunks = Chunk.cut(points)
                 try await connection.query(
-                    "INSERT INTO points (series_id, ts, value) SELECT * FROM unnest(\(ids)::BIGINT[], \(timestamps)::BIGINT[], \(values)::DOUBLE PRECISION[])",
+                    """
+                    INSERT INTO chunks (series_id, start_ts, end_ts, count, data)
+                    SELECT * FROM unnest(\(chunks.map(\.seriesID))::BIGINT[], \(chunks.map(\.chunk.startMs))::BIGINT[], \(chunks.map(\.chunk.endMs))::BIGINT[],
+                        \(chunks.map { Int64($0.chunk.count) })::BIGINT[], \(chunks.map { ByteBuffer(bytes: $0.chunk.bytes) })::BYTEA[])
+                    """,
                     logger: logger
                 )
                 try await Self.apply(aggregates, on: connection, logger: logger)

@@ -89,6 +89,17 @@ public struct Bucket: Sendable, Equatable, Decodable {
 
     public var average: Double { sum / Double(count) }
 
+    static func empty(startingAt startMs: Int64) -> Bucket {
+        Bucket(startMs: startMs, count: 0, sum: 0, min: .infinity, max: -.infinity)
+    }
+
+    mutating func add(_ value: Double) {
+        count += 1
+        sum += value
+        min = Swift.min(min, value)
+        max = Swift.max(max, value)
+    }
+
     enum CodingKeys: String, CodingKey {
         case count, sum, min, max
         case startMs = "bucketStart"

@@ -6,7 +6,7 @@ import PulseboardSQLite
 import Synchronization
 
 /// Points, series and rollups in SQLite, written with GRDB's cached statements: the writer's
-/// group commit is one transaction of a few prepared statements run once per point.
+/// group commit is one transaction that inserts a chunk per series and an upsert per rollup bucket.
 package final class SQLiteMetricsStore: MetricsStore {
     let engine: SQLiteEngine
     package var database: any PulseboardDatabase.Database { engine }
@@ -30,7 +30,7 @@ package final class SQLiteMetricsStore: MetricsStore {
             let claimKey = try db.cachedStatement(
                 sql: "INSERT INTO idempotency_keys (key, created_at, points) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"
             )
-            let insertPoint = try db.cachedStatement(sql: "INSERT INTO points (series_id, ts, value) VALUES (?, ?, ?)")
+            var points: [Int64: [Chunk.Point]] = [:]
             for batch in batches {
                 if let key = batch.idempotencyKey {
                     try claimKey.execute(arguments: [key, now.millisecondsSince1970, batch.points.count])
@@ -47,7 +47,7 @@ package final class SQLiteMetricsStore: MetricsStore {
                         id = try Self.findOrCreateSeries(point.series, in: db)
                         created[point.series] = id
                     }
-                    try insertPoint.execute(arguments: [id, point.timestampMs, point.value])
+                    points[id, default: []].append((point.timestampMs, point.value))
                     aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
                 let newRows =
@@ -55,6 +55,10 @@ package final class SQLiteMetricsStore: MetricsStore {
                         rowsOnce.newRows(returnedKeys: try rowsOnce.statements().flatMap { try SQLiteEngine.run($0, in: db) })
                     } ?? []
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
+            }
+            let insertChunk = try db.cachedStatement(sql: "INSERT INTO chunks (series_id, start_ts, end_ts, count, data) VALUES (?, ?, ?, ?, ?)")
+            for (id, chunk) in Chunk.cut(points) {
+                try insertChunk.execute(arguments: [id, chunk.startMs, chunk.endMs, chunk.count, Data(chunk.bytes)])
             }
             try Self.apply(aggregates, in: db)
             return (outcomes, created)

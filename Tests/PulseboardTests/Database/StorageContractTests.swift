@@ -126,9 +126,9 @@ import Testing
 
     @Test(arguments: TestEngine.all)
     func migrationsRunFromAnEmptyDatabaseAndFromTheLastReleasedSchema(engine: TestEngine) async throws {
-        try await Self.withDatabase(engine, migrated: false) { database, _ in
-            // The schema of the last release (every migration but the newest), with data in it.
-            let released = Array(Migrations.all.dropLast())
+        try await Self.withDatabase(engine, migrated: false) { database, metrics in
+            // The schema of the last release (before the chunk store), with data in it.
+            let released = Migrations.all.filter { $0.version <= 10 }
             try await database.migrate(released)
             let owner = try await Accounts(store: database).createUser(email: "o@example.com", passwordHash: "x", role: .instructor, audit: nil)
             try await database.transaction([
@@ -136,14 +136,31 @@ import Testing
                     "INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at) VALUES ('C', 'c1', '', ?, 'h', 'p', 0, 0)",
                     .integer(owner.id))
             ])
-            // Upgrading keeps the data and fills the new columns with their defaults; running the
-            // migrations again changes nothing.
+            // Points of two series over three days, out of order and with a repeated timestamp,
+            // as the points table of that release kept them.
+            let day: Int64 = 86_400_000
+            let start: Int64 = 1_800_000_000_000
+            var legacy: [(series: Int64, ts: Int64, value: Double)] = (0..<500).map { i in (1, start + Int64(i) * 600_000, Double(i) / 4) }
+            legacy.shuffle()
+            legacy += [(1, start, 99), (2, start + 2 * day, -1.5)]
+            try await database.transaction(
+                [SQLStatement("INSERT INTO series (name, tags) VALUES ('a', '{}'), ('b', '{}')")]
+                    + legacy.map { SQLStatement("INSERT INTO points (series_id, ts, value) VALUES (?, ?, ?)", .integer($0.series), .integer($0.ts), .real($0.value)) })
+
+            // Upgrading keeps the data, fills the new columns with their defaults and moves the
+            // points into chunks; running the migrations again changes nothing.
             try await database.migrate(Migrations.all)
             try await database.migrate(Migrations.all)
             let versions = try await database.select(SQLStatement("SELECT version FROM schema_version ORDER BY version"))
             #expect(versions.compactMap { $0.first?.int } == Migrations.all.map { Int64($0.version) })
             let classes = try await database.select(SQLStatement("SELECT code, hold_new_students FROM classes"))
             #expect(classes == [[.text("c1"), .integer(0)]])
+            for id: Int64 in [1, 2] {
+                let expected = legacy.filter { $0.series == id }.map { (timestampMs: $0.ts, value: $0.value) }.sorted(by: Chunk.inOrder)
+                let found = try await metrics.points(seriesID: id, fromMs: 0, toMs: .max, limit: 1_000)
+                #expect(found.map(\.timestampMs) == expected.map(\.timestampMs) && found.map(\.value) == expected.map(\.value))
+            }
+            await #expect(throws: (any Error).self) { try await database.select(SQLStatement("SELECT COUNT(*) FROM points")) }
         }
     }
 }
