@@ -2,8 +2,9 @@
 
 Writers ingest batches without pause, each with its own Idempotency-Key, and retry a batch until it is
 acknowledged (a crash may commit a batch without answering: the retry must not store it twice).
-Meanwhile the server is killed with SIGKILL at random moments and restarted. At the end every
-acknowledged point must be in the history exactly once.
+Meanwhile the server is killed with SIGKILL at random moments and restarted, and it compacts its
+chunks every second (`--compact-after 1`), so kills also land in the middle of compactions. At
+the end every acknowledged point must be in the history exactly once.
 """
 import argparse
 import random
@@ -24,7 +25,7 @@ def main():
     parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL instead of SQLite")
     args = parser.parse_args()
 
-    extra = ["--no-host-metrics"]
+    extra = ["--no-host-metrics", "--compact-after", "1"]
     postgres = None
     if args.postgres:
         postgres = Postgres().start()
