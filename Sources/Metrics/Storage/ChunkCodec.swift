@@ -175,7 +175,7 @@ package enum ChunkCodec {
     private static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
     private static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
 
-    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+    static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
         var rest = value
         while rest >= 0x80 {
             bytes.append(UInt8(rest & 0x7F) | 0x80)
@@ -184,7 +184,7 @@ package enum ChunkCodec {
         bytes.append(UInt8(rest))
     }
 
-    private static func readVarint(_ bytes: [UInt8], at offset: inout Int) throws(Unreadable) -> UInt64 {
+    static func readVarint(_ bytes: [UInt8], at offset: inout Int) throws(Unreadable) -> UInt64 {
         var value: UInt64 = 0
         for shift in stride(from: 0, to: 64, by: 7) {
             guard offset < bytes.count else { throw Unreadable(reason: "cut short in the header") }

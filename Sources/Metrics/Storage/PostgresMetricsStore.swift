@@ -38,8 +38,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
         let logger = self.logger
         let instance = instanceID
         let sequence = liveSequence.withLock { $0 } + 1
-        let (outcomes, created, logged) = try await engine.transaction { connection -> ([CommitOutcome], [SeriesKey: Int64], [LoggedPoint]) in
-            var logged: [LoggedPoint] = []
+        let (outcomes, created, logged) = try await engine.transaction { connection -> ([CommitOutcome], [SeriesKey: Int64], Bool) in
+            var keys: [Int64: SeriesKey] = [:]
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
             var aggregates = CommitAggregates()
@@ -64,7 +64,7 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                         created[point.series] = id
                     }
                     points[id, default: []].append((point.timestampMs, point.value))
-                    logged.append(LoggedPoint(point))
+                    keys[id] = point.series
                     aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
                 var newRows: [Int] = []
@@ -88,18 +88,18 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                     logger: logger
                 )
                 try await Self.apply(aggregates, on: connection, logger: logger)
-                let payload = String(decoding: try JSONEncoder().encode(logged), as: UTF8.self)
+                let payload = ByteBuffer(bytes: LoggedCommit.encode(chunks.map { (keys[$0.seriesID]!, $0.chunk.bytes) }))
                 try await connection.query(
                     "INSERT INTO live_log (instance, seq, created_at, points) VALUES (\(instance), \(sequence), \(now.millisecondsSince1970), \(payload))",
                     logger: logger
                 )
             }
-            return (outcomes, created, logged)
+            return (outcomes, created, !points.isEmpty)
         }
         if !created.isEmpty {
             seriesIDs.withLock { $0.merge(created) { old, _ in old } }
         }
-        if !logged.isEmpty {
+        if logged {
             liveSequence.withLock { $0 = sequence }
             ringCommitted.yield()
         }
@@ -112,9 +112,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
             "SELECT seq, points FROM live_log WHERE instance = \(instance) AND seq > \(seq) AND created_at >= \(createdMs) ORDER BY seq LIMIT \(limit)"
         )
         for row in rows {
-            let (seq, text) = try row.decode((Int64, String).self)
-            let points = try JSONDecoder().decode([LoggedPoint].self, from: Data(text.utf8)).map(\.metricPoint)
-            entries.append((seq, points))
+            let (seq, payload) = try row.decode((Int64, ByteBuffer).self)
+            entries.append((seq, try LoggedCommit.decode(Array(payload.readableBytesView))))
         }
         return entries
     }
@@ -191,21 +190,33 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
     }
 }
 
-/// A committed point as the live log keeps it (compact JSON).
-package struct LoggedPoint: Codable {
-    var n: String
-    var t: [String: String]?
-    var ts: Int64
-    var v: Double
-
-    init(_ point: MetricPoint) {
-        n = point.series.name
-        t = point.series.tags.isEmpty ? nil : point.series.tags
-        ts = point.timestampMs
-        v = point.value
+/// A commit as the live log keeps it: per series its name, its canonical tags and the chunk the
+/// commit stored, each prefixed by its length (a varint).
+enum LoggedCommit {
+    static func encode(_ series: [(key: SeriesKey, chunk: [UInt8])]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for (key, chunk) in series {
+            for part in [Array(key.name.utf8), Array(key.canonicalTags.utf8), chunk] {
+                ChunkCodec.appendVarint(UInt64(part.count), to: &bytes)
+                bytes += part
+            }
+        }
+        return bytes
     }
 
-    var metricPoint: MetricPoint {
-        MetricPoint(series: SeriesKey(name: n, tags: t ?? [:]), timestampMs: ts, value: v)
+    static func decode(_ bytes: [UInt8]) throws -> [MetricPoint] {
+        var points: [MetricPoint] = []
+        var offset = 0
+        func part() throws -> ArraySlice<UInt8> {
+            let count = Int(clamping: try ChunkCodec.readVarint(bytes, at: &offset))
+            guard count <= bytes.count - offset else { throw ChunkCodec.Unreadable(reason: "a live log entry is cut short") }
+            defer { offset += count }
+            return bytes[offset..<offset + count]
+        }
+        while offset < bytes.count {
+            let series = SeriesKey(name: String(decoding: try part(), as: UTF8.self), tags: SeriesKey.tags(fromCanonical: String(decoding: try part(), as: UTF8.self)))
+            points += try ChunkCodec.decode(Array(try part())).map { MetricPoint(series: series, timestampMs: $0.timestampMs, value: $0.value) }
+        }
+        return points
     }
 }
