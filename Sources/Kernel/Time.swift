@@ -26,7 +26,30 @@ package enum Timestamp {
         let minute = msInDay / 60_000 % 60
         let second = msInDay / 1000 % 60
         let millis = msInDay % 1000
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millis, 3))Z"
+        guard (0...9999).contains(year) else {
+            return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millis, 3))Z"
+        }
+        // Written byte by byte: live messages format a timestamp per point.
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var index = 0
+            func digits(_ value: Int64, _ count: Int, then separator: UInt8) {
+                var rest = value
+                for offset in stride(from: count - 1, through: 0, by: -1) {
+                    buffer[index + offset] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
+                buffer[index + count] = separator
+                index += count + 1
+            }
+            digits(year, 4, then: UInt8(ascii: "-"))
+            digits(month, 2, then: UInt8(ascii: "-"))
+            digits(day, 2, then: UInt8(ascii: "T"))
+            digits(hour, 2, then: UInt8(ascii: ":"))
+            digits(minute, 2, then: UInt8(ascii: ":"))
+            digits(second, 2, then: UInt8(ascii: "."))
+            digits(millis, 3, then: UInt8(ascii: "Z"))
+            return index
+        }
     }
 
     package static func format(_ date: Date) -> String {
@@ -46,7 +69,11 @@ package enum Timestamp {
     /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Ingest parses one timestamp per point, and a
     /// general date parser costs more than the rest of the point. Nil for anything else.
     package static func parseMilliseconds(_ text: String) -> Int64? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8(parseMilliseconds)
+    }
+
+    private static func parseMilliseconds(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
         func number(_ start: Int, _ count: Int) -> Int64? {
             guard start + count <= b.count else { return nil }
             var value: Int64 = 0

@@ -230,13 +230,18 @@ enum PointBatchJSON {
         mutating func string() throws -> String {
             position += 1
             let start = position
+            var allBytes: UInt8 = 0
             while let byte = peek(), byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
                 guard byte >= 0x20 else { throw Self.notJSON }
+                allBytes |= byte
                 position += 1
             }
             guard let stop = peek() else { throw Self.notJSON }
             let text: String?
-            if stop == UInt8(ascii: "\"") {
+            if stop == UInt8(ascii: "\""), allBytes < 0x80 {
+                // ASCII is valid UTF-8: no validation needed (the common case, and much faster).
+                text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            } else if stop == UInt8(ascii: "\"") {
                 text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
             } else {
                 var utf8 = Array(bytes[start..<position])

@@ -152,6 +152,15 @@ struct HistoryTests {
         #expect(Timestamp.format(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
         #expect(Timestamp.format(milliseconds: 1_767_225_600_123) == "2026-01-01T00:00:00.123Z")
         #expect(Timestamp.format(milliseconds: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp.format(milliseconds: 253_402_300_800_000) == "10000-01-01T00:00:00.000Z")
+        // Formatting agrees with Foundation's formatter (on whole seconds: Foundation keeps a date
+        // as a Double and its milliseconds drift in later centuries) and parses back, across the years.
+        let foundation = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        for _ in 0..<1_000 {
+            let ms = Int64.random(in: 0..<253_402_300_800_000)
+            #expect(Timestamp.format(milliseconds: ms / 1000 * 1000) == foundation.format(Date(millisecondsSince1970: ms / 1000 * 1000)))
+            #expect(Timestamp.parseMilliseconds(Timestamp.format(milliseconds: ms)) == ms)
+        }
         #expect(Timestamp.parse("2026-01-01T01:00:00+01:00")?.millisecondsSince1970 == 1_767_225_600_000)
         #expect(Timestamp.parse("2026-01-01T00:00:00.5Z")?.millisecondsSince1970 == 1_767_225_600_500)
         #expect(Timestamp.parse("not a time") == nil)
