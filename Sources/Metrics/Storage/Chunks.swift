@@ -32,11 +32,14 @@ package struct Chunk: Sendable {
         return chunks
     }
 
-    /// Points of several series in any order, as chunks per series.
-    static func cut(_ points: [Int64: [Point]]) -> [(seriesID: Int64, chunk: Chunk)] {
-        points.sorted { $0.key < $1.key }.flatMap { id, points in
-            cut(points.sorted(by: inOrder)).map { (id, $0) }
-        }
+    /// Points of several series in any order, per series sorted by `inOrder`, by series id.
+    static func sorted(_ points: [Int64: [Point]]) -> [(seriesID: Int64, points: [Point])] {
+        points.sorted { $0.key < $1.key }.map { ($0.key, $0.value.sorted(by: inOrder)) }
+    }
+
+    /// The chunks of several series' sorted points.
+    static func cut(_ series: [(seriesID: Int64, points: [Point])]) -> [(seriesID: Int64, chunk: Chunk)] {
+        series.flatMap { id, points in cut(points).map { (id, $0) } }
     }
 
     /// How many chunks' bytes one query fetches.

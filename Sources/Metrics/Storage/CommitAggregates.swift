@@ -1,27 +1,39 @@
-/// What one commit changes besides the points themselves: per series its last value, and per rollup bucket the count, sum, min and max to merge. Both engines compute it the
-/// same way and differ only in the SQL that applies it.
+/// What one commit changes besides the chunks: per series its last value, and per rollup bucket
+/// the count, sum, min and max to merge. Computed from each series' points sorted by time, in one
+/// walk per series and rollup (no lookup per point). Both engines compute it the same way and
+/// differ only in the SQL that applies it.
 package struct CommitAggregates {
     struct SeriesDelta {
-        var lastTimestampMs: Int64 = .min
-        var lastValue: Double = 0
+        var lastTimestampMs: Int64
+        /// Of the points with the newest timestamp, the greatest value (`Chunk.inOrder`'s last).
+        var lastValue: Double
     }
 
-    struct BucketKey: Hashable {
-        var seriesID: Int64
-        var startMs: Int64
-    }
+    /// By series id.
+    let series: [(id: Int64, delta: SeriesDelta)]
+    /// Buckets by series id, then start.
+    let rollups: [Rollup: [(seriesID: Int64, bucket: Bucket)]]
 
-    var series: [Int64: SeriesDelta] = [:]
-    var rollups: [Rollup: [BucketKey: Bucket]] = [:]
-
-    mutating func add(seriesID: Int64, timestampMs: Int64, value: Double) {
-        if timestampMs >= series[seriesID, default: SeriesDelta()].lastTimestampMs {
-            series[seriesID] = SeriesDelta(lastTimestampMs: timestampMs, lastValue: value)
-        }
+    /// `points`: per series, sorted by `Chunk.inOrder`, none empty.
+    init(_ points: [(seriesID: Int64, points: [Chunk.Point])]) {
+        series = points.map { id, points in (id, SeriesDelta(lastTimestampMs: points.last!.timestampMs, lastValue: points.last!.value)) }
+        var rollups: [Rollup: [(seriesID: Int64, bucket: Bucket)]] = [:]
         for rollup in Rollup.allCases {
-            let start = timestampMs - timestampMs % rollup.widthMs
-            let key = BucketKey(seriesID: seriesID, startMs: start)
-            rollups[rollup, default: [:]][key, default: Bucket.empty(startingAt: start)].add(value)
+            var buckets: [(seriesID: Int64, bucket: Bucket)] = []
+            for (id, points) in points {
+                var current = Bucket.empty(startingAt: .min)
+                for point in points {
+                    let start = point.timestampMs - point.timestampMs % rollup.widthMs
+                    if start != current.startMs {
+                        if current.count > 0 { buckets.append((id, current)) }
+                        current = .empty(startingAt: start)
+                    }
+                    current.add(point.value)
+                }
+                if current.count > 0 { buckets.append((id, current)) }
+            }
+            rollups[rollup] = buckets
         }
+        self.rollups = rollups
     }
 }

@@ -42,7 +42,6 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
             var keys: [Int64: SeriesKey] = [:]
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
-            var aggregates = CommitAggregates()
             var points: [Int64: [Chunk.Point]] = [:]
             for batch in batches {
                 if let key = batch.idempotencyKey {
@@ -65,7 +64,6 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                     }
                     points[id, default: []].append((point.timestampMs, point.value))
                     keys[id] = point.series
-                    aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
                 var newRows: [Int] = []
                 if let rowsOnce = batch.rowsOnce {
@@ -78,7 +76,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }
             if !points.isEmpty {
-                let chunks = Chunk.cut(points)
+                let sorted = Chunk.sorted(points)
+                let chunks = Chunk.cut(sorted)
                 try await connection.query(
                     """
                     INSERT INTO chunks (series_id, start_ts, end_ts, count, data)
@@ -87,7 +86,7 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                     """,
                     logger: logger
                 )
-                try await Self.apply(aggregates, on: connection, logger: logger)
+                try await Self.apply(CommitAggregates(sorted), on: connection, logger: logger)
                 let payload = ByteBuffer(bytes: LoggedCommit.encode(chunks.map { (keys[$0.seriesID]!, $0.chunk.bytes) }))
                 try await connection.query(
                     "INSERT INTO live_log (instance, seq, created_at, points) VALUES (\(instance), \(sequence), \(now.millisecondsSince1970), \(payload))",
@@ -146,26 +145,25 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
 
     private static func apply(_ aggregates: CommitAggregates, on connection: PostgresConnection, logger: Logger) async throws {
         // Rows are touched in id order, so that concurrent instances cannot deadlock on them.
-        let series = aggregates.series.sorted { $0.key < $1.key }
+        let series = aggregates.series
         try await connection.query(
             """
             UPDATE series AS s SET
                 last_value = CASE WHEN s.last_ts IS NULL OR s.last_ts <= u.ts THEN u.v ELSE s.last_value END,
                 last_ts = GREATEST(COALESCE(s.last_ts, u.ts), u.ts)
-            FROM unnest(\(series.map(\.key))::BIGINT[], \(series.map(\.value.lastTimestampMs))::BIGINT[], \(series.map(\.value.lastValue))::DOUBLE PRECISION[]) AS u(id, ts, v)
+            FROM unnest(\(series.map(\.id))::BIGINT[], \(series.map(\.delta.lastTimestampMs))::BIGINT[], \(series.map(\.delta.lastValue))::DOUBLE PRECISION[]) AS u(id, ts, v)
             WHERE s.id = u.id
             """,
             logger: logger
         )
         for (rollup, buckets) in aggregates.rollups {
-            let rows = buckets.sorted { ($0.key.seriesID, $0.key.startMs) < ($1.key.seriesID, $1.key.startMs) }
             var binds = PostgresBindings()
-            binds.append(rows.map(\.key.seriesID))
-            binds.append(rows.map(\.key.startMs))
-            binds.append(rows.map(\.value.count))
-            binds.append(rows.map(\.value.sum))
-            binds.append(rows.map(\.value.min))
-            binds.append(rows.map(\.value.max))
+            binds.append(buckets.map(\.seriesID))
+            binds.append(buckets.map(\.bucket.startMs))
+            binds.append(buckets.map(\.bucket.count))
+            binds.append(buckets.map(\.bucket.sum))
+            binds.append(buckets.map(\.bucket.min))
+            binds.append(buckets.map(\.bucket.max))
             let table = rollup.table
             try await connection.query(
                 PostgresQuery(

@@ -25,7 +25,6 @@ package final class SQLiteMetricsStore: MetricsStore {
         let known = seriesIDs.withLock { $0 }
         let (outcomes, created) = try await engine.pool.write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
             var created: [SeriesKey: Int64] = [:]
-            var aggregates = CommitAggregates()
             var outcomes: [CommitOutcome] = []
             let claimKey = try db.cachedStatement(
                 sql: "INSERT INTO idempotency_keys (key, created_at, points) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"
@@ -48,7 +47,6 @@ package final class SQLiteMetricsStore: MetricsStore {
                         created[point.series] = id
                     }
                     points[id, default: []].append((point.timestampMs, point.value))
-                    aggregates.add(seriesID: id, timestampMs: point.timestampMs, value: point.value)
                 }
                 let newRows =
                     try batch.rowsOnce.map { rowsOnce in
@@ -57,10 +55,11 @@ package final class SQLiteMetricsStore: MetricsStore {
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }
             let insertChunk = try db.cachedStatement(sql: "INSERT INTO chunks (series_id, start_ts, end_ts, count, data) VALUES (?, ?, ?, ?, ?)")
-            for (id, chunk) in Chunk.cut(points) {
+            let sorted = Chunk.sorted(points)
+            for (id, chunk) in Chunk.cut(sorted) {
                 try insertChunk.execute(arguments: [id, chunk.startMs, chunk.endMs, chunk.count, Data(chunk.bytes)])
             }
-            try Self.apply(aggregates, in: db)
+            try Self.apply(CommitAggregates(sorted), in: db)
             return (outcomes, created)
         }
         if !created.isEmpty {
@@ -101,8 +100,8 @@ package final class SQLiteMetricsStore: MetricsStore {
                         max = MAX(\(rollup.table).max, excluded.max)
                     """
             )
-            for (key, bucket) in buckets {
-                try upsert.execute(arguments: [key.seriesID, key.startMs, bucket.count, bucket.sum, bucket.min, bucket.max])
+            for (id, bucket) in buckets {
+                try upsert.execute(arguments: [id, bucket.startMs, bucket.count, bucket.sum, bucket.min, bucket.max])
             }
         }
     }
