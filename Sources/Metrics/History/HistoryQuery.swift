@@ -23,20 +23,72 @@ package struct HistoryQuery {
     static let niceWidthsMs: [Int64] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map { $0 * 1000 }
     static let dayMs: Int64 = 86_400_000
 
+    /// How `aggregate=` combines the series of a group into one, per bucket.
+    enum Aggregate: String {
+        /// The mean of all their points.
+        case avg
+        /// The sum of each series' mean (the total of several hosts, say).
+        case sum
+        case min, max
+    }
+
+    /// One bucket of a combined answer.
+    struct CombinedBucket: Equatable {
+        var startMs: Int64
+        var value: Double
+        /// Points and series in the bucket.
+        var count: Int64
+        var series: Int
+    }
+
     /// `from` and `to` are inclusive, in milliseconds.
-    func run(series: SeriesKey, fromMs: Int64, toMs: Int64, maxPoints: Int, forceBuckets: Bool) async throws -> Answer {
-        guard let id = try await store.seriesID(series) else { return .points([]) }
+    func run(seriesID id: Int64, fromMs: Int64, toMs: Int64, maxPoints: Int, forceBuckets: Bool) async throws -> Answer {
         if !forceBuckets {
             let count = try await countPoints(seriesID: id, fromMs: fromMs, toMs: toMs, levels: [.hour, .minute])
             if count <= maxPoints {
                 return .points(try await store.points(seriesID: id, fromMs: fromMs, toMs: toMs, limit: maxPoints))
             }
         }
-        let width = Self.bucketWidth(fromMs: fromMs, toMs: toMs, maxBuckets: maxPoints)
+        let (width, buckets) = try await buckets(seriesID: id, fromMs: fromMs, toMs: toMs, maxBuckets: maxPoints)
+        return .buckets(widthMs: width, buckets)
+    }
+
+    /// The series combined into one by `aggregate`, in buckets (at most `maxBuckets`) that each
+    /// series reads from its rollups as `run` does.
+    func combine(seriesIDs: [Int64], fromMs: Int64, toMs: Int64, maxBuckets: Int, aggregate: Aggregate) async throws -> (widthMs: Int64, [CombinedBucket]) {
+        var merged: [Int64: (all: Bucket, meanSum: Double, series: Int)] = [:]
+        let width = Self.bucketWidth(fromMs: fromMs, toMs: toMs, maxBuckets: maxBuckets)
+        for id in seriesIDs {
+            for bucket in try await buckets(seriesID: id, fromMs: fromMs, toMs: toMs, maxBuckets: maxBuckets).1 {
+                var entry = merged[bucket.startMs] ?? (.empty(startingAt: bucket.startMs), 0, 0)
+                entry.all.count += bucket.count
+                entry.all.sum += bucket.sum
+                entry.all.min = Swift.min(entry.all.min, bucket.min)
+                entry.all.max = Swift.max(entry.all.max, bucket.max)
+                entry.meanSum += bucket.average
+                entry.series += 1
+                merged[bucket.startMs] = entry
+            }
+        }
+        let combined = merged.values.sorted { $0.all.startMs < $1.all.startMs }.map { entry in
+            let value =
+                switch aggregate {
+                case .avg: entry.all.average
+                case .sum: entry.meanSum
+                case .min: entry.all.min
+                case .max: entry.all.max
+                }
+            return CombinedBucket(startMs: entry.all.startMs, value: value, count: entry.all.count, series: entry.series)
+        }
+        return (width, combined)
+    }
+
+    private func buckets(seriesID id: Int64, fromMs: Int64, toMs: Int64, maxBuckets: Int) async throws -> (widthMs: Int64, [Bucket]) {
+        let width = Self.bucketWidth(fromMs: fromMs, toMs: toMs, maxBuckets: maxBuckets)
         let start = Self.floor(fromMs, width)
         let end = Self.floor(toMs, width) + width
         let source = Rollup.allCases.reversed().first { width % $0.widthMs == 0 }
-        return .buckets(widthMs: width, try await store.buckets(seriesID: id, fromMs: start, toMs: end, widthMs: width, source: source))
+        return (width, try await store.buckets(seriesID: id, fromMs: start, toMs: end, widthMs: width, source: source))
     }
 
     /// The smallest nice width whose aligned buckets over the range number at most `maxBuckets`.

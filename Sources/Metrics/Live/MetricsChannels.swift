@@ -30,8 +30,9 @@ extension Hub {
 }
 
 /// `GET /ws/metrics?type=<name>`: the source documents' shortcut for one metrics channel, for
-/// clients with a session cookie.
+/// clients with a session cookie. Their short names of the host series are understood.
 package struct MetricsSocketController {
+    static let shortNames = ["cpu": "host.cpu", "mem": "host.memory", "memory": "host.memory"]
     let session: LiveSession
 
     package init(session: LiveSession) {
@@ -41,7 +42,8 @@ package struct MetricsSocketController {
     package var routes: RouteCollection<AppRequestContext> {
         let router = RouteCollection(context: AppRequestContext.self)
         router.ws("/ws/metrics", shouldUpgrade: LiveController.requireUpgrade) { inbound, outbound, context in
-            let name = context.request.uri.queryParameters.get("type") ?? "host.cpu"
+            let type = context.request.uri.queryParameters.get("type") ?? "host.cpu"
+            let name = Self.shortNames[type] ?? type
             await session.run(
                 inbound: inbound,
                 outbound: outbound,

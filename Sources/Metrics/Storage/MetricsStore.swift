@@ -33,6 +33,15 @@ extension MetricsStore {
             .int
     }
 
+    /// The series of this name whose tags include `tags` (a subset match), by their tags.
+    func series(named name: String, including tags: [String: String]) async throws -> [(id: Int64, key: SeriesKey)] {
+        try await database.select(SQLStatement("SELECT id, tags FROM series WHERE name = ? ORDER BY tags", .text(name))).compactMap { row in
+            guard let id = row.first?.int, let text = row.last?.string else { throw UnexpectedRow(table: "series", row: row) }
+            let key = SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: text))
+            return tags.allSatisfy { key.tags[$0.key] == $0.value } ? (id, key) : nil
+        }
+    }
+
     func listSeries() async throws -> [SeriesSummary] {
         try await database.select(SQLStatement("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags"), as: SeriesRow.self).map { row in
             SeriesSummary(

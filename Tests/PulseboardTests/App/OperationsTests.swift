@@ -160,7 +160,8 @@ struct CollectorTests {
             let cpu = try #require(list.series.first { $0.name == "host.cpu" })
             #expect(cpu.tags.isEmpty == (engine == .sqlite))
             let tags = cpu.tags.map { "\($0.key)=\($0.value)" }.joined(separator: ",").addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-            let history = try await client.request(.get, "/api/v1/metrics?name=host.cpu&tags=\(tags)", token: admin).decode(HistoryTests.History.self)
+            let answer = try await client.request(.get, "/api/v1/metrics?name=host.cpu&tags=\(tags)", token: admin).decode(HistoryTests.Answer.self)
+            let history = try #require(answer.series.first { $0.tags == cpu.tags })
             #expect((history.points?.count ?? 0) >= 2)
             #expect(history.points?.allSatisfy { (0...100).contains($0.value) } == true)
         }

@@ -95,7 +95,7 @@ import Testing
                     }
                     for maxPoints in [10, 500, 5_000] {
                         for force in [false, true] {
-                            let found = try await query.run(series: Self.series, fromMs: from, toMs: to, maxPoints: maxPoints, forceBuckets: force)
+                            let found = try await query.run(seriesID: id, fromMs: from, toMs: to, maxPoints: maxPoints, forceBuckets: force)
                             let expected = Self.plainAnswer(points, fromMs: from, toMs: to, maxPoints: maxPoints, forceBuckets: force)
                             #expect(Self.same(found, expected), "\(stage): \(from)...\(to), \(maxPoints) points, buckets \(force)")
                         }

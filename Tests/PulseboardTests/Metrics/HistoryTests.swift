@@ -19,10 +19,18 @@ struct HistoryTests {
             var max: Double
             var count: Int
         }
+        var tags: [String: String]
         var downsampled: Bool
         var bucketSeconds: Double?
         var points: [Point]?
         var buckets: [Bucket]?
+    }
+
+    /// What `GET /api/v1/metrics` answers: the history of every series of the name.
+    struct Answer: Decodable {
+        var series: [History]
+        /// The history, when exactly one series answered.
+        var only: History? { series.count == 1 ? series[0] : nil }
     }
 
     /// 120 points, one a second from 2026-01-01T00:00:00Z, value = the second (0…119).
@@ -38,7 +46,7 @@ struct HistoryTests {
             #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
             let response = try await client.request(
                 .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:10Z&to=2026-01-01T00:00:19Z&maxPoints=10", token: admin)
-            let history = try response.decode(History.self)
+            let history = try #require(try response.decode(Answer.self).only)
             #expect(!history.downsampled)
             #expect(history.points?.map(\.value) == (10...19).map(Double.init))
             #expect(history.points?.first?.timestamp == "2026-01-01T00:00:10.000Z")
@@ -52,7 +60,7 @@ struct HistoryTests {
             // 120 points into at most 4 buckets: 30 s buckets, aligned to the epoch.
             let response = try await client.request(
                 .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:59Z&maxPoints=4", token: admin)
-            let history = try response.decode(History.self)
+            let history = try #require(try response.decode(Answer.self).only)
             #expect(history.downsampled)
             #expect(history.bucketSeconds == 30)
             let buckets = try #require(history.buckets)
@@ -64,9 +72,10 @@ struct HistoryTests {
             #expect(buckets.map(\.avg) == [14.5, 44.5, 74.5, 104.5])
 
             // One-minute buckets come from the minute rollup and agree with the raw points.
-            let minutes = try await client.request(
-                .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:59Z&maxPoints=2", token: admin
-            ).decode(History.self)
+            let minutes = try #require(
+                try await client.request(
+                    .get, "/api/v1/metrics?name=ramp&from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:59Z&maxPoints=2", token: admin
+                ).decode(Answer.self).only)
             #expect(minutes.bucketSeconds == 60)
             #expect(minutes.buckets?.map(\.count) == [60, 60])
             #expect(minutes.buckets?.map(\.avg) == [29.5, 89.5])
@@ -100,11 +109,74 @@ struct HistoryTests {
             let to = start + 2 * 3_600_000 + 2_345_678
             let exact = Int(try await parts.metrics.countPoints(seriesID: id, fromMs: from, toMs: to))
             let query = HistoryQuery(store: parts.metrics)
-            let fits = try await query.run(series: SeriesKey(name: "wave"), fromMs: from, toMs: to, maxPoints: exact, forceBuckets: false)
+            let fits = try await query.run(seriesID: id, fromMs: from, toMs: to, maxPoints: exact, forceBuckets: false)
             guard case .points(let rawPoints) = fits else { Issue.record("expected raw points"); return }
             #expect(rawPoints.count == exact)
-            let over = try await query.run(series: SeriesKey(name: "wave"), fromMs: from, toMs: to, maxPoints: exact - 1, forceBuckets: false)
+            let over = try await query.run(seriesID: id, fromMs: from, toMs: to, maxPoints: exact - 1, forceBuckets: false)
             guard case .buckets = over else { Issue.record("expected buckets"); return }
+        }
+    }
+
+    /// A query by name answers every series of it (the README's example posts `sensor.temp` with a
+    /// tag and queries the name), `tags` filters by a subset, `aggregate`/`groupBy` combine.
+    @Test(arguments: TestEngine.all) func aNameFindsEverySeriesOfItAndAggregatesCombineThem(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, _ in
+            let admin = try await client.login().accessToken
+            let series: [(tags: String, values: [Double])] = [
+                (#"{"room":"lab","floor":"1"}"#, [20, 22]), (#"{"room":"office","floor":"1"}"#, [30, 30]), (#"{"room":"hall","floor":"2"}"#, [10, 14]), ("{}", [5, 5]),
+            ]
+            let body = series.flatMap { tags, values in
+                values.enumerated().map { #"{"name":"sensor.temp","value":\#($1),"timestamp":"2026-01-01T00:00:0\#($0)Z","tags":\#(tags)}"# }
+            }
+            #expect(try await client.ingest("[" + body.joined(separator: ",") + "]", token: admin).status == .ok)
+            let range = "from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:59Z"
+
+            let all = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)", token: admin).decode(Answer.self)
+            // In the order of their tags' canonical text (`{}` last).
+            #expect(all.series.map(\.tags) == [["floor": "1", "room": "lab"], ["floor": "1", "room": "office"], ["floor": "2", "room": "hall"], [:]])
+            #expect(all.series[0].points?.map(\.value) == [20, 22])
+            let firstFloor = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&tags=floor=1&\(range)", token: admin).decode(Answer.self)
+            #expect(firstFloor.series.map { $0.tags["room"] } == ["lab", "office"])
+
+            struct Combined: Decodable {
+                struct Group: Decodable {
+                    struct Value: Decodable {
+                        var value: Double
+                        var count: Int
+                        var series: Int
+                    }
+                    var tags: [String: String]
+                    var seriesCount: Int
+                    var values: [Value]
+                }
+                var series: [Group]
+            }
+            // One bucket over the whole minute; per floor: avg of all points, sum of the series' means.
+            let uri = "/api/v1/metrics?name=sensor.temp&tags=floor&\(range)&maxPoints=1&groupBy=floor"
+            #expect(try await client.request(.get, uri, token: admin).status == .badRequest)  // "floor" alone is no tag filter
+            let average = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&maxPoints=1&groupBy=floor", token: admin).decode(Combined.self)
+            #expect(average.series.map(\.tags) == [["floor": "1"], ["floor": "2"], [:]])
+            #expect(average.series.map(\.seriesCount) == [2, 1, 1])
+            #expect(average.series.map { $0.values.map(\.value) } == [[25.5], [12], [5]])
+            let sum = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&maxPoints=1&aggregate=sum&tags=floor=1", token: admin)
+                .decode(Combined.self)
+            #expect(sum.series.map { $0.values.map(\.value) } == [[51]])
+            #expect(sum.series.first?.values.first.map { ($0.count, $0.series) } ?? (0, 0) == (4, 2))
+            let maximum = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&aggregate=max&maxPoints=1", token: admin).decode(Combined.self)
+            #expect(maximum.series.map { $0.values.map(\.value) } == [[30]])
+
+            for bad in ["aggregate=median", "groupBy=", "groupBy=floor,,room"] {
+                let response = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(bad)", token: admin)
+                #expect(response.status == .badRequest, "\(bad)")
+            }
+            // More series than one answer holds: a clear 422, unless they are combined.
+            let many = (0..<101).map { #"{"name":"fleet.load","value":1,"timestamp":"2026-01-01T00:00:00Z","tags":{"host":"h\#($0)"}}"# }
+            #expect(try await client.ingest("[" + many.joined(separator: ",") + "]", token: admin).status == .ok)
+            let tooMany = try await client.request(.get, "/api/v1/metrics?name=fleet.load&\(range)", token: admin)
+            #expect(tooMany.status == .unprocessableContent)
+            #expect(tooMany.error?.code == "too_many_series")
+            let fleet = try await client.request(.get, "/api/v1/metrics?name=fleet.load&\(range)&aggregate=sum&maxPoints=1", token: admin).decode(Combined.self)
+            #expect(fleet.series.first?.values.first?.value == 101)
         }
     }
 
@@ -124,8 +196,8 @@ struct HistoryTests {
                 #expect(response.status == .badRequest, "\(uri)")
                 #expect(response.error?.code == "bad_request")
             }
-            let unknown = try await client.request(.get, "/api/v1/metrics?name=nothing-here", token: admin).decode(History.self)
-            #expect(unknown.points?.isEmpty == true)
+            let unknown = try await client.request(.get, "/api/v1/metrics?name=nothing-here", token: admin).decode(Answer.self)
+            #expect(unknown.series.isEmpty)
         }
     }
 
