@@ -78,8 +78,8 @@ def main():
         status, history = server.request(
             "GET", f"/api/v1/metrics?name={series}&from={iso(base_ms - 1000)}&to={iso(base_ms + 3_600_000)}&maxPoints=10000",
             token=token)
-        assert status == 200 and not history["downsampled"], history
-        values = [p["value"] for p in history["points"]]
+        assert status == 200 and len(history["series"]) == 1 and not history["series"][0]["downsampled"], history
+        values = [p["value"] for p in history["series"][0]["points"]]
         duplicates = len(values) - len(set(values))
         missing = expected - set(values)
         if duplicates or missing:

@@ -116,9 +116,9 @@ class LiveClient(threading.Thread):
         request = urllib.request.Request(self.base_url + query)
         request.add_header("Authorization", "Bearer " + self.token)
         with urllib.request.urlopen(request, timeout=10) as response:
-            history = json.loads(response.read())
+            series = json.loads(response.read())["series"]
         with self.lock:
-            self.points = {p["timestamp"]: p["value"] for p in history["points"]}
+            self.points = {p["timestamp"]: p["value"] for p in (series[0]["points"] if series else [])}
 
     def run(self):
         while self.running:

@@ -97,7 +97,14 @@ public struct Pulseboard: Sendable {
                 logger: logger
             ),
             MaintenanceService(
-                chores: [.init(name: "chunk compaction") { now in try await metrics.compactChunks(closedBefore: now.addingTimeInterval(-compactAfter.seconds)) }],
+                chores: [
+                    .init(name: "chunk compaction") { now in
+                        try await metrics.compactChunks(closedBefore: now.addingTimeInterval(-compactAfter.seconds))
+                        let sizes = try await metrics.storedSizes().values
+                        telemetry.recordStorage(
+                            points: sizes.reduce(0) { $0 + $1.points }, bytes: sizes.reduce(0) { $0 + $1.bytes }, chunks: sizes.reduce(0) { $0 + $1.chunks })
+                    }
+                ],
                 interval: compactAfter,
                 logger: logger
             ),

@@ -12,6 +12,9 @@ public final class Telemetry: Sendable {
     let writerQueueDepth: Gauge
     let writerCommitSeconds: DurationHistogram
     let webSocketConnections: Gauge
+    private let storedPoints: Gauge
+    private let storedBytes: Gauge
+    private let storedChunks: Gauge
     private let webSocketDroppedClients: Counter
     /// Points committed since the last sample of the host collector (for its points/s series).
     private let committedSinceSample = Atomic<Int>(0)
@@ -51,6 +54,9 @@ public final class Telemetry: Sendable {
             help: "Failed attempts to apply learning events to the class picture (retried)."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
+        storedPoints = registry.makeGauge(name: "pulseboard_stored_points", help: "Metric points stored (after each compaction pass).")
+        storedBytes = registry.makeGauge(name: "pulseboard_stored_bytes", help: "Bytes of the stored points' compressed chunks (after each compaction pass).")
+        storedChunks = registry.makeGauge(name: "pulseboard_stored_chunks", help: "Chunks the points are stored in (after each compaction pass).")
         webSocketDroppedClients = registry.makeCounter(
             name: "pulseboard_websocket_dropped_clients_total",
             help: "WebSocket clients closed because they could not keep up."
@@ -72,6 +78,12 @@ public final class Telemetry: Sendable {
             ],
             help: "HTTP request duration."
         ).record(duration)
+    }
+
+    package func recordStorage(points: Int64, bytes: Int64, chunks: Int64) {
+        storedPoints.set(Double(points))
+        storedBytes.set(Double(bytes))
+        storedChunks.set(Double(chunks))
     }
 
     package func recordCommit(batches: Int, points: Int, duration: Duration) {

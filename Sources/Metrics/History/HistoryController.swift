@@ -58,6 +58,9 @@ package struct HistoryController {
         var tags: [String: String]
         var lastTimestamp: String?
         var lastValue: Double?
+        var storedPoints: Int64
+        /// The bytes of its compressed chunks (the database adds its own pages and indexes).
+        var storedBytes: Int64
     }
 
     struct SeriesList: Encodable {
@@ -139,7 +142,9 @@ package struct HistoryController {
                     name: $0.series.name,
                     tags: $0.series.tags,
                     lastTimestamp: $0.lastTimestampMs.map { Timestamp.format(milliseconds: $0) },
-                    lastValue: $0.lastValue
+                    lastValue: $0.lastValue,
+                    storedPoints: $0.stored.points,
+                    storedBytes: $0.stored.bytes
                 )
             }
             return try JSONResponse(SeriesList(series: series)).response

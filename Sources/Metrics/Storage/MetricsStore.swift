@@ -43,10 +43,25 @@ extension MetricsStore {
     }
 
     func listSeries() async throws -> [SeriesSummary] {
-        try await database.select(SQLStatement("SELECT name, tags, last_ts, last_value FROM series ORDER BY name, tags"), as: SeriesRow.self).map { row in
+        let stored = try await storedSizes()
+        return try await database.select(SQLStatement("SELECT id, name, tags, last_ts, last_value FROM series ORDER BY name, tags"), as: SeriesRow.self).map {
+            row in
             SeriesSummary(
-                series: SeriesKey(name: row.name, tags: SeriesKey.tags(fromCanonical: row.tags)), lastTimestampMs: row.lastTs, lastValue: row.lastValue)
+                series: SeriesKey(name: row.name, tags: SeriesKey.tags(fromCanonical: row.tags)), lastTimestampMs: row.lastTs, lastValue: row.lastValue,
+                stored: stored[row.id] ?? StoredSize())
         }
+    }
+
+    /// What the chunks of each series hold and take, by series id.
+    package func storedSizes() async throws -> [Int64: StoredSize] {
+        var sizes: [Int64: StoredSize] = [:]
+        for row in try await database.select(SQLStatement("SELECT series_id, COUNT(*), CAST(SUM(count) AS BIGINT), CAST(SUM(LENGTH(data)) AS BIGINT) FROM chunks GROUP BY series_id")) {
+            guard row.count == 4, let id = row[0].int, let chunks = row[1].int, let points = row[2].int, let bytes = row[3].int else {
+                throw UnexpectedRow(table: "chunk sizes", row: row)
+            }
+            sizes[id] = StoredSize(points: points, bytes: bytes, chunks: chunks)
+        }
+        return sizes
     }
 
     /// Raw points in [from, to], oldest first (equal timestamps by value), at most `limit`. Only
@@ -135,6 +150,7 @@ extension MetricsStore {
 
 /// A row of `listSeries()`, decoded by column name.
 private struct SeriesRow: Decodable {
+    var id: Int64
     var name: String
     var tags: String
     var lastTs: Int64?

@@ -76,6 +76,14 @@ public struct SeriesSummary: Sendable {
     public var series: SeriesKey
     public var lastTimestampMs: Int64?
     public var lastValue: Double?
+    public var stored: StoredSize
+}
+
+/// Points stored, and the bytes of their chunks (without the database's own overhead).
+public struct StoredSize: Sendable {
+    public var points: Int64 = 0
+    public var bytes: Int64 = 0
+    public var chunks: Int64 = 0
 }
 
 /// One time bucket of a downsampled history answer.

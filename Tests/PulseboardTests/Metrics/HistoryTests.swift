@@ -206,7 +206,19 @@ struct HistoryTests {
             let admin = try await client.login().accessToken
             #expect(try await client.ingest(Self.twoMinutes, token: admin).status == .ok)
             let series = try await client.request(.get, "/api/v1/series", token: admin)
-            #expect(series.text.contains(#"{"lastTimestamp":"2026-01-01T00:01:59.000Z","lastValue":119,"name":"ramp","tags":{}}"#))
+            #expect(series.text.contains(#"{"lastTimestamp":"2026-01-01T00:01:59.000Z","lastValue":119,"name":"ramp","#))
+            // What the series takes: 120 points, a second apart, in a couple of bytes each.
+            struct Stored: Decodable {
+                struct Series: Decodable {
+                    var name: String
+                    var storedPoints: Int
+                    var storedBytes: Int
+                }
+                var series: [Series]
+            }
+            let ramp = try #require(try series.decode(Stored.self).series.first { $0.name == "ramp" })
+            #expect(ramp.storedPoints == 120)
+            #expect(ramp.storedBytes > 0 && ramp.storedBytes <= 2 * 120, "\(ramp.storedBytes) bytes")
             let student = try await client.tokenForNewUser(role: .student, adminToken: admin)
             #expect(try await client.request(.get, "/api/v1/series", token: student).status == .forbidden)
         }

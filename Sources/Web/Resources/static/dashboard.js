@@ -59,7 +59,10 @@
     });
     const tags = Object.entries(chart.tags).map(([k, v]) => k + "=" + v).join(",");
     if (tags) query.set("tags", tags);
-    const history = await api("/api/v1/metrics?" + query);
+    // The answer holds every series of the name whose tags include the chart's: take its own.
+    const answer = await api("/api/v1/metrics?" + query);
+    const history = answer.series.find((s) => keyOf(chart.name, s.tags) === keyOf(chart.name, chart.tags));
+    if (!history) { chart.points = []; draw(chart); return; }
     chart.banded = history.downsampled;
     chart.points = history.downsampled
       ? history.buckets.map((b) => ({ t: Date.parse(b.timestamp) + history.bucketSeconds * 500, v: b.avg, min: b.min, max: b.max }))
