@@ -2,7 +2,8 @@
 the same run, each on loopback with a fresh data folder, driven by the same external load
 generator (wrk, its own process) with the same points: batches of --batch points of --series
 series (one tag each), every point of the run a new (series, timestamp). Prints points/s per
-system, the ratio to Pulseboard, and the data folder's bytes per point after a graceful stop.
+system, the ratio to Pulseboard, the data folder's bytes per point after a graceful stop (after
+compaction for Pulseboard) and the server's peak resident memory.
 
 Each system runs as Debian ships it: InfluxDB fsyncs its WAL before it answers (as Pulseboard
 commits); VictoriaMetrics answers once a point is in memory and writes to disk about every
@@ -107,7 +108,13 @@ def folder_bytes(path):
                if os.path.isfile(os.path.join(root, name)))
 
 
-def run_wrk(url, path, body_format, headers, args):
+def peak_rss_mb(pid):
+    """The most memory the process has held resident (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
+def run_wrk(url, path, body_format, headers, args, server_pid):
     # Points are stamped from a day ago on, so no system refuses them as from the future.
     base = int(time.time()) - 86_400
     lua_headers = "{" + ", ".join(f'["{key}"] = "{value}"' for key, value in headers.items()) + "}"
@@ -130,7 +137,7 @@ def run_wrk(url, path, body_format, headers, args):
     ok = requests - (int(failed.group(1)) if failed else 0)
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)
-    return {"points": ok * args.batch, "rate": ok * args.batch / args.seconds, "p50": p50, "p99": p99,
+    return {"points": ok * args.batch, "rate": ok * args.batch / args.seconds, "p50": p50, "p99": p99, "rss": peak_rss_mb(server_pid),
             "failed": requests - ok, "socket_errors": errors.group(0) if errors else "",
             "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}
 
@@ -144,7 +151,7 @@ def pulseboard(args, extra_args=()):
         status, body = server.request("POST", "/api/v1/tokens", {"name": "bench"}, token=admin)
         assert status == 201, body
         headers = {"Authorization": "Bearer " + body["token"], "Content-Type": "application/json"}
-        result = run_wrk(server.url, "/api/v1/metrics", "json", headers, args)
+        result = run_wrk(server.url, "/api/v1/metrics", "json", headers, args, server.process.pid)
         # The bytes are counted after compaction, as a server that runs on keeps them.
         time.sleep(3 * COMPACT_AFTER)
     finally:
@@ -183,7 +190,7 @@ def influxdb(args):
         url = f"http://127.0.0.1:{port}"
         wait_until(url + "/ping")
         urllib.request.urlopen(urllib.request.Request(url + "/query", data=b"q=CREATE+DATABASE+bench", method="POST"), timeout=10)
-        result = run_wrk(url, "/write?db=bench&precision=ms", "line", {}, args)
+        result = run_wrk(url, "/write?db=bench&precision=ms", "line", {}, args, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -200,7 +207,7 @@ def victoria_metrics(args):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(url + "/health")
-        result = run_wrk(url, "/write?precision=ms", "line", {}, args)
+        result = run_wrk(url, "/write?precision=ms", "line", {}, args, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -228,13 +235,14 @@ def main():
     reference = results.get("pulseboard", (None, None))[1]
     print(f"\nMetric ingest, {args.connections} connections, batches of {args.batch} points of {args.series} series, "
           f"{args.seconds} s each, one after the other on this machine ({os.cpu_count()} cores)\n")
-    print("| system | points/s (acknowledged) | × Pulseboard | request p50 | p99 | failed requests | data folder bytes per point | wrk CPU (cores) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| system | points/s (acknowledged) | × Pulseboard | request p50 | p99 | failed requests | data folder bytes per point | "
+          "peak RSS (MB) | wrk CPU (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, result in results.values():
         ratio = f"{result['rate'] / reference['rate']:.2f}" if reference and reference["rate"] else "–"
         per_point = result["bytes"] / result["points"] if result["points"] else float("nan")
         print(f"| {name} | {int(result['rate']):,} | {ratio} | {result['p50']} | {result['p99']} | {result['failed']} "
-              f"{result['socket_errors']} | {per_point:.1f} | {result['generator_cpu']:.2f} |")
+              f"{result['socket_errors']} | {per_point:.1f} | {result['rss']:.0f} | {result['generator_cpu']:.2f} |")
 
 
 def influx_version():

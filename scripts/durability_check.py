@@ -8,9 +8,11 @@ the end every acknowledged point must be in the history exactly once.
 """
 import argparse
 import random
+import re
 import sys
 import threading
 import time
+import urllib.request
 
 from postgres_server import Postgres
 from pulseboard_process import Server
@@ -85,10 +87,18 @@ def main():
         if duplicates or missing:
             failures += 1
             print(f"{series}: {len(missing)} acknowledged points missing, {duplicates} duplicates")
+    total = sum(len(a) for a in acknowledged.values())
+    # The compactor ran meanwhile: far fewer chunks than the batches that each made one.
+    time.sleep(2)
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        chunks = int(float(re.search(r"^pulseboard_stored_chunks (\S+)", response.read().decode(), re.MULTILINE).group(1)))
+    print(f"{chunks} chunks hold the {total // BATCH} acknowledged batches")
+    if chunks * 2 > total // BATCH:
+        failures += 1
+        print("compaction did not run during the check")
     server.stop()
     if postgres:
         postgres.stop()
-    total = sum(len(a) for a in acknowledged.values())
     if failures:
         print(f"1 failed: durability lost or duplicated acknowledged points ({engine})")
         return 1

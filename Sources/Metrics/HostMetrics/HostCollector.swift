@@ -51,7 +51,11 @@ package struct HostCollector: Service {
             }
             if demo { values += Self.demoValues(at: Date()) }
             let timestampMs = Date().millisecondsSince1970
-            let points = values.map { MetricPoint(series: SeriesKey(name: $0.name, tags: tags), timestampMs: timestampMs, value: $0.value) }
+            // Two decimals are more than any host figure means (0.01 % of CPU, 0.01 byte/s), and
+            // they let the chunk codec store a value in about a byte instead of seven.
+            let points = values.map {
+                MetricPoint(series: SeriesKey(name: $0.name, tags: tags), timestampMs: timestampMs, value: ($0.value * 100).rounded() / 100)
+            }
             do {
                 _ = try await writer.submit(IngestBatch(points: points))
             } catch {
