@@ -111,7 +111,8 @@ extension Setting {
     package static let all: [Setting] = [
         host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, adminEmail, adminPassword, jwtSecret,
         logLevel, logFormat, behindTLS, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints, liveHistory,
-        liveHistoryBytes, sendQueue, retentionDays, compactAfter, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest, idleMinutes, corsOrigins,
+        liveHistoryBytes, sendQueue, retentionDays, compactAfter, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest, idleMinutes,
+        corsOrigins,
         submissionsDir, enableTestAPI,
     ]
 }

@@ -113,7 +113,9 @@ package struct HistoryController {
             if aggregate != nil || groupBy != nil {
                 // Groups by the values of the `groupBy` tags (all series in one group without it).
                 let groups = Dictionary(grouping: matching) { match in (groupBy ?? []).reduce(into: [String: String]()) { $0[$1] = match.key.tags[$1] } }
-                let ordered = groups.map { (tags: $0.key, members: $0.value, order: SeriesKey(name: name, tags: $0.key).canonicalTags) }.sorted { $0.order < $1.order }
+                let ordered = groups.map { (tags: $0.key, members: $0.value, order: SeriesKey(name: name, tags: $0.key).canonicalTags) }.sorted {
+                    $0.order < $1.order
+                }
                 for (groupTags, members, _) in ordered {
                     let (width, buckets) = try await history.combine(
                         seriesIDs: members.map(\.id), fromMs: fromMs, toMs: toMs, maxBuckets: maxPoints, aggregate: aggregate ?? .avg)

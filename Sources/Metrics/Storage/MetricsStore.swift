@@ -55,7 +55,9 @@ extension MetricsStore {
     /// What the chunks of each series hold and take, by series id.
     package func storedSizes() async throws -> [Int64: StoredSize] {
         var sizes: [Int64: StoredSize] = [:]
-        for row in try await database.select(SQLStatement("SELECT series_id, COUNT(*), CAST(SUM(count) AS BIGINT), CAST(SUM(LENGTH(data)) AS BIGINT) FROM chunks GROUP BY series_id")) {
+        for row in try await database.select(
+            SQLStatement("SELECT series_id, COUNT(*), CAST(SUM(count) AS BIGINT), CAST(SUM(LENGTH(data)) AS BIGINT) FROM chunks GROUP BY series_id"))
+        {
             guard row.count == 4, let id = row[0].int, let chunks = row[1].int, let points = row[2].int, let bytes = row[3].int else {
                 throw UnexpectedRow(table: "chunk sizes", row: row)
             }
@@ -130,7 +132,6 @@ extension MetricsStore {
                 .integer(seriesID), .integer(fromMs), .integer(toMs)),
             as: StoredChunk.self)
     }
-
 
     /// Retention: chunks whose last point is before `pointsBefore` (so a chunk that straddles
     /// the cutoff stays, at most an hour longer), rollups before it (a bucket goes when it starts

@@ -212,7 +212,8 @@ enum LoggedCommit {
             return bytes[offset..<offset + count]
         }
         while offset < bytes.count {
-            let series = SeriesKey(name: String(decoding: try part(), as: UTF8.self), tags: SeriesKey.tags(fromCanonical: String(decoding: try part(), as: UTF8.self)))
+            let series = SeriesKey(
+                name: String(decoding: try part(), as: UTF8.self), tags: SeriesKey.tags(fromCanonical: String(decoding: try part(), as: UTF8.self)))
             points += try ChunkCodec.decode(Array(try part())).map { MetricPoint(series: series, timestampMs: $0.timestampMs, value: $0.value) }
         }
         return points

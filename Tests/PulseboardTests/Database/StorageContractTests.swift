@@ -145,7 +145,9 @@ import Testing
             legacy += [(1, start, 99), (2, start + 2 * day, -1.5)]
             try await database.transaction(
                 [SQLStatement("INSERT INTO series (name, tags) VALUES ('a', '{}'), ('b', '{}')")]
-                    + legacy.map { SQLStatement("INSERT INTO points (series_id, ts, value) VALUES (?, ?, ?)", .integer($0.series), .integer($0.ts), .real($0.value)) })
+                    + legacy.map {
+                        SQLStatement("INSERT INTO points (series_id, ts, value) VALUES (?, ?, ?)", .integer($0.series), .integer($0.ts), .real($0.value))
+                    })
 
             // Upgrading keeps the data, fills the new columns with their defaults and moves the
             // points into chunks; running the migrations again changes nothing.

@@ -18,7 +18,8 @@ import Testing
     static func randomCommits(_ generator: inout some RandomNumberGenerator) -> [[Point]] {
         var points: [Point] = (0..<3_000).map { _ in
             let ts = start + Int64.random(in: 0..<6 * 3_600_000, using: &generator) / 1000 * 1000
-            let value = Bool.random(using: &generator) ? Double(Int.random(in: -5_000...5_000, using: &generator)) / 100 : Double.random(in: -1...1, using: &generator)
+            let value =
+                Bool.random(using: &generator) ? Double(Int.random(in: -5_000...5_000, using: &generator)) / 100 : Double.random(in: -1...1, using: &generator)
             return (ts, value)
         }
         points += points.prefix(200).map { ($0.timestampMs, $0.value + 1) }  // same timestamps, other values
@@ -59,7 +60,8 @@ import Testing
         case (.buckets(let w1, let a), .buckets(let w2, let b)):
             w1 == w2 && a.count == b.count
                 && zip(a, b).allSatisfy {
-                    $0.startMs == $1.startMs && $0.count == $1.count && $0.min == $1.min && $0.max == $1.max && abs($0.sum - $1.sum) <= 1e-9 * max(1, abs($1.sum))
+                    $0.startMs == $1.startMs && $0.count == $1.count && $0.min == $1.min && $0.max == $1.max
+                        && abs($0.sum - $1.sum) <= 1e-9 * max(1, abs($1.sum))
                 }
         default: false
         }
@@ -121,7 +123,8 @@ import Testing
             let wide: [[Point]] = (0..<64).map { [(Self.start + Int64($0) * 500, 1.0), (Self.start + 80_000 + Int64($0), 2.0)] }
             let narrow: [[Point]] = (0..<100).map { [(Self.start + 32_000 + Int64($0) * 500, 3.0)] }
             for commit in wide + narrow {
-                _ = try await metrics.commit([IngestBatch(points: commit.map { MetricPoint(series: Self.series, timestampMs: $0.timestampMs, value: $0.value) })], now: Date())
+                _ = try await metrics.commit(
+                    [IngestBatch(points: commit.map { MetricPoint(series: Self.series, timestampMs: $0.timestampMs, value: $0.value) })], now: Date())
             }
             let id = try #require(try await metrics.seriesID(Self.series))
             let expected = (wide + narrow).flatMap { $0 }.sorted(by: Chunk.inOrder).prefix(100)

@@ -123,7 +123,8 @@ struct HistoryTests {
         try await TestApp.run(engine: engine) { client, _ in
             let admin = try await client.login().accessToken
             let series: [(tags: String, values: [Double])] = [
-                (#"{"room":"lab","floor":"1"}"#, [20, 22]), (#"{"room":"office","floor":"1"}"#, [30, 30]), (#"{"room":"hall","floor":"2"}"#, [10, 14]), ("{}", [5, 5]),
+                (#"{"room":"lab","floor":"1"}"#, [20, 22]), (#"{"room":"office","floor":"1"}"#, [30, 30]), (#"{"room":"hall","floor":"2"}"#, [10, 14]),
+                ("{}", [5, 5]),
             ]
             let body = series.flatMap { tags, values in
                 values.enumerated().map { #"{"name":"sensor.temp","value":\#($1),"timestamp":"2026-01-01T00:00:0\#($0)Z","tags":\#(tags)}"# }
@@ -154,7 +155,8 @@ struct HistoryTests {
             // One bucket over the whole minute; per floor: avg of all points, sum of the series' means.
             let uri = "/api/v1/metrics?name=sensor.temp&tags=floor&\(range)&maxPoints=1&groupBy=floor"
             #expect(try await client.request(.get, uri, token: admin).status == .badRequest)  // "floor" alone is no tag filter
-            let average = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&maxPoints=1&groupBy=floor", token: admin).decode(Combined.self)
+            let average = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&maxPoints=1&groupBy=floor", token: admin).decode(
+                Combined.self)
             #expect(average.series.map(\.tags) == [["floor": "1"], ["floor": "2"], [:]])
             #expect(average.series.map(\.seriesCount) == [2, 1, 1])
             #expect(average.series.map { $0.values.map(\.value) } == [[25.5], [12], [5]])
@@ -162,7 +164,8 @@ struct HistoryTests {
                 .decode(Combined.self)
             #expect(sum.series.map { $0.values.map(\.value) } == [[51]])
             #expect(sum.series.first?.values.first.map { ($0.count, $0.series) } ?? (0, 0) == (4, 2))
-            let maximum = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&aggregate=max&maxPoints=1", token: admin).decode(Combined.self)
+            let maximum = try await client.request(.get, "/api/v1/metrics?name=sensor.temp&\(range)&aggregate=max&maxPoints=1", token: admin).decode(
+                Combined.self)
             #expect(maximum.series.map { $0.values.map(\.value) } == [[30]])
 
             for bad in ["aggregate=median", "groupBy=", "groupBy=floor,,room"] {
