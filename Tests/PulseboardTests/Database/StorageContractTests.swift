@@ -28,7 +28,8 @@ import Testing
             (database, metrics) = (sqlite, SQLiteMetricsStore(engine: sqlite))
         case .postgres:
             let url = migrated ? try await TestPostgres.shared.newDatabase() : try await TestPostgres.shared.emptyDatabase()
-            let postgres = try PostgresEngine(url: url, logger: TestApp.logger)
+            // As TestApp waits for the database: the suites share a loaded 2-core machine.
+            let postgres = try PostgresEngine(url: url, logger: TestApp.logger, connectionWait: TestApp.config().databaseWait)
             (database, metrics) = (postgres, PostgresMetricsStore(engine: postgres, instanceID: "test"))
         }
         try await database.whileRunning { database in
