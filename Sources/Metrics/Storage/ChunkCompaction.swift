@@ -28,11 +28,11 @@ extension MetricsStore {
             guard let seriesID = window.first?.int, let start = window.last?.int else { throw UnexpectedRow(table: "chunk windows", row: window) }
             let chunks = try await database.select(
                 SQLStatement(
-                    "SELECT id, start_ts, end_ts, count FROM chunks WHERE series_id = ? AND start_ts >= ? AND start_ts < ? AND count < ? AND end_ts < ?",
+                    "SELECT id, start_ts, end_ts, count, data FROM chunks WHERE series_id = ? AND start_ts >= ? AND start_ts < ? AND count < ? AND end_ts < ?",
                     .integer(seriesID), .integer(start), .integer(start + Chunk.windowMs), .integer(small), .integer(closed)),
                 as: StoredChunk.self)
             guard chunks.count > 1 else { continue }
-            let points = try await Chunk.points(of: chunks, in: database).sorted(by: Chunk.inOrder)
+            let points = try Chunk.points(of: chunks).sorted(by: Chunk.inOrder)
             let ids = chunks.map { SQLValue.integer($0.id) }
             let replaced = try await Chunk.rewrite(
                 SQLStatement("DELETE FROM chunks WHERE id IN (\(Chunk.placeholders(ids.count))) RETURNING id", arguments: ids).expecting(rows: chunks.count),

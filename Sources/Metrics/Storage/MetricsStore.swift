@@ -71,23 +71,23 @@ extension MetricsStore {
     func points(seriesID: Int64, fromMs: Int64, toMs: Int64, limit: Int) async throws -> [Chunk.Point] {
         let chunks = try await chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs)
         var found: [Chunk.Point] = []
-        var next = chunks.startIndex
-        while next < chunks.endIndex {
-            let group = chunks[next..<min(next + Chunk.perRead, chunks.endIndex)]
-            found += try await Chunk.points(of: group, in: database).filter { fromMs <= $0.timestampMs && $0.timestampMs <= toMs }
-            next = group.endIndex
-            found.sort(by: Chunk.inOrder)
+        for (index, chunk) in chunks.enumerated() {
+            found += try Chunk.points(of: [chunk]).filter { fromMs <= $0.timestampMs && $0.timestampMs <= toMs }
             // Chunks come by their first timestamp: once the limit is reached before the next
             // chunk begins, no later chunk can add a point before the last one kept.
-            if found.count >= limit, next < chunks.endIndex, found[limit - 1].timestampMs < chunks[next].startTs { break }
+            let next = index + 1
+            if found.count >= limit, next < chunks.endIndex {
+                found.sort(by: Chunk.inOrder)
+                if found[limit - 1].timestampMs < chunks[next].startTs { break }
+            }
         }
-        return Array(found.prefix(limit))
+        return Array(found.sorted(by: Chunk.inOrder).prefix(limit))
     }
 
     func countPoints(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
         let chunks = try await chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs)
         let (inside, edges) = (chunks.filter { $0.lies(within: fromMs, toMs) }, chunks.filter { !$0.lies(within: fromMs, toMs) })
-        let atEdges = try await Chunk.points(of: edges, in: database).count { fromMs <= $0.timestampMs && $0.timestampMs <= toMs }
+        let atEdges = try Chunk.points(of: edges).count { fromMs <= $0.timestampMs && $0.timestampMs <= toMs }
         return inside.reduce(0) { $0 + $1.count } + Int64(atEdges)
     }
 
@@ -116,7 +116,7 @@ extension MetricsStore {
 
     private func rawBuckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64) async throws -> [Bucket] {
         var buckets: [Int64: Bucket] = [:]
-        for point in try await Chunk.points(of: chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs - 1), in: database)
+        for point in try await Chunk.points(of: chunks(seriesID: seriesID, fromMs: fromMs, toMs: toMs - 1))
         where fromMs <= point.timestampMs && point.timestampMs < toMs {
             let start = point.timestampMs - point.timestampMs % widthMs
             buckets[start, default: Bucket.empty(startingAt: start)].add(point.value)
@@ -124,11 +124,11 @@ extension MetricsStore {
         return buckets.values.sorted { $0.startMs < $1.startMs }
     }
 
-    /// The chunks of a series that overlap [from, to], by first timestamp.
+    /// The chunks of a series that overlap [from, to], by first timestamp, with their bytes.
     private func chunks(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> [StoredChunk] {
         try await database.select(
             SQLStatement(
-                "SELECT id, start_ts, end_ts, count FROM chunks WHERE series_id = ? AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts, id",
+                "SELECT id, start_ts, end_ts, count, data FROM chunks WHERE series_id = ? AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts, id",
                 .integer(seriesID), .integer(fromMs), .integer(toMs)),
             as: StoredChunk.self)
     }
