@@ -1,7 +1,7 @@
 # Multi-stage build of Pulseboard. Not built on the development machine (no Docker engine there):
 # it runs the same commands as .ci/run and the README.
 FROM swift:6.2-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev libsnappy-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 RUN swift package resolve
@@ -13,7 +13,7 @@ RUN swift build -c release --product pulseboard \
              "$(swift build -c release --show-bin-path)/pulseboard_PulseboardWeb.resources" /out/
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libcurl4 libxml2 tzdata ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-0 libsnappy1v5 libcurl4 libxml2 tzdata ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data pulseboard && mkdir /data && chown pulseboard /data
 COPY --from=build /usr/lib/swift/linux/*.so* /usr/lib/swift/linux/

@@ -42,6 +42,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV.git", from: "0.10.0"),
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Read from the bottom up: each target uses only those listed in its dependencies, so the
@@ -56,10 +58,15 @@ let package = Package(
         .target(
             name: "PulseboardPostgres", dependencies: ["PulseboardDatabase", "PulseboardKernel", postgres, lifecycle, logging],
             path: "Sources/Postgres"),
+        // Snappy, the compression of Prometheus remote write, from Debian's libsnappy-dev.
+        .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // Request context, errors, validation, authentication middleware, CSRF, audit notes.
         .target(
             name: "PulseboardHTTP",
-            dependencies: ["PulseboardDatabase", "PulseboardKernel", hummingbird, webSocket, httpTypes, nioCore, logging],
+            dependencies: [
+                "PulseboardDatabase", "PulseboardKernel", hummingbird, webSocket, httpTypes, nioCore, logging,
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
             path: "Sources/HTTP"),
         // The hub, WebSocket sessions, channel rules that features register, the relay between instances.
         .target(
@@ -79,9 +86,11 @@ let package = Package(
             name: "PulseboardMetrics",
             dependencies: [
                 "PulseboardDatabase", "PulseboardSQLite", "PulseboardPostgres", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel",
-                grdb, postgres, hummingbird, webSocket, lifecycle, logging,
+                grdb, postgres, hummingbird, webSocket, lifecycle, logging, "CSnappy",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            path: "Sources/Metrics"),
+            path: "Sources/Metrics",
+            exclude: ["Ingest/RemoteWrite/RemoteWrite.proto"]),
         .target(
             name: "PulseboardCourses",
             dependencies: [
@@ -149,7 +158,9 @@ let package = Package(
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                httpTypes, postgres,
+                httpTypes, postgres, "CSnappy",
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
     ]

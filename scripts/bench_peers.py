@@ -5,17 +5,26 @@ series (one tag each), every point of the run a new (series, timestamp). Prints 
 system, the ratio to Pulseboard, the data folder's bytes per point after a graceful stop (after
 compaction for Pulseboard) and the server's peak resident memory.
 
+Systems: Pulseboard's JSON (`pulseboard`, the reference of the ratios), Pulseboard's line
+protocol (`pulseboard-line`, the same body InfluxDB and VictoriaMetrics get), Pulseboard on
+PostgreSQL; and Prometheus remote write (`*-remote-write`): snappy-compressed protobuf bodies
+made before the run (PyPI's cramjam compresses them), each request --batch series of one sample
+at a new timestamp, as Prometheus sends a scrape of many series, to Pulseboard, VictoriaMetrics
+and InfluxDB's 1.x `/api/v1/prom/write`.
+
 Each system runs as Debian ships it: InfluxDB fsyncs its WAL before it answers (as Pulseboard
 commits); VictoriaMetrics answers once a point is in memory and writes to disk about every
 second, so its figure is not for an acknowledgement that means durable.
 
     python3 scripts/bench_peers.py [--seconds 10] [--connections 8] [--batch 1000] [--series 10]
-                                   [--only pulseboard pulseboard-postgres influxdb victoria-metrics]
+                                   [--only pulseboard pulseboard-line pulseboard-postgres influxdb victoria-metrics
+                                           pulseboard-remote-write influxdb-remote-write victoria-metrics-remote-write]
 
 Needs `wrk`, `influxdb` and `victoria-metrics` (Debian packages: installed when missing and
 run as root) and a release build (`swift build -c release`, or PULSEBOARD_BIN)."""
 import argparse
 import os
+import struct
 import re
 import shutil
 import subprocess
@@ -84,6 +93,34 @@ end
 """
 
 
+# A wrk script that sends prepared bodies (files BODIES/<thread>-<n>), each once, in order.
+FILES_SCRIPT = r"""
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+function init(args)
+  id = tonumber(wrk.thread:get("id")) or 0
+  bodies = {}
+  for n = 0, COUNT - 1 do
+    local file = io.open(BODIES .. "/" .. id .. "-" .. n, "rb")
+    bodies[n] = file:read("*a")
+    file:close()
+  end
+  sent = 0
+end
+function request()
+  local body = bodies[sent % COUNT]
+  sent = sent + 1
+  return wrk.format("POST", PATH, HEADERS, body)
+end
+"""
+
+# Prepared remote-write bodies per wrk thread: enough for this many samples a second.
+REMOTE_WRITE_CEILING = 1_200_000
+
+
 def install_missing():
     missing = [package for binary, package in PACKAGES.items() if not shutil.which(binary)]
     if missing:
@@ -115,11 +152,19 @@ def peak_rss_mb(pid):
 
 
 def run_wrk(url, path, body_format, headers, args, server_pid):
-    # Points are stamped from a day ago on, so no system refuses them as from the future.
-    base = int(time.time()) - 86_400
+    """Drives a server with wrk; `body_format` is "json" or "line" (bodies made by the Lua script)
+    or "remote-write" (prepared bodies)."""
     lua_headers = "{" + ", ".join(f'["{key}"] = "{value}"' for key, value in headers.items()) + "}"
-    script = (f"BATCH = {args.batch}\nSERIES = {args.series}\nTHREADS = {WRK_THREADS}\nBASE = {base}\nFORMAT = \"{body_format}\"\n"
-              f"PATH = \"{path}\"\nHEADERS = {lua_headers}\n" + WRK_SCRIPT)
+    prepared = None
+    if body_format == "remote-write":
+        prepared = tempfile.mkdtemp(prefix="bench-bodies-")
+        count = prepare_remote_write_bodies(prepared, args)
+        script = f"BODIES = \"{prepared}\"\nCOUNT = {count}\nPATH = \"{path}\"\nHEADERS = {lua_headers}\n" + FILES_SCRIPT
+    else:
+        # Points are stamped from a day ago on, so no system refuses them as from the future.
+        base = int(time.time()) - 86_400
+        script = (f"BATCH = {args.batch}\nSERIES = {args.series}\nTHREADS = {WRK_THREADS}\nBASE = {base}\nFORMAT = \"{body_format}\"\n"
+                  f"PATH = \"{path}\"\nHEADERS = {lua_headers}\n" + WRK_SCRIPT)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
         file.write(script)
     with tempfile.TemporaryFile("w+") as captured:
@@ -129,9 +174,13 @@ def run_wrk(url, path, body_format, headers, args, server_pid):
         captured.seek(0)
         output = captured.read()
     os.unlink(file.name)
+    if prepared:
+        shutil.rmtree(prepared, ignore_errors=True)
     if status != 0:
         raise RuntimeError("wrk failed: " + output)
     requests = int(re.search(r"(\d+) requests in", output).group(1))
+    if prepared and requests > count * WRK_THREADS:
+        print(f"warning: {requests} requests sent {count * WRK_THREADS} prepared bodies again; raise REMOTE_WRITE_CEILING", flush=True)
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: .*", output)
     ok = requests - (int(failed.group(1)) if failed else 0)
@@ -142,7 +191,57 @@ def run_wrk(url, path, body_format, headers, args, server_pid):
             "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}
 
 
-def pulseboard(args, extra_args=()):
+def prepare_remote_write_bodies(folder, args):
+    """Snappy-compressed protobuf WriteRequests: per wrk thread, bodies of --batch series
+    (`bench_value{host="h<i>",job="bench"}`) with one sample each, a new timestamp per body
+    (a millisecond apart, from a day ago), values a random walk with two decimals. Answers how
+    many bodies each thread has."""
+    import random
+
+    import cramjam
+
+    def field(number, wire, payload):
+        return varint(number << 3 | wire) + payload
+
+    def varint(value):
+        out = bytearray()
+        while True:
+            byte = value & 0x7F
+            value >>= 7
+            if value:
+                out.append(byte | 0x80)
+            else:
+                out.append(byte)
+                return bytes(out)
+
+    def length_delimited(number, payload):
+        return field(number, 2, varint(len(payload)) + payload)
+
+    def label(name, value):
+        return length_delimited(1, length_delimited(1, name.encode()) + length_delimited(2, value.encode()))
+
+    labels = [label("__name__", "bench_value") + label("host", f"h{i}") + label("job", "bench") for i in range(args.batch)]
+    count = max(1, REMOTE_WRITE_CEILING * args.seconds // args.batch // WRK_THREADS)
+    base = (int(time.time()) - 86_400) * 1000
+    rng = random.Random(1)
+    walk = [50.0] * args.batch
+    for thread in range(WRK_THREADS):
+        for n in range(count):
+            timestamp = varint(base + n * WRK_THREADS + thread)
+            series = []
+            for i in range(args.batch):
+                walk[i] += rng.random() - 0.5
+                sample = field(1, 1, struct.pack("<d", round(walk[i], 2))) + field(2, 0, timestamp)
+                series.append(length_delimited(1, labels[i] + length_delimited(2, sample)))
+            with open(os.path.join(folder, f"{thread}-{n}"), "wb") as file:
+                file.write(bytes(cramjam.snappy.compress_raw(b"".join(series))))
+    return count
+
+
+REMOTE_WRITE_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf", "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+
+def pulseboard(args, extra_args=(), protocol="json"):
     binary = os.environ.get("PULSEBOARD_BIN", ".build/release/pulseboard")
     server = Server(binary=binary, extra_args=["--no-host-metrics", "--log-level", "warning", "--compact-after", str(COMPACT_AFTER),
                                                *extra_args]).start()
@@ -150,8 +249,15 @@ def pulseboard(args, extra_args=()):
         admin = server.login()
         status, body = server.request("POST", "/api/v1/tokens", {"name": "bench"}, token=admin)
         assert status == 201, body
-        headers = {"Authorization": "Bearer " + body["token"], "Content-Type": "application/json"}
-        result = run_wrk(server.url, "/api/v1/metrics", "json", headers, args, server.process.pid)
+        if protocol == "json":
+            headers = {"Authorization": "Bearer " + body["token"], "Content-Type": "application/json"}
+            result = run_wrk(server.url, "/api/v1/metrics", "json", headers, args, server.process.pid)
+        elif protocol == "line":
+            headers = {"Authorization": "Token " + body["token"]}
+            result = run_wrk(server.url, "/write?db=bench&precision=ms", "line", headers, args, server.process.pid)
+        else:
+            headers = {"Authorization": "Bearer " + body["token"], **REMOTE_WRITE_HEADERS}
+            result = run_wrk(server.url, "/prometheus/api/v1/write", "remote-write", headers, args, server.process.pid)
         # The bytes are counted after compaction, as a server that runs on keeps them.
         time.sleep(3 * COMPACT_AFTER)
     finally:
@@ -176,7 +282,7 @@ def pulseboard_postgres(args):
     return result
 
 
-def influxdb(args):
+def influxdb(args, protocol="line"):
     directory = tempfile.mkdtemp(prefix="bench-influxdb-")
     port = free_port()
     config = os.path.join(directory, "influxdb.conf")
@@ -190,7 +296,10 @@ def influxdb(args):
         url = f"http://127.0.0.1:{port}"
         wait_until(url + "/ping")
         urllib.request.urlopen(urllib.request.Request(url + "/query", data=b"q=CREATE+DATABASE+bench", method="POST"), timeout=10)
-        result = run_wrk(url, "/write?db=bench&precision=ms", "line", {}, args, process.pid)
+        if protocol == "line":
+            result = run_wrk(url, "/write?db=bench&precision=ms", "line", {}, args, process.pid)
+        else:
+            result = run_wrk(url, "/api/v1/prom/write?db=bench", "remote-write", REMOTE_WRITE_HEADERS, args, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -199,7 +308,7 @@ def influxdb(args):
     return result
 
 
-def victoria_metrics(args):
+def victoria_metrics(args, protocol="line"):
     directory = tempfile.mkdtemp(prefix="bench-victoria-")
     port = free_port()
     process = subprocess.Popen(["victoria-metrics", f"-storageDataPath={directory}", f"-httpListenAddr=127.0.0.1:{port}",
@@ -207,7 +316,10 @@ def victoria_metrics(args):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(url + "/health")
-        result = run_wrk(url, "/write?precision=ms", "line", {}, args, process.pid)
+        if protocol == "line":
+            result = run_wrk(url, "/write?precision=ms", "line", {}, args, process.pid)
+        else:
+            result = run_wrk(url, "/api/v1/write", "remote-write", REMOTE_WRITE_HEADERS, args, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -222,27 +334,44 @@ def main():
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--series", type=int, default=10)
-    parser.add_argument("--only", nargs="*", default=["pulseboard", "influxdb", "victoria-metrics"],
-                        help="systems to run, from pulseboard, pulseboard-postgres, influxdb, victoria-metrics")
+    parser.add_argument("--only", nargs="*", default=["pulseboard", "pulseboard-line", "influxdb", "victoria-metrics"],
+                        help="systems to run, from " + ", ".join(SYSTEMS))
     args = parser.parse_args()
     install_missing()
-    systems = {"pulseboard": ("Pulseboard (SQLite)", pulseboard), "pulseboard-postgres": ("Pulseboard (PostgreSQL)", pulseboard_postgres),
-               "influxdb": ("InfluxDB " + influx_version(), influxdb), "victoria-metrics": ("VictoriaMetrics", victoria_metrics)}
+    systems = {key: (name.replace("InfluxDB", "InfluxDB " + influx_version()), run) for key, (name, run) in SYSTEMS.items()}
     results = {}
     for key in args.only:
         name, run = systems[key]
         results[key] = (name, run(args))
-    reference = results.get("pulseboard", (None, None))[1]
-    print(f"\nMetric ingest, {args.connections} connections, batches of {args.batch} points of {args.series} series, "
-          f"{args.seconds} s each, one after the other on this machine ({os.cpu_count()} cores)\n")
-    print("| system | points/s (acknowledged) | × Pulseboard | request p50 | p99 | failed requests | data folder bytes per point | "
-          "peak RSS (MB) | wrk CPU (cores) |")
+    print(f"\nMetric ingest, {args.connections} connections, batches of {args.batch} points ({args.series} series; remote write: "
+          f"{args.batch} series of one sample), {args.seconds} s each, one after the other on this machine ({os.cpu_count()} cores)\n")
+    print("| system | points/s (acknowledged) | × Pulseboard (same protocol) | request p50 | p99 | failed requests | "
+          "data folder bytes per point | peak RSS (MB) | wrk CPU (cores) |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, result in results.values():
+    for key, (name, result) in results.items():
+        # Each system against Pulseboard speaking the same protocol (JSON when it ran no line protocol).
+        same = {"json": "pulseboard", "line": "pulseboard-line", "remote-write": "pulseboard-remote-write"}[PROTOCOLS[key]]
+        reference = (results.get(same) or results.get("pulseboard") or (None, None))[1]
         ratio = f"{result['rate'] / reference['rate']:.2f}" if reference and reference["rate"] else "–"
         per_point = result["bytes"] / result["points"] if result["points"] else float("nan")
         print(f"| {name} | {int(result['rate']):,} | {ratio} | {result['p50']} | {result['p99']} | {result['failed']} "
               f"{result['socket_errors']} | {per_point:.1f} | {result['rss']:.0f} | {result['generator_cpu']:.2f} |")
+
+
+SYSTEMS = {
+    "pulseboard": ("Pulseboard (SQLite), JSON", pulseboard),
+    "pulseboard-line": ("Pulseboard (SQLite), line protocol", lambda args: pulseboard(args, protocol="line")),
+    "pulseboard-postgres": ("Pulseboard (PostgreSQL), JSON", pulseboard_postgres),
+    "influxdb": ("InfluxDB, line protocol", influxdb),
+    "victoria-metrics": ("VictoriaMetrics, line protocol", victoria_metrics),
+    "pulseboard-remote-write": ("Pulseboard (SQLite), remote write", lambda args: pulseboard(args, protocol="remote-write")),
+    "influxdb-remote-write": ("InfluxDB, remote write", lambda args: influxdb(args, protocol="remote-write")),
+    "victoria-metrics-remote-write": ("VictoriaMetrics, remote write", lambda args: victoria_metrics(args, protocol="remote-write")),
+}
+
+
+PROTOCOLS = {key: "json" if key in ("pulseboard", "pulseboard-postgres") else "remote-write" if key.endswith("remote-write") else "line"
+             for key in SYSTEMS}
 
 
 def influx_version():

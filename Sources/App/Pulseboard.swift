@@ -143,10 +143,11 @@ public struct Pulseboard: Sendable {
         routes.recordMiddlewarePath("/static/{file}")
         routes.addRoutes(OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).routes)
         routes.addRoutes(AuthController(auth: auth).routes, atPath: "/auth")
+        let ingestLimits = IngestController.Limits(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)
         let api = [
             UsersController(store: store, hasher: hasher, accessChanged: accessChanged).routes,
             TokensController(auth: auth).routes,
-            IngestController(writer: writer, limits: .init(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)).routes,
+            IngestController(writer: writer, limits: ingestLimits).routes,
             HistoryController(store: metrics).routes,
             EventsController(
                 writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes,
@@ -162,6 +163,9 @@ public struct Pulseboard: Sendable {
             BroadcastController(notifier: notifier).routes,
         ]
         for collection in api { routes.addRoutes(collection, atPath: "/api/v1") }
+        // The protocols of the agents operators already run, at the paths those agents use.
+        routes.addRoutes(InfluxController(writer: writer, auth: auth, limits: ingestLimits).routes)
+        routes.addRoutes(RemoteWriteController(writer: writer, telemetry: telemetry, limits: ingestLimits).routes)
         routes.addRoutes(LiveController(session: session).routes)
         routes.addRoutes(MetricsSocketController(session: session).routes)
         routes.addRoutes(

@@ -1,8 +1,10 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import PulseboardKernel
 
-/// Works out who is calling, from `Authorization: Bearer …` (an access token or an ingest token)
+/// Works out who is calling, from `Authorization: Bearer …` (an access token or an ingest token,
+/// also accepted as `Token …` and as the password of HTTP Basic, for the clients that send those)
 /// or from the browser session cookie. A bearer credential that is present but invalid is a 401
 /// straight away. The cookie counts for safe methods (GET, HEAD); for WebSocket upgrades only
 /// from our own origin or a listed one (`--cors-origins`), since browsers send cookies with a
@@ -25,7 +27,7 @@ package struct AuthMiddleware: RouterMiddleware {
     package func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let header = request.headers[.authorization] {
-            guard header.lowercased().hasPrefix("bearer "), let principal = try await auth.principal(.bearer(String(header.dropFirst(7)))) else {
+            guard let token = Self.token(inAuthorization: header), let principal = try await auth.principal(.bearer(token)) else {
                 throw APIError.unauthorized("The bearer token is invalid, expired or revoked.")
             }
             context.principal = principal
@@ -33,6 +35,23 @@ package struct AuthMiddleware: RouterMiddleware {
             context.principal = try await auth.principal(.session(session))
         }
         return try await next(request, context)
+    }
+
+    /// The token of an `Authorization` header: `Bearer <token>`, `Token <token>` (InfluxDB 2.x
+    /// clients and Telegraf), or HTTP Basic with the token as the password (InfluxDB 1.x
+    /// clients, Grafana's basic authentication; the user name is not read).
+    package static func token(inAuthorization header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        let credentials = parts[1].trimmingCharacters(in: .whitespaces)
+        switch parts[0].lowercased() {
+        case "bearer", "token": return credentials
+        case "basic":
+            guard let decoded = Data(base64Encoded: credentials), let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+            else { return nil }
+            return String(text[text.index(after: colon)...])
+        default: return nil
+        }
     }
 
     private func cookieCounts(for request: Request) -> Bool {

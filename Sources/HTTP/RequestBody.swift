@@ -1,3 +1,4 @@
+import CompressNIO
 import Foundation
 import Hummingbird
 import NIOCore
@@ -26,5 +27,30 @@ extension Request {
 public struct BoundedJSONRequestDecoder: RequestDecoder {
     public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
         try JSONDecoder.pulseboard.decode(T.self, from: try await request.readBody(upTo: context.maxUploadSize))
+    }
+}
+
+extension Request {
+    /// A body that may come gzipped (`Content-Encoding: gzip`, as Telegraf sends by default):
+    /// at most `limit` bytes as sent and, once decompressed, at most `limit` bytes again, so a
+    /// small body that inflates to gigabytes is a 413 after `limit` bytes, not a full memory.
+    package func readDecompressedBody(upTo limit: Int) async throws -> Data {
+        let sent = try await readBody(upTo: limit)
+        let encoding = headers[.contentEncoding]?.lowercased().trimmingCharacters(in: .whitespaces)
+        switch encoding {
+        case nil, "", "identity": return sent
+        case "gzip":
+            var buffer = ByteBuffer(data: sent)
+            do {
+                return Data(buffer: try buffer.decompress(with: .gzip(), maxSize: limit))
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                throw APIError.tooLarge("The body is larger than \(limit) bytes once decompressed.")
+            } catch {
+                throw APIError.badRequest("The body is not valid gzip.", code: "malformed")
+            }
+        default:
+            throw APIError(
+                .unsupportedMediaType, code: "unsupported_encoding", message: "Content-Encoding \(encoding!) is not supported; send gzip or no encoding.")
+        }
     }
 }

@@ -26,6 +26,7 @@ public final class Telemetry: Sendable {
     package let eventsReceived: Counter
     package let eventFieldsDropped: Counter
     package let eventHandlerFailures: Counter
+    package let remoteWriteSamplesSkipped: Counter
     private let notificationsSent = Atomic<Int>(0)
 
     public init() {
@@ -52,6 +53,10 @@ public final class Telemetry: Sendable {
         eventHandlerFailures = registry.makeCounter(
             name: "pulseboard_event_handler_failures_total",
             help: "Failed attempts to apply learning events to the class picture (retried)."
+        )
+        remoteWriteSamplesSkipped = registry.makeCounter(
+            name: "pulseboard_remote_write_samples_skipped_total",
+            help: "Prometheus remote-write samples not stored because they are not finite: stale markers, NaN and infinities."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
         storedPoints = registry.makeGauge(name: "pulseboard_stored_points", help: "Metric points stored (after each compaction pass).")

@@ -33,7 +33,7 @@ package struct IngestController {
     package var routes: RouteCollection<AppRequestContext> {
         let router = RouteCollection(context: AppRequestContext.self)
         router.post("/metrics") { request, context -> Response in
-            let scope = try Self.ingestScope(context)
+            let scope = try Self.ingestScope(context.principal)
             let body = try await request.readBody(upTo: limits.maxBodyBytes)
             let inputs: [PointInput]
             do {
@@ -67,9 +67,9 @@ package struct IngestController {
         }
     }
 
-    /// Ingest tokens and admins may ingest.
-    static func ingestScope(_ context: AppRequestContext) throws -> String {
-        switch context.principal {
+    /// Ingest tokens and admins may ingest; the answer scopes their idempotency keys.
+    static func ingestScope(_ principal: Principal?) throws -> String {
+        switch principal {
         case .ingest(let id): return Principal.ingest(tokenID: id).scope
         case .user(let user) where user.role == .admin: return Principal.user(user).scope
         case .user: throw APIError.forbidden("Only ingest tokens and admins may ingest.")

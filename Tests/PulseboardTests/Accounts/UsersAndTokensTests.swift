@@ -72,8 +72,4 @@ struct UsersAndTokensTests {
     }
 
     private struct UserID: Decodable { var id: Int64 }
-    private struct CreatedToken: Decodable {
-        var id: Int64
-        var token: String
-    }
 }

@@ -76,6 +76,11 @@ struct TokenPair: Decodable {
     var refreshToken: String
 }
 
+struct CreatedToken: Decodable {
+    var id: Int64
+    var token: String
+}
+
 struct ErrorBody: Decodable {
     struct Detail: Decodable {
         var code: String
@@ -119,6 +124,13 @@ extension TestClientProtocol {
         )
         try #require(created.status == .created)
         return try await login(email, "password-123").accessToken
+    }
+
+    /// Creates an ingest token through the API.
+    func ingestToken(adminToken: String, name: String = "agent") async throws -> CreatedToken {
+        let created = try await request(.post, "/api/v1/tokens", token: adminToken, json: #"{"name":"\#(name)"}"#)
+        try #require(created.status == .created)
+        return try created.decode(CreatedToken.self)
     }
 
     func ingest(_ json: String, token: String, idempotencyKey: String? = nil) async throws -> TestResponse {
