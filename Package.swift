@@ -60,6 +60,8 @@ let package = Package(
             path: "Sources/Postgres"),
         // Snappy, the compression of Prometheus remote write, from Debian's libsnappy-dev.
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        // PromQL: parsing and evaluating Prometheus's query language over series a source provides.
+        .target(name: "PulseboardPromQL", path: "Sources/PromQL"),
         // Request context, errors, validation, authentication middleware, CSRF, audit notes.
         .target(
             name: "PulseboardHTTP",
@@ -86,7 +88,7 @@ let package = Package(
             name: "PulseboardMetrics",
             dependencies: [
                 "PulseboardDatabase", "PulseboardSQLite", "PulseboardPostgres", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel",
-                grdb, postgres, hummingbird, webSocket, lifecycle, logging, "CSnappy",
+                "PulseboardPromQL", grdb, postgres, hummingbird, webSocket, lifecycle, logging, "CSnappy",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Sources/Metrics",
@@ -103,7 +105,7 @@ let package = Package(
             name: "PulseboardClassroom",
             dependencies: [
                 "PulseboardAccounts", "PulseboardCourses", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardMetrics",
-                "PulseboardKernel", hummingbird, lifecycle, logging,
+                "PulseboardKernel", "PulseboardPromQL", hummingbird, lifecycle, logging,
                 // Writing exports (CSV.swift quotes per RFC 4180).
                 .product(name: "CSV", package: "CSV.swift"),
             ],
@@ -121,7 +123,7 @@ let package = Package(
             name: "PulseboardApp",
             dependencies: [
                 "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses", "PulseboardLive",
-                "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb",
+                "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardWeb",
                 hummingbird, .product(name: "HummingbirdCore", package: "hummingbird"), webSocket, lifecycle, logging, nioCore, nioPosix,
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -153,7 +155,7 @@ let package = Package(
             name: "PulseboardTests",
             dependencies: [
                 "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
-                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardSQLite", "PulseboardWeb", "pulseboard",
+                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardWeb", "pulseboard",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -65,6 +65,17 @@ package struct Accounts: Sendable {
         try await store.select(statement, as: IngestToken.self)
     }
 
+    package func listAPITokens(userID: Int64) async throws -> [APIToken] {
+        try await store.select(
+            SQLStatement("SELECT id, user_id, name, prefix, created_at, revoked_at FROM api_tokens WHERE user_id = ? ORDER BY id", .integer(userID)),
+            as: APIToken.self)
+    }
+
+    /// The user of an API token that is not revoked.
+    func activeAPITokenUser(hash: String) async throws -> Int64? {
+        try await store.selectValue(SQLStatement("SELECT user_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", .text(hash)))?.int
+    }
+
     // MARK: Changes
 
     /// Starts a session (an API refresh token or a browser session), stored as the SHA-256 of its secret.
@@ -121,6 +132,31 @@ package struct Accounts: Sendable {
             ), audit: audit)
         guard let id = results.first?.first?.int else { throw StoreError.unavailable("the new token was not returned") }
         return (IngestToken(id: id, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds), secret)
+    }
+
+    static let apiTokenPrefix = "pbu_"
+
+    /// Creates an API token of a user; the secret is returned once and only its hash is kept.
+    package func createAPIToken(userID: Int64, name: String, audit: AuditNote?) async throws -> (APIToken, secret: String) {
+        let secret = SecretToken.generate(prefix: Self.apiTokenPrefix)
+        let prefix = String(secret.prefix(Self.apiTokenPrefix.count + 6))
+        let now = Date()
+        let results = try await transaction(
+            SQLStatement(
+                "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                .integer(userID), .text(name), .text(SecretToken.hash(secret)), .text(prefix), .integer(now.millisecondsSince1970)
+            ), audit: audit)
+        guard let id = results.first?.first?.int else { throw StoreError.unavailable("the new token was not returned") }
+        return (APIToken(id: id, userId: userID, name: name, prefix: prefix, createdAt: now.truncatedToMilliseconds), secret)
+    }
+
+    /// False when the user has no such active token.
+    func revokeAPIToken(id: Int64, userID: Int64, audit: AuditNote?) async throws -> Bool {
+        try await !transaction(
+            SQLStatement(
+                "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL RETURNING id",
+                .integer(Date().millisecondsSince1970), .integer(id), .integer(userID)), audit: audit
+        ).isEmpty
     }
 
     /// False when there was no such active token.

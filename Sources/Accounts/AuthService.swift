@@ -133,6 +133,12 @@ public struct AuthService: Authenticating {
         if token.hasPrefix(Accounts.ingestTokenPrefix) {
             return try await accounts.activeIngestToken(hash: SecretToken.hash(token)).map { .ingest(tokenID: $0.id) }
         }
+        if token.hasPrefix(Accounts.apiTokenPrefix) {
+            guard let userID = try await accounts.activeAPITokenUser(hash: SecretToken.hash(token)), let user = try await checkedUser(id: userID) else {
+                return nil
+            }
+            return .user(UserClaims(id: user.id, email: user.email, role: user.role))
+        }
         guard let (userID, generation) = await accessTokens.verify(token), let user = try await checkedUser(id: userID),
             user.tokenGeneration == generation
         else { return nil }

@@ -2,7 +2,9 @@ import Foundation
 import Hummingbird
 import PulseboardHTTP
 
-/// Admin management of ingest tokens: `GET/POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}`.
+/// Admin management of ingest tokens: `GET/POST /api/v1/tokens`, `DELETE /api/v1/tokens/{id}`;
+/// and every user's own API tokens (for Grafana or a script, acting as the user):
+/// `GET/POST /api/v1/me/tokens`, `DELETE /api/v1/me/tokens/{id}`.
 package struct TokensController {
     let auth: AuthService
 
@@ -33,6 +35,29 @@ package struct TokensController {
         var tokens: [TokenView]
     }
 
+    struct APITokenView: Encodable {
+        var id: Int64
+        var name: String
+        var prefix: String
+        var createdAt: Date
+        var revokedAt: Date?
+        /// The secret itself, present only in the answer that created it.
+        var token: String?
+
+        init(_ token: APIToken, secret: String? = nil) {
+            id = token.id
+            name = token.name
+            prefix = token.prefix
+            createdAt = token.createdAt
+            revokedAt = token.revokedAt
+            self.token = secret
+        }
+    }
+
+    struct APITokenList: Encodable {
+        var tokens: [APITokenView]
+    }
+
     package init(auth: AuthService) {
         self.auth = auth
     }
@@ -45,11 +70,7 @@ package struct TokensController {
         }
         router.post("/tokens") { request, context -> Response in
             _ = try context.requireUser([.admin])
-            let body = try await request.decode(as: CreateToken.self, context: context)
-            let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard (1...100).contains(name.count) else {
-                throw APIError.unprocessable("A token name has 1 to 100 characters.", details: ["field": .string("name")])
-            }
+            let name = try await Self.name(request, context)
             let (token, secret) = try await auth.accounts.createIngestToken(
                 name: name, audit: AuditNote("create", "ingest-token", details: name, context: context))
             return try JSONResponse(TokenView(token, secret: secret), status: .created).response
@@ -63,6 +84,36 @@ package struct TokensController {
             }
             return Response(status: .noContent)
         }
+        router.get("/me/tokens") { _, context -> Response in
+            let user = try context.requireUser()
+            return try JSONResponse(APITokenList(tokens: try await auth.accounts.listAPITokens(userID: user.id).map { APITokenView($0) })).response
+        }
+        router.post("/me/tokens") { request, context -> Response in
+            let user = try context.requireUser()
+            let name = try await Self.name(request, context)
+            let (token, secret) = try await auth.accounts.createAPIToken(
+                userID: user.id, name: name, audit: AuditNote("create", "api-token", details: name, context: context))
+            return try JSONResponse(APITokenView(token, secret: secret), status: .created).response
+        }
+        router.delete("/me/tokens/{id}") { _, context -> Response in
+            let user = try context.requireUser()
+            guard let id = context.parameters.get("id", as: Int64.self),
+                try await auth.accounts.revokeAPIToken(id: id, userID: user.id, audit: AuditNote("revoke", "api-token", context: context))
+            else {
+                throw APIError.notFound("You have no active API token with this id.")
+            }
+            return Response(status: .noContent)
+        }
         return router
+    }
+
+    /// A new token's name: 1 to 100 characters.
+    static func name(_ request: Request, _ context: AppRequestContext) async throws -> String {
+        let body = try await request.decode(as: CreateToken.self, context: context)
+        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...100).contains(name.count) else {
+            throw APIError.unprocessable("A token name has 1 to 100 characters.", details: ["field": .string("name")])
+        }
+        return name
     }
 }

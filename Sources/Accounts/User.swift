@@ -22,6 +22,17 @@ public struct IngestToken: Sendable, Equatable, Decodable {
     public var revokedAt: Date?
 }
 
+/// A user's own long-lived credential for tools that cannot log in (Grafana, scripts): it acts
+/// as the user, with the role the database gives them at each request. Stored as SHA-256.
+public struct APIToken: Sendable, Equatable, Decodable {
+    public var id: Int64
+    public var userId: Int64
+    public var name: String
+    public var prefix: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+}
+
 /// A session kind: both are stored in `sessions` as the SHA-256 of their secret, and belong to a
 /// family (a login and every refresh token rotated from it).
 public enum SessionKind: String, Sendable {

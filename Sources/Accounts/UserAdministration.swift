@@ -32,6 +32,13 @@ public enum UserAdministration {
         try await Accounts(store: store).createIngestToken(name: name, audit: .commandLine("create", "ingest-token", details: name))
     }
 
+    /// An API token for a user (Grafana's data source, a script), acting as that user.
+    public static func createAPIToken(name: String, email: String, in store: any Database) async throws -> (APIToken, secret: String) {
+        let user = try await existing(email, in: store)
+        return try await Accounts(store: store).createAPIToken(
+            userID: user.id, name: name, audit: .commandLine("create", "api-token", details: "\(name) for \(email)"))
+    }
+
     /// False when there was no such active token.
     public static func revokeIngestToken(id: Int64, in store: any Database) async throws -> Bool {
         try await Accounts(store: store).revokeIngestToken(id: id, audit: .commandLine("revoke", "ingest-token"))

@@ -392,5 +392,23 @@ package enum Migrations {
             dataStep: PointsTableConversion.run,
             statements: ["DROP TABLE points"]
         ),
+        Migration(
+            version: 13,
+            name: "API tokens of users",
+            statements: [
+                """
+                CREATE TABLE api_tokens (
+                    id {{id}},
+                    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    prefix TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )
+                """,
+                "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
+            ]
+        ),
     ]
 }

@@ -13,6 +13,7 @@ import PulseboardHTTP
 import PulseboardKernel
 import PulseboardLive
 import PulseboardMetrics
+import PulseboardPromQL
 import PulseboardWeb
 import ServiceLifecycle
 
@@ -166,6 +167,10 @@ public struct Pulseboard: Sendable {
         // The protocols of the agents operators already run, at the paths those agents use.
         routes.addRoutes(InfluxController(writer: writer, auth: auth, limits: ingestLimits).routes)
         routes.addRoutes(RemoteWriteController(writer: writer, telemetry: telemetry, limits: ingestLimits).routes)
+        var queryEngine = QueryEngine()
+        queryEngine.sampleLimit = config.queryMaxSamples
+        routes.addRoutes(
+            PrometheusController(sources: [StoredMetricsSource(store: metrics), ClassSeriesSource(classes: classes, store: store)], engine: queryEngine).routes)
         routes.addRoutes(LiveController(session: session).routes)
         routes.addRoutes(MetricsSocketController(session: session).routes)
         routes.addRoutes(

@@ -44,6 +44,8 @@ public struct ServerConfig: Sendable {
     /// point is this old; compaction passes run as often.
     public var compactAfter: Duration = .seconds(60)
     public var idempotencyHours = 24
+    /// Samples one PromQL query may read (the Prometheus API answers 422 past it).
+    public var queryMaxSamples = 20_000_000
     public var behindTLS = false
     /// How long an HTTP connection may go without a complete request head, from its start or
     /// since its last response: bounds both keep-alive idling and clients that never finish

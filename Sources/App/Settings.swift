@@ -80,6 +80,9 @@ extension Setting {
     package static let compactAfter = Setting(
         flag: "compact-after", variable: "PULSEBOARD_COMPACT_AFTER", defaultText: "\(defaults.compactAfter.components.seconds)",
         summary: "Seconds after its newest point before a chunk is merged into larger ones; passes run as often.")
+    package static let queryMaxSamples = Setting(
+        flag: "query-max-samples", variable: "PULSEBOARD_QUERY_MAX_SAMPLES", defaultText: "\(defaults.queryMaxSamples)",
+        summary: "Samples one PromQL query may read before it is refused with 422.")
     package static let idempotencyHours = Setting(
         flag: "idempotency-hours", variable: "PULSEBOARD_IDEMPOTENCY_HOURS", defaultText: "\(defaults.idempotencyHours)",
         summary: "Hours an Idempotency-Key is remembered (at least 24).")
@@ -111,7 +114,8 @@ extension Setting {
     package static let all: [Setting] = [
         host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, adminEmail, adminPassword, jwtSecret,
         logLevel, logFormat, behindTLS, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints, liveHistory,
-        liveHistoryBytes, sendQueue, retentionDays, compactAfter, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest, idleMinutes,
+        liveHistoryBytes, sendQueue, retentionDays, compactAfter, queryMaxSamples, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest,
+        idleMinutes,
         corsOrigins,
         submissionsDir, enableTestAPI,
     ]

@@ -89,17 +89,24 @@ struct UserCommand: AsyncParsableCommand {
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Manage ingest tokens (machine credentials that may only ingest).",
+        abstract: "Manage ingest tokens (machine credentials that may only ingest) and users' API tokens.",
         subcommands: [Create.self, List.self, Revoke.self]
     )
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an ingest token; it is shown once.")
+        static let configuration = CommandConfiguration(abstract: "Create an ingest token, or with --user an API token of that user; it is shown once.")
         @OptionGroup var data: DataOptions
         @Argument(help: "A name to recognise the token by.") var name: String
+        @Option(help: "Create an API token that acts as this user (for Grafana or a script) instead of an ingest token.") var user: String?
 
         func run() async throws {
             let name = name
+            if let email = user {
+                let (token, secret) = try await data.withStore { try await UserAdministration.createAPIToken(name: name, email: email, in: $0) }
+                print("Created API token \(token.id) '\(token.name)' of \(email). Send it as 'Authorization: Bearer <token>' (shown once):")
+                print(secret)
+                return
+            }
             let (token, secret) = try await data.withStore { try await UserAdministration.createIngestToken(name: name, in: $0) }
             print("Created ingest token \(token.id) '\(token.name)'. Send it as 'Authorization: Bearer <token>' (shown once):")
             print(secret)

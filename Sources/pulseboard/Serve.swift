@@ -25,6 +25,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .setting(.sendQueue), help: .setting(.sendQueue)) var sendQueue: Int?
     @Option(name: .setting(.retentionDays), help: .setting(.retentionDays)) var retentionDays: Int?
     @Option(name: .setting(.compactAfter), help: .setting(.compactAfter)) var compactAfter: Double?
+    @Option(name: .setting(.queryMaxSamples), help: .setting(.queryMaxSamples)) var queryMaxSamples: Int?
     @Option(name: .setting(.idempotencyHours), help: .setting(.idempotencyHours)) var idempotencyHours: Int?
     @Option(name: .setting(.accessTokenTTL), help: .setting(.accessTokenTTL)) var accessTokenTtl: Int?
     @Option(name: .setting(.sessionTTL), help: .setting(.sessionTTL)) var sessionTtl: Int?
@@ -59,6 +60,7 @@ struct Serve: AsyncParsableCommand {
         config.sendQueueMessages = try settings.value(sendQueue, .sendQueue, default: config.sendQueueMessages)
         config.retentionDays = try settings.value(retentionDays, .retentionDays, default: config.retentionDays)
         config.compactAfter = .milliseconds(Int(try settings.value(compactAfter, .compactAfter, default: config.compactAfter.seconds) * 1000))
+        config.queryMaxSamples = try settings.value(queryMaxSamples, .queryMaxSamples, default: config.queryMaxSamples)
         config.idempotencyHours = try settings.value(idempotencyHours, .idempotencyHours, default: config.idempotencyHours)
         config.accessTokenLifetime = .seconds(try settings.value(accessTokenTtl, .accessTokenTTL, default: Int(config.accessTokenLifetime.components.seconds)))
         config.sessionLifetime = .seconds(try settings.value(sessionTtl, .sessionTTL, default: Int(config.sessionLifetime.components.seconds)))

@@ -125,7 +125,7 @@ extension MetricsStore {
     }
 
     /// The chunks of a series that overlap [from, to], by first timestamp, with their bytes.
-    private func chunks(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> [StoredChunk] {
+    func chunks(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> [StoredChunk] {
         try await database.select(
             SQLStatement(
                 "SELECT id, start_ts, end_ts, count, data FROM chunks WHERE series_id = ? AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts, id",

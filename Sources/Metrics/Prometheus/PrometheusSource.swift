@@ -1,0 +1,112 @@
+import Foundation
+import PulseboardDatabase
+import PulseboardKernel
+import PulseboardPromQL
+import Synchronization
+
+/// A source of series for the Prometheus API: the stored metrics here, class-level learning
+/// series in the classroom. Each answers only what the caller may see.
+package protocol PrometheusSource: Sendable {
+    /// The series whose labels match, each with the samples the request needs (sorted, one per
+    /// timestamp); `PromQLError.execution` past `sampleLimit` samples.
+    func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims) async throws -> [StoredSeries]
+    /// The labels of the series that match and have samples in [from, to].
+    func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels]
+}
+
+/// The stored metrics, for admins and instructors (students do not see operational metrics, as
+/// on the live channels). Series are found by their labels as `PrometheusNames` maps them; the
+/// catalogue of series keeps each one's decoded tags, since a series never changes once made.
+package final class StoredMetricsSource: PrometheusSource {
+    let store: any MetricsStore
+    private let decoded = Mutex<[Int64: SeriesKey]>([:])
+
+    package init(store: any MetricsStore) {
+        self.store = store
+    }
+
+    package func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims) async throws
+        -> [StoredSeries]
+    {
+        var found: [StoredSeries] = []
+        var samples = 0
+        for (id, labels) in try await matchingSeries(matchers, caller: caller) {
+            let (timestamps, values) = try await store.samples(seriesID: id, request: request)
+            samples += timestamps.count
+            guard samples <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+            if !timestamps.isEmpty { found.append(StoredSeries(labels: labels, timestamps: timestamps, values: values)) }
+        }
+        return found
+    }
+
+    package func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels] {
+        let withData = Set(
+            try await store.database.select(
+                SQLStatement("SELECT DISTINCT series_id FROM chunks WHERE end_ts >= ? AND start_ts <= ?", .integer(fromMs), .integer(toMs))
+            ).compactMap { $0.first?.int })
+        return try await matchingSeries(matchers, caller: caller).filter { withData.contains($0.id) }.map(\.labels)
+    }
+
+    /// The series whose labels match, by id.
+    private func matchingSeries(_ matchers: [LabelMatcher], caller: UserClaims) async throws -> [(id: Int64, labels: Labels)] {
+        guard caller.role != .student else { return [] }
+        let rows = try await store.database.select(SQLStatement("SELECT id, name, tags FROM series"))
+        var keys: [(id: Int64, key: SeriesKey)] = []
+        let known = decoded.withLock { $0 }
+        var new: [Int64: SeriesKey] = [:]
+        for row in rows {
+            guard row.count == 3, let id = row[0].int, let name = row[1].string, let tags = row[2].string else {
+                throw UnexpectedRow(table: "series", row: row)
+            }
+            let key = known[id] ?? SeriesKey(name: name, tags: SeriesKey.tags(fromCanonical: tags))
+            if known[id] == nil { new[id] = key }
+            keys.append((id, key))
+        }
+        if !new.isEmpty { decoded.withLock { $0.merge(new) { old, _ in old } } }
+        return PrometheusNames.labels(of: keys).filter { _, labels in matchers.allSatisfy { $0.matches(labels) } }.sorted { $0.key < $1.key }
+            .map { ($0.key, $0.value) }
+    }
+}
+
+/// One request's view of the sources, as the query engine reads it.
+struct CallerSeriesStore: SeriesStore {
+    let sources: [any PrometheusSource]
+    let caller: UserClaims
+
+    func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int) async throws -> [StoredSeries] {
+        var all: [StoredSeries] = []
+        for source in sources {
+            let remaining = sampleLimit - all.reduce(0) { $0 + $1.timestamps.count }
+            all += try await source.series(matching: matchers, request: request, sampleLimit: remaining, caller: caller)
+        }
+        return all
+    }
+}
+
+extension MetricsStore {
+    /// The samples of a series that a query needs, one per timestamp (of several points of one
+    /// timestamp the greatest value, the last in `Chunk.inOrder`, stands). Each chunk over the
+    /// request's span is decoded and only the points the request needs are kept from it.
+    func samples(seriesID: Int64, request: SampleRequest) async throws -> (timestamps: [Int64], values: [Double]) {
+        let span = request.span
+        var kept: [Chunk.Point] = []
+        for chunk in try await chunks(seriesID: seriesID, fromMs: span.lowerBound, toMs: span.upperBound) {
+            let points = try Chunk.points(of: [chunk])
+            kept += request.needed(points.map(\.timestampMs)).map { points[$0] }
+        }
+        kept.sort(by: Chunk.inOrder)
+        var timestamps: [Int64] = []
+        var values: [Double] = []
+        for point in kept {
+            if timestamps.last == point.timestampMs {
+                values[values.count - 1] = point.value
+            } else {
+                timestamps.append(point.timestampMs)
+                values.append(point.value)
+            }
+        }
+        // Chunks may overlap: what each kept is a superset of what the request needs.
+        let needed = request.needed(timestamps)
+        return needed.count == timestamps.count ? (timestamps, values) : (needed.map { timestamps[$0] }, needed.map { values[$0] })
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+/// Prometheus's HTTP API answers, byte for byte as Prometheus writes them: sample values as
+/// strings (shortest form that reads back exactly, exponent notation below 1e-6 and from 1e21,
+/// `NaN`, `+Inf`, `-Inf`), timestamps as seconds with up to three decimals.
+public enum ResponseJSON {
+    public static func success(_ result: QueryResult) -> String {
+        var out = #"{"status":"success","data":{"resultType":"#
+        switch result {
+        case .scalar(let time, let value):
+            out += #""scalar","result":"# + point(time, value)
+        case .string(let time, let text):
+            out += #""string","result":["# + timestamp(time) + "," + string(text) + "]"
+        case .vector(let samples):
+            out += #""vector","result":["#
+            out += samples.map { #"{"metric":"# + metric($0.labels) + #","value":"# + point($0.timestampMs, $0.value) + "}" }.joined(separator: ",")
+            out += "]"
+        case .matrix(let series):
+            out += #""matrix","result":["#
+            out += series.map { one in
+                #"{"metric":"# + metric(one.labels) + #","values":["# + one.samples.map { point($0.timestampMs, $0.value) }.joined(separator: ",") + "]}"
+            }.joined(separator: ",")
+            out += "]"
+        }
+        return out + "}}"
+    }
+
+    /// `{"status":"success","data":…}` around data already written as JSON.
+    public static func success(data: String) -> String {
+        #"{"status":"success","data":"# + data + "}"
+    }
+
+    /// A list of strings, as the label endpoints answer.
+    public static func strings(_ values: [String]) -> String {
+        "[" + values.map(string).joined(separator: ",") + "]"
+    }
+
+    /// A list of label sets, as the series endpoint answers.
+    public static func metrics(_ labels: [Labels]) -> String {
+        "[" + labels.map(metric).joined(separator: ",") + "]"
+    }
+
+    /// `errorType` is `bad_data`, `execution`, `unavailable`…
+    public static func error(_ type: String, _ message: String) -> String {
+        #"{"status":"error","errorType":"# + string(type) + #","error":"# + string(message) + "}"
+    }
+
+    static func metric(_ labels: Labels) -> String {
+        "{" + labels.all.map { string($0.name) + ":" + string($0.value) }.joined(separator: ",") + "}"
+    }
+
+    static func point(_ timestampMs: Int64, _ value: Double) -> String {
+        "[" + timestamp(timestampMs) + ",\"" + format(value) + "\"]"
+    }
+
+    /// Milliseconds as seconds: `1435781451.781`, `1435781451.05` is `.050`, whole seconds bare.
+    static func timestamp(_ milliseconds: Int64) -> String {
+        let sign = milliseconds < 0 ? "-" : ""
+        let magnitude = milliseconds.magnitude
+        let fraction = magnitude % 1000
+        guard fraction != 0 else { return sign + String(magnitude / 1000) }
+        let digits = String(fraction)
+        return sign + String(magnitude / 1000) + "." + String(repeating: "0", count: 3 - digits.count) + digits
+    }
+
+    /// Go's `strconv.FormatFloat(v, 'f' or 'e', -1, 64)` as Prometheus chooses between them.
+    public static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == 0 { return value.sign == .minus ? "-0" : "0" }
+        // Swift's description has the shortest digits that read back exactly, as Go's -1 precision.
+        var (digits, exponent) = decimalDigits(Swift.abs(value))
+        let sign = value < 0 ? "-" : ""
+        if Swift.abs(value) < 1e-6 || Swift.abs(value) >= 1e21 {
+            let mantissa = digits.count > 1 ? String(digits.first!) + "." + digits.dropFirst() : digits
+            let power = exponent - 1
+            let powerDigits = String(Swift.abs(power))
+            return sign + mantissa + "e" + (power < 0 ? "-" : "+") + (powerDigits.count < 2 ? "0" : "") + powerDigits
+        }
+        // Plain notation: the decimal point `exponent` digits from the left of `digits`.
+        if exponent <= 0 { return sign + "0." + String(repeating: "0", count: -exponent) + digits }
+        if exponent >= digits.count { return sign + digits + String(repeating: "0", count: exponent - digits.count) }
+        digits.insert(".", at: digits.index(digits.startIndex, offsetBy: exponent))
+        return sign + digits
+    }
+
+    /// The significant digits of a positive finite value and where its decimal point goes: the
+    /// value is 0.`digits` × 10^`exponent`.
+    static func decimalDigits(_ value: Double) -> (digits: String, exponent: Int) {
+        let text = value.description  // "123.45", "1e-07", "1.5e+21"
+        let parts = text.split(separator: "e")
+        let mantissa = parts[0]
+        let power = parts.count > 1 ? Int(parts[1])! : 0
+        let pieces = mantissa.split(separator: ".", omittingEmptySubsequences: false)
+        let integer = String(pieces[0])
+        let fraction = pieces.count > 1 ? String(pieces[1]) : ""
+        var digits = integer + fraction
+        var exponent = integer.count + power
+        while digits.first == "0" {
+            digits.removeFirst()
+            exponent -= 1
+        }
+        while digits.last == "0" { digits.removeLast() }
+        return (digits, exponent)
+    }
+
+    static func string(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
