@@ -45,8 +45,9 @@ public final class Hub: Sendable {
         epoch = UUID().uuidString.lowercased()
     }
 
-    /// Publishes one message on a channel; it is encoded once and shared by every subscriber.
-    public func publish(channel: String, data: some Encodable & Sendable) {
+    /// Publishes one message on a channel; it is encoded once and shared by every subscriber,
+    /// and made (`data` evaluated) only when the channel keeps its messages.
+    public func publish(channel: String, data: @autoclosure () -> some Encodable & Sendable) {
         state.withLock { state in
             var entry = state.channels[channel] ?? Channel()
             entry.seq += 1
@@ -56,7 +57,7 @@ public final class Hub: Sendable {
                 state.channels[channel] = entry
                 return
             }
-            let text = LiveMessage.data(channel: channel, seq: entry.seq, data: data)
+            let text = LiveMessage.data(channel: channel, seq: entry.seq, data: data())
             entry.recent.append((entry.seq, text))
             entry.recentBytes += text.utf8.count
             while entry.recent.count > ringCapacity || (entry.recentBytes > ringBytes && entry.recent.count > 1) {

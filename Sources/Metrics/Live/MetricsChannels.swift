@@ -19,12 +19,13 @@ extension Hub {
     /// Publishes committed metric points, one message per metric name.
     func publish(_ points: [MetricPoint]) {
         guard !points.isEmpty else { return }
-        var byName: [String: [LivePoint]] = [:]
+        var byName: [String: [MetricPoint]] = [:]
         for point in points {
-            byName[point.series.name, default: []].append(LivePoint(point))
+            byName[point.series.name, default: []].append(point)
         }
         for (name, points) in byName {
-            publish(channel: MetricsChannels.prefix + name, data: LivePoints(points: points))
+            // Written out only for a channel that someone follows (most are not).
+            publish(channel: MetricsChannels.prefix + name, data: LivePoints(points: points.map(LivePoint.init)))
         }
     }
 }

@@ -54,11 +54,11 @@ package final class SQLiteMetricsStore: MetricsStore {
                     } ?? []
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }
-            let insertChunk = try db.cachedStatement(sql: "INSERT INTO chunks (series_id, start_ts, end_ts, count, data) VALUES (?, ?, ?, ?, ?)")
             let sorted = Chunk.sorted(points)
-            for (id, chunk) in Chunk.cut(sorted) {
-                try insertChunk.execute(arguments: [id, chunk.startMs, chunk.endMs, chunk.count, Data(chunk.bytes)])
-            }
+            try Self.executeInGroups(
+                Chunk.cut(sorted), in: db, statement: "INSERT INTO chunks (series_id, start_ts, end_ts, count, data) VALUES",
+                row: "(?, ?, ?, ?, ?)"
+            ) { id, chunk in [id, chunk.startMs, chunk.endMs, chunk.count, Data(chunk.bytes)] }
             try Self.apply(CommitAggregates(sorted), in: db)
             return (outcomes, created)
         }
@@ -78,31 +78,45 @@ package final class SQLiteMetricsStore: MetricsStore {
     }
 
     private static func apply(_ aggregates: CommitAggregates, in db: GRDB.Database) throws {
-        let updateSeries = try db.cachedStatement(
-            sql: """
+        try executeInGroups(
+            aggregates.series, in: db,
+            statement: """
                 UPDATE series SET
-                    last_value = CASE WHEN last_ts IS NULL OR last_ts <= ?1 THEN ?2 ELSE last_value END,
-                    last_ts = MAX(COALESCE(last_ts, ?1), ?1)
-                WHERE id = ?3
-                """
-        )
-        for (id, delta) in aggregates.series {
-            try updateSeries.execute(arguments: [delta.lastTimestampMs, delta.lastValue, id])
-        }
+                    last_value = CASE WHEN last_ts IS NULL OR last_ts <= v.column2 THEN v.column3 ELSE last_value END,
+                    last_ts = MAX(COALESCE(last_ts, v.column2), v.column2)
+                FROM (VALUES
+                """,
+            row: "(?, ?, ?)", suffix: ") AS v WHERE series.id = v.column1"
+        ) { id, delta in [id, delta.lastTimestampMs, delta.lastValue] }
         for (rollup, buckets) in aggregates.rollups {
-            let upsert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO \(rollup.table) (series_id, bucket, count, sum, min, max) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (series_id, bucket) DO UPDATE SET
-                        count = \(rollup.table).count + excluded.count,
-                        sum = \(rollup.table).sum + excluded.sum,
-                        min = MIN(\(rollup.table).min, excluded.min),
-                        max = MAX(\(rollup.table).max, excluded.max)
+            let table = rollup.table
+            try executeInGroups(
+                buckets, in: db, statement: "INSERT INTO \(table) (series_id, bucket, count, sum, min, max) VALUES", row: "(?, ?, ?, ?, ?, ?)",
+                suffix: """
+                     ON CONFLICT (series_id, bucket) DO UPDATE SET
+                        count = \(table).count + excluded.count,
+                        sum = \(table).sum + excluded.sum,
+                        min = MIN(\(table).min, excluded.min),
+                        max = MAX(\(table).max, excluded.max)
                     """
-            )
-            for (id, bucket) in buckets {
-                try upsert.execute(arguments: [id, bucket.startMs, bucket.count, bucket.sum, bucket.min, bucket.max])
-            }
+            ) { id, bucket in [id, bucket.startMs, bucket.count, bucket.sum, bucket.min, bucket.max] }
+        }
+    }
+
+    /// Runs `statement row, row, … suffix` for the rows, up to `groupSize` rows a statement: a
+    /// commit of many series, each with a few points (Prometheus's remote write), is a few
+    /// statements rather than several per series. The statements are prepared once per size.
+    private static func executeInGroups<Row>(
+        _ rows: [Row], in db: GRDB.Database, statement: String, row: String, suffix: String = "",
+        values: (Row) -> [(any DatabaseValueConvertible)?]
+    ) throws {
+        let groupSize = 200
+        var start = 0
+        while start < rows.count {
+            let group = rows[start..<min(start + groupSize, rows.count)]
+            let sql = statement + " " + Array(repeating: row, count: group.count).joined(separator: ", ") + suffix
+            try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(group.flatMap(values)))
+            start = group.endIndex
         }
     }
 
