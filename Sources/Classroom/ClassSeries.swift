@@ -33,22 +33,17 @@ package struct ClassSeriesSource: PrometheusSource {
         self.store = store
     }
 
-    package func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims) async throws
-        -> [StoredSeries]
-    {
-        var found: [StoredSeries] = []
-        var samples = 0
+    package func forEachSeries(
+        matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims, _ body: (StoredSeries) throws -> Void
+    ) async throws {
         for (record, metric, labels) in try await candidates(matchers, caller: caller) {
             let span = request.span
             let all = Self.minutes(from: max(span.lowerBound, record.createdAt.millisecondsSince1970), to: span.upperBound)
             let minutes = request.needed(all).map { all[$0] }
-            samples += minutes.count
-            guard samples <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+            guard minutes.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
             guard !minutes.isEmpty else { continue }
-            let values = try await self.values(metric, classID: record.id, minutes: minutes)
-            found.append(StoredSeries(labels: labels, timestamps: minutes, values: values))
+            try body(StoredSeries(labels: labels, timestamps: minutes, values: try await values(metric, classID: record.id, minutes: minutes)))
         }
-        return found
     }
 
     package func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels] {

@@ -32,14 +32,11 @@ public struct SampleRequest: Hashable, Sendable {
     public func needed(_ timestamps: [Int64]) -> [Int] {
         var kept: [Int] = []
         if lastOnly {
+            // Windows end in ascending order: one pass finds each one's last sample.
+            var after = 0  // the first sample after the window's end
             for window in windows {
-                // The last sample at or before the window's end, if it is inside the window.
-                var (low, high) = (0, timestamps.count)
-                while low < high {
-                    let middle = (low + high) / 2
-                    if timestamps[middle] <= window.upperBound { low = middle + 1 } else { high = middle }
-                }
-                if low > 0, timestamps[low - 1] >= window.lowerBound, kept.last != low - 1 { kept.append(low - 1) }
+                while after < timestamps.count, timestamps[after] <= window.upperBound { after += 1 }
+                if after > 0, timestamps[after - 1] >= window.lowerBound, kept.last != after - 1 { kept.append(after - 1) }
             }
         } else {
             var window = 0
@@ -55,10 +52,12 @@ public struct SampleRequest: Hashable, Sendable {
 
 /// Where a query's samples come from.
 public protocol SeriesStore: Sendable {
-    /// The series whose labels satisfy every matcher, each with the samples the request needs
-    /// (sorted, one per timestamp; a series without any is left out). Throws
-    /// `PromQLError.execution` when that would be more than `sampleLimit` samples.
-    func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int) async throws -> [StoredSeries]
+    /// Hands `body` each series whose labels satisfy every matcher, with the samples the request
+    /// needs (sorted, one per timestamp; a series without any is left out), one series at a
+    /// time. Throws `PromQLError.execution` when one series would hold more than `sampleLimit`.
+    func forEachSeries(
+        matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, _ body: (StoredSeries) throws -> Void
+    ) async throws
 }
 
 /// What a query answers, in the four shapes of Prometheus's API.
@@ -92,7 +91,7 @@ public struct QueryEngine: Sendable {
         if case .matrixSelector(let selector, let range) = expression {
             let request = Self.request(selector, rangeMs: range, steps: steps, lookbackMs: lookbackMs)
             return .matrix(
-                (data[SelectorKey(selector.matchers, request)] ?? []).map { stored in
+                (data.series[SelectorKey(selector.matchers, request)] ?? []).map { stored in
                     (stored.labels, zip(stored.timestamps, stored.values).map { (timestampMs: $0.0, value: $0.1) })
                 })
         }
@@ -122,19 +121,64 @@ public struct QueryEngine: Sendable {
         }
     }
 
-    /// Reads every selector's samples, as much as the steps need.
-    private func load(_ expression: Expression, steps: Steps, store: some SeriesStore) async throws -> [SelectorKey: [StoredSeries]] {
-        var data: [SelectorKey: [StoredSeries]] = [:]
+    /// Reads what the steps need. An instant selector's samples (one a step) are kept; a range
+    /// selector's are read one series at a time and reduced at once by the function they are the
+    /// argument of, so that only one series' window samples are in memory (`sampleLimit` bounds
+    /// each series' samples there, and the instant selectors' together).
+    private func load(_ expression: Expression, steps: Steps, store: some SeriesStore) async throws -> LoadedData {
+        var data = LoadedData()
         var loaded = 0
-        for (selector, range) in Self.selectors(in: expression) {
+        for (selector, range) in Self.selectors(in: expression) where range == nil || Self.isTopLevelMatrix(expression) {
             let key = SelectorKey(selector.matchers, Self.request(selector, rangeMs: range, steps: steps, lookbackMs: lookbackMs))
-            guard data[key] == nil else { continue }
-            let series = try await store.series(matching: selector.matchers, request: key.request, sampleLimit: sampleLimit - loaded)
-            loaded += series.reduce(0) { $0 + $1.timestamps.count }
-            guard loaded <= sampleLimit else { throw PromQLError.execution(Self.tooManySamples) }
-            data[key] = series
+            guard data.series[key] == nil else { continue }
+            var series: [StoredSeries] = []
+            try await store.forEachSeries(matching: selector.matchers, request: key.request, sampleLimit: sampleLimit - loaded) { stored in
+                loaded += stored.timestamps.count
+                guard loaded <= sampleLimit else { throw PromQLError.execution(Self.tooManySamples) }
+                series.append(stored)
+            }
+            data.series[key] = series
+        }
+        for (function, arguments) in Self.rangeCalls(in: expression) {
+            guard let index = arguments.firstIndex(where: { $0.type == .matrix }), case .matrixSelector(let selector, let range) = arguments[index] else {
+                throw PromQLError.badData("subqueries are not supported by Pulseboard")
+            }
+            // A scalar before the range (quantile_over_time's φ), evaluated over what is loaded.
+            let parameter: [Double]
+            if index > 0, case .scalar(let values) = try Evaluator(steps: steps, data: data, lookbackMs: lookbackMs).evaluate(arguments[0]) {
+                parameter = values
+            } else {
+                parameter = Array(repeating: 0, count: steps.count)
+            }
+            let request = Self.request(selector, rangeMs: range, steps: steps, lookbackMs: lookbackMs)
+            let key = RangeCallKey(function: function.name, selector: SelectorKey(selector.matchers, request), parameter: parameter.map(\.bitPattern))
+            guard data.rangeCalls[key] == nil else { continue }
+            var results: [StepVector.Series] = []
+            try await store.forEachSeries(matching: selector.matchers, request: request, sampleLimit: sampleLimit) { stored in
+                if let result = RangeFunction.evaluate(function, over: stored, selector: selector, rangeMs: range, steps: steps, parameter: parameter) {
+                    results.append(result)
+                }
+            }
+            data.rangeCalls[key] = results
         }
         return data
+    }
+
+    private static func isTopLevelMatrix(_ expression: Expression) -> Bool {
+        if case .matrixSelector = expression { return true }
+        return false
+    }
+
+    /// The calls of functions over a range selector, innermost first.
+    static func rangeCalls(in expression: Expression) -> [(Function, [Expression])] {
+        switch expression {
+        case .number, .string, .vectorSelector, .matrixSelector: []
+        case .call(let function, let arguments):
+            arguments.flatMap { rangeCalls(in: $0) } + (arguments.contains { $0.type == .matrix } ? [(function, arguments)] : [])
+        case .aggregate(let aggregation): (aggregation.parameter.map { rangeCalls(in: $0) } ?? []) + rangeCalls(in: aggregation.expression)
+        case .binary(let operation): rangeCalls(in: operation.lhs) + rangeCalls(in: operation.rhs)
+        case .negate(let inner): rangeCalls(in: inner)
+        }
     }
 
     public static let tooManySamples = "query processing would load too many samples into memory in query execution"
@@ -192,6 +236,21 @@ struct SelectorKey: Hashable {
         self.matchers = matchers
         self.request = request
     }
+}
+
+/// A function over a range selector, with its parameter at each step (as bit patterns, so that
+/// NaN is a key like any other).
+struct RangeCallKey: Hashable {
+    var function: String
+    var selector: SelectorKey
+    var parameter: [UInt64]
+}
+
+/// What a query read before it is evaluated: instant selectors' samples, and functions over
+/// range selectors already applied, series by series.
+struct LoadedData {
+    var series: [SelectorKey: [StoredSeries]] = [:]
+    var rangeCalls: [RangeCallKey: [StepVector.Series]] = [:]
 }
 
 /// An instant vector at every step: per series, its value at each step or nil.

@@ -5,7 +5,7 @@ import Foundation
 /// step, with the pairing and grouping keys computed once per series.
 struct Evaluator {
     let steps: Steps
-    let data: [SelectorKey: [StoredSeries]]
+    let data: LoadedData
     let lookbackMs: Int64
 
     func evaluate(_ expression: Expression) throws(PromQLError) -> StepValue {
@@ -38,7 +38,7 @@ struct Evaluator {
     }
 
     private func loaded(_ selector: VectorSelector, rangeMs: Int64?) -> [StoredSeries] {
-        data[SelectorKey(selector.matchers, QueryEngine.request(selector, rangeMs: rangeMs, steps: steps, lookbackMs: lookbackMs))] ?? []
+        data.series[SelectorKey(selector.matchers, QueryEngine.request(selector, rangeMs: rangeMs, steps: steps, lookbackMs: lookbackMs))] ?? []
     }
 
     // MARK: Selectors
@@ -67,27 +67,12 @@ struct Evaluator {
 
     private func call(_ function: Function, _ arguments: [Expression]) throws(PromQLError) -> StepValue {
         if let index = arguments.firstIndex(where: { $0.type == .matrix }) {
+            // Applied while loading, series by series (`QueryEngine.load`).
             guard case .matrixSelector(let selector, let range) = arguments[index] else { throw .badData("subqueries are not supported by Pulseboard") }
             let parameter = index > 0 ? try scalar(arguments[0]) : Array(repeating: 0, count: steps.count)
-            var series: [StepVector.Series] = []
-            for stored in loaded(selector, rangeMs: range) {
-                var values = [Double?](repeating: nil, count: steps.count)
-                var (low, high) = (0, 0)
-                for step in 0..<steps.count {
-                    let end = steps.time(step) - selector.offsetMs
-                    let start = end - range
-                    while low < stored.timestamps.count, stored.timestamps[low] < start { low += 1 }
-                    if high < low { high = low }
-                    while high < stored.timestamps.count, stored.timestamps[high] <= end { high += 1 }
-                    values[step] = RangeFunction.evaluate(
-                        function.name, timestamps: stored.timestamps, values: stored.values, window: low..<high, rangeStartMs: start, rangeEndMs: end,
-                        rangeMs: range, parameter: parameter[step])
-                }
-                // last_over_time acts like an offset and keeps the name; the others drop it.
-                let labels = function.name == "last_over_time" ? stored.labels : stored.labels.droppingMetricName
-                if values.contains(where: { $0 != nil }) { series.append(.init(labels: labels, values: values)) }
-            }
-            return .vector(try merged(series))
+            let request = QueryEngine.request(selector, rangeMs: range, steps: steps, lookbackMs: lookbackMs)
+            let key = RangeCallKey(function: function.name, selector: SelectorKey(selector.matchers, request), parameter: parameter.map(\.bitPattern))
+            return .vector(try merged(data.rangeCalls[key] ?? []))
         }
         switch function.name {
         case "time": return .scalar((0..<steps.count).map { Double(steps.time($0)) / 1000 })

@@ -62,6 +62,28 @@ enum RangeFunction {
         "stdvar_over_time", "present_over_time",
     ]
 
+    /// The function over one series at every step: its window is `[t - range, t]` (t shifted
+    /// by the offset). Nil when it has no value at any step. `last_over_time` acts like an
+    /// offset and keeps the metric's name; the others drop it.
+    static func evaluate(_ function: Function, over stored: StoredSeries, selector: VectorSelector, rangeMs: Int64, steps: Steps, parameter: [Double])
+        -> StepVector.Series?
+    {
+        var values = [Double?](repeating: nil, count: steps.count)
+        var (low, high) = (0, 0)
+        for step in 0..<steps.count {
+            let end = steps.time(step) - selector.offsetMs
+            let start = end - rangeMs
+            while low < stored.timestamps.count, stored.timestamps[low] < start { low += 1 }
+            if high < low { high = low }
+            while high < stored.timestamps.count, stored.timestamps[high] <= end { high += 1 }
+            values[step] = evaluate(
+                function.name, timestamps: stored.timestamps, values: stored.values, window: low..<high, rangeStartMs: start, rangeEndMs: end,
+                rangeMs: rangeMs, parameter: parameter[step])
+        }
+        guard values.contains(where: { $0 != nil }) else { return nil }
+        return StepVector.Series(labels: function.name == "last_over_time" ? stored.labels : stored.labels.droppingMetricName, values: values)
+    }
+
     /// The function's value over `window` (of `timestamps` and `values`, sorted by time); nil
     /// when it has none (rate of fewer than two samples, say).
     static func evaluate(

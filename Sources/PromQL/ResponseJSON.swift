@@ -5,24 +5,40 @@ import Foundation
 /// `NaN`, `+Inf`, `-Inf`), timestamps as seconds with up to three decimals.
 public enum ResponseJSON {
     public static func success(_ result: QueryResult) -> String {
-        var out = #"{"status":"success","data":{"resultType":"#
+        // Written into bytes: a range query answers hundreds of thousands of values.
+        var out = Array(#"{"status":"success","data":{"resultType":"#.utf8)
         switch result {
         case .scalar(let time, let value):
-            out += #""scalar","result":"# + point(time, value)
+            out += #""scalar","result":"#.utf8
+            appendPoint(time, value, to: &out)
         case .string(let time, let text):
-            out += #""string","result":["# + timestamp(time) + "," + string(text) + "]"
+            out += #""string","result":["#.utf8
+            appendTimestamp(time, to: &out)
+            out += ("," + string(text) + "]").utf8
         case .vector(let samples):
-            out += #""vector","result":["#
-            out += samples.map { #"{"metric":"# + metric($0.labels) + #","value":"# + point($0.timestampMs, $0.value) + "}" }.joined(separator: ",")
-            out += "]"
+            out += #""vector","result":["#.utf8
+            for (index, sample) in samples.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += (#"{"metric":"# + metric(sample.labels) + #","value":"#).utf8
+                appendPoint(sample.timestampMs, sample.value, to: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
         case .matrix(let series):
-            out += #""matrix","result":["#
-            out += series.map { one in
-                #"{"metric":"# + metric(one.labels) + #","values":["# + one.samples.map { point($0.timestampMs, $0.value) }.joined(separator: ",") + "]}"
-            }.joined(separator: ",")
-            out += "]"
+            out += #""matrix","result":["#.utf8
+            for (index, one) in series.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += (#"{"metric":"# + metric(one.labels) + #","values":["#).utf8
+                for (sampleIndex, sample) in one.samples.enumerated() {
+                    if sampleIndex > 0 { out.append(UInt8(ascii: ",")) }
+                    appendPoint(sample.timestampMs, sample.value, to: &out)
+                }
+                out += "]}".utf8
+            }
+            out.append(UInt8(ascii: "]"))
         }
-        return out + "}}"
+        out += "}}".utf8
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `{"status":"success","data":…}` around data already written as JSON.
@@ -49,18 +65,32 @@ public enum ResponseJSON {
         "{" + labels.all.map { string($0.name) + ":" + string($0.value) }.joined(separator: ",") + "}"
     }
 
-    static func point(_ timestampMs: Int64, _ value: Double) -> String {
-        "[" + timestamp(timestampMs) + ",\"" + format(value) + "\"]"
+    /// `[1435781451.781,"1"]`
+    static func appendPoint(_ timestampMs: Int64, _ value: Double, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        appendTimestamp(timestampMs, to: &out)
+        out += ",\"".utf8
+        out += format(value).utf8
+        out += "\"]".utf8
     }
 
     /// Milliseconds as seconds: `1435781451.781`, `1435781451.05` is `.050`, whole seconds bare.
-    static func timestamp(_ milliseconds: Int64) -> String {
-        let sign = milliseconds < 0 ? "-" : ""
+    static func appendTimestamp(_ milliseconds: Int64, to out: inout [UInt8]) {
+        if milliseconds < 0 { out.append(UInt8(ascii: "-")) }
         let magnitude = milliseconds.magnitude
+        out.append(contentsOf: String(magnitude / 1000).utf8)
         let fraction = magnitude % 1000
-        guard fraction != 0 else { return sign + String(magnitude / 1000) }
-        let digits = String(fraction)
-        return sign + String(magnitude / 1000) + "." + String(repeating: "0", count: 3 - digits.count) + digits
+        guard fraction != 0 else { return }
+        out.append(UInt8(ascii: "."))
+        out.append(UInt8(ascii: "0") + UInt8(fraction / 100))
+        out.append(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
+        out.append(UInt8(ascii: "0") + UInt8(fraction % 10))
+    }
+
+    static func timestamp(_ milliseconds: Int64) -> String {
+        var out: [UInt8] = []
+        appendTimestamp(milliseconds, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Go's `strconv.FormatFloat(v, 'f' or 'e', -1, 64)` as Prometheus chooses between them.
@@ -68,7 +98,14 @@ public enum ResponseJSON {
         if value.isNaN { return "NaN" }
         if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
         if value == 0 { return value.sign == .minus ? "-0" : "0" }
-        // Swift's description has the shortest digits that read back exactly, as Go's -1 precision.
+        let magnitude = Swift.abs(value)
+        // Swift's description has the shortest digits that read back exactly, as Go's -1
+        // precision, and is already Go's 'f' form unless it has an exponent (below 1e-4 or from
+        // 2^53) or ends in ".0".
+        let text = value.description
+        if magnitude >= 1e-6 && magnitude < 1e21 && !text.utf8.contains(UInt8(ascii: "e")) {
+            return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+        }
         var (digits, exponent) = decimalDigits(Swift.abs(value))
         let sign = value < 0 ? "-" : ""
         if Swift.abs(value) < 1e-6 || Swift.abs(value) >= 1e21 {

@@ -7,9 +7,12 @@ import Synchronization
 /// A source of series for the Prometheus API: the stored metrics here, class-level learning
 /// series in the classroom. Each answers only what the caller may see.
 package protocol PrometheusSource: Sendable {
-    /// The series whose labels match, each with the samples the request needs (sorted, one per
-    /// timestamp); `PromQLError.execution` past `sampleLimit` samples.
-    func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims) async throws -> [StoredSeries]
+    /// Hands `body` each series whose labels match, one at a time, with the samples the request
+    /// needs (sorted, one per timestamp); `PromQLError.execution` when one series holds more
+    /// than `sampleLimit`.
+    func forEachSeries(
+        matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims, _ body: (StoredSeries) throws -> Void
+    ) async throws
     /// The labels of the series that match and have samples in [from, to].
     func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels]
 }
@@ -25,18 +28,14 @@ package final class StoredMetricsSource: PrometheusSource {
         self.store = store
     }
 
-    package func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims) async throws
-        -> [StoredSeries]
-    {
-        var found: [StoredSeries] = []
-        var samples = 0
+    package func forEachSeries(
+        matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims, _ body: (StoredSeries) throws -> Void
+    ) async throws {
         for (id, labels) in try await matchingSeries(matchers, caller: caller) {
             let (timestamps, values) = try await store.samples(seriesID: id, request: request)
-            samples += timestamps.count
-            guard samples <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
-            if !timestamps.isEmpty { found.append(StoredSeries(labels: labels, timestamps: timestamps, values: values)) }
+            guard timestamps.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+            if !timestamps.isEmpty { try body(StoredSeries(labels: labels, timestamps: timestamps, values: values)) }
         }
-        return found
     }
 
     package func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels] {
@@ -73,13 +72,12 @@ struct CallerSeriesStore: SeriesStore {
     let sources: [any PrometheusSource]
     let caller: UserClaims
 
-    func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int) async throws -> [StoredSeries] {
-        var all: [StoredSeries] = []
+    func forEachSeries(
+        matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, _ body: (StoredSeries) throws -> Void
+    ) async throws {
         for source in sources {
-            let remaining = sampleLimit - all.reduce(0) { $0 + $1.timestamps.count }
-            all += try await source.series(matching: matchers, request: request, sampleLimit: remaining, caller: caller)
+            try await source.forEachSeries(matching: matchers, request: request, sampleLimit: sampleLimit, caller: caller, body)
         }
-        return all
     }
 }
 

@@ -7,14 +7,16 @@ import Testing
 struct MemorySeriesStore: SeriesStore {
     var all: [StoredSeries]
 
-    func series(matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int) async throws -> [StoredSeries] {
-        let found = all.filter { series in matchers.allSatisfy { $0.matches(series.labels) } }.compactMap { series -> StoredSeries? in
+    func forEachSeries(
+        matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, _ body: (StoredSeries) throws -> Void
+    ) async throws {
+        for series in all where matchers.allSatisfy({ $0.matches(series.labels) }) {
             let kept = request.needed(series.timestamps)
-            return kept.isEmpty
-                ? nil : StoredSeries(labels: series.labels, timestamps: kept.map { series.timestamps[$0] }, values: kept.map { series.values[$0] })
+            guard kept.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+            if !kept.isEmpty {
+                try body(StoredSeries(labels: series.labels, timestamps: kept.map { series.timestamps[$0] }, values: kept.map { series.values[$0] }))
+            }
         }
-        guard found.reduce(0, { $0 + $1.timestamps.count }) <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
-        return found
     }
 }
 
