@@ -24,7 +24,6 @@ Needs `wrk`, `influxdb` and `victoria-metrics` (Debian packages: installed when 
 run as root) and a release build (`swift build -c release`, or PULSEBOARD_BIN)."""
 import argparse
 import os
-import struct
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+import remote_write  # noqa: E402
 from postgres_server import Postgres  # noqa: E402
 from pulseboard_process import Server, free_port  # noqa: E402
 
@@ -198,47 +198,22 @@ def prepare_remote_write_bodies(folder, args):
     many bodies each thread has."""
     import random
 
-    import cramjam
-
-    def field(number, wire, payload):
-        return varint(number << 3 | wire) + payload
-
-    def varint(value):
-        out = bytearray()
-        while True:
-            byte = value & 0x7F
-            value >>= 7
-            if value:
-                out.append(byte | 0x80)
-            else:
-                out.append(byte)
-                return bytes(out)
-
-    def length_delimited(number, payload):
-        return field(number, 2, varint(len(payload)) + payload)
-
-    def label(name, value):
-        return length_delimited(1, length_delimited(1, name.encode()) + length_delimited(2, value.encode()))
-
-    labels = [label("__name__", "bench_value") + label("host", f"h{i}") + label("job", "bench") for i in range(args.batch)]
+    labels = [remote_write.label("__name__", "bench_value") + remote_write.label("host", f"h{i}") + remote_write.label("job", "bench")
+              for i in range(args.batch)]
     count = max(1, REMOTE_WRITE_CEILING * args.seconds // args.batch // WRK_THREADS)
     base = (int(time.time()) - 86_400) * 1000
     rng = random.Random(1)
     walk = [50.0] * args.batch
     for thread in range(WRK_THREADS):
         for n in range(count):
-            timestamp = varint(base + n * WRK_THREADS + thread)
+            timestamp = base + n * WRK_THREADS + thread
             series = []
             for i in range(args.batch):
                 walk[i] += rng.random() - 0.5
-                sample = field(1, 1, struct.pack("<d", round(walk[i], 2))) + field(2, 0, timestamp)
-                series.append(length_delimited(1, labels[i] + length_delimited(2, sample)))
+                series.append(remote_write.series(labels[i], remote_write.sample(round(walk[i], 2), timestamp)))
             with open(os.path.join(folder, f"{thread}-{n}"), "wb") as file:
-                file.write(bytes(cramjam.snappy.compress_raw(b"".join(series))))
+                file.write(remote_write.body(series))
     return count
-
-
-REMOTE_WRITE_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf", "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 
 def pulseboard(args, extra_args=(), protocol="json"):
@@ -256,7 +231,7 @@ def pulseboard(args, extra_args=(), protocol="json"):
             headers = {"Authorization": "Token " + body["token"]}
             result = run_wrk(server.url, "/write?db=bench&precision=ms", "line", headers, args, server.process.pid)
         else:
-            headers = {"Authorization": "Bearer " + body["token"], **REMOTE_WRITE_HEADERS}
+            headers = {"Authorization": "Bearer " + body["token"], **remote_write.HEADERS}
             result = run_wrk(server.url, "/prometheus/api/v1/write", "remote-write", headers, args, server.process.pid)
         # The bytes are counted after compaction, as a server that runs on keeps them.
         time.sleep(3 * COMPACT_AFTER)
@@ -299,7 +274,7 @@ def influxdb(args, protocol="line"):
         if protocol == "line":
             result = run_wrk(url, "/write?db=bench&precision=ms", "line", {}, args, process.pid)
         else:
-            result = run_wrk(url, "/api/v1/prom/write?db=bench", "remote-write", REMOTE_WRITE_HEADERS, args, process.pid)
+            result = run_wrk(url, "/api/v1/prom/write?db=bench", "remote-write", remote_write.HEADERS, args, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -319,7 +294,7 @@ def victoria_metrics(args, protocol="line"):
         if protocol == "line":
             result = run_wrk(url, "/write?precision=ms", "line", {}, args, process.pid)
         else:
-            result = run_wrk(url, "/api/v1/write", "remote-write", REMOTE_WRITE_HEADERS, args, process.pid)
+            result = run_wrk(url, "/api/v1/write", "remote-write", remote_write.HEADERS, args, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)

@@ -73,7 +73,7 @@ public struct Pulseboard: Sendable {
             accessChanged: accessChanged
         )
         let notifier = Notifier(hub: hub, relay: relay)
-        let classChannel = ClassChannel(hub: hub, progress: progress, relay: relay)
+        let classChannel = ClassChannel(hub: hub, progress: progress, relay: relay, telemetry: telemetry, logger: logger)
         let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, channel: classChannel)
         let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         let retention = Duration.seconds(config.retentionDays * 86_400)

@@ -32,7 +32,7 @@ package struct EventRouter: Sendable {
     /// The handlers for the event types of the JupyterLab extension and its relatives.
     static let standard: EventRouter = {
         var router = EventRouter(fallback: { _ in [] })
-        router.register("cell_executed", "cell_execution_complete", "cell_execution_error", "cell_error", handler: Picture.execution)
+        router.register("cell_executed", handler: Picture.execution)
         router.register("notebook_opened", "notebook_saved", "notebook_closed", handler: Picture.notebookAccess)
         router.register("help", handler: Picture.helpRequested)
         router.register("help_stop", handler: Picture.helpReleased)
@@ -157,7 +157,7 @@ private enum Picture {
     }
 
     static func execution(_ event: LearningEvent) -> [SQLStatement] {
-        let failed = event.hasError ?? event.type.hasSuffix("error")
+        let failed = event.hasError ?? false
         let email = SQLValue(event.email)
         return [
             SQLStatement(

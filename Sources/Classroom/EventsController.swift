@@ -58,7 +58,7 @@ package struct EventsController {
         }
         if let testEvents {
             open.post("/test/events/{testId}") { request, context in
-                let body = try await request.readBody(upTo: maxBodyBytes)
+                let body = try await request.readDecompressedBody(upTo: maxBodyBytes)
                 guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else {
                     throw APIError.badRequest("The body is not JSON.", code: "malformed")
                 }
@@ -87,7 +87,7 @@ package struct EventsController {
 
     private func receive(_ request: Request, classID: Int64?) async throws -> Response {
         let target = try await targetClass(request, expected: classID)
-        let body = try await request.readBody(upTo: maxBodyBytes)
+        let body = try await request.readDecompressedBody(upTo: maxBodyBytes)
         let parsed: EventParser.Parsed
         do {
             parsed = try EventParser.parse(body, classID: target, arrival: Date())
@@ -147,7 +147,7 @@ package struct AnyOriginMiddleware: RouterMiddleware {
             headers: [
                 .accessControlAllowOrigin: "*",
                 .accessControlAllowMethods: "POST, GET, DELETE, OPTIONS",
-                .accessControlAllowHeaders: "Content-Type",
+                .accessControlAllowHeaders: "Content-Type, Content-Encoding",
                 .accessControlMaxAge: "86400",
             ]
         )

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import PulseboardCourses
+import PulseboardKernel
 import PulseboardLive
 
 /// The live channels of the classroom, and who may follow them.
@@ -16,8 +18,8 @@ package enum LearningChannels {
     package static func rules(classes: Classes) -> [ChannelRule] {
         [
             ChannelRule(prefix: "class", form: "class:<id>") { name, user in
-                guard user.role == .instructor, let id = Int64(name), let record = try? await classes.find(id: id),
-                    (try? await classes.isTaught(record, by: user)) == true
+                guard user.role == .instructor, let id = Int64(name), let record = try await classes.find(id: id),
+                    try await classes.isTaught(record, by: user)
                 else {
                     return "Only the class's instructors may follow it."
                 }
@@ -27,7 +29,7 @@ package enum LearningChannels {
                 let scoped = name.split(separator: ":", maxSplits: 1)
                 if scoped.count == 2, let classID = Int64(scoped[0]) {
                     if user.role == .student { return String(scoped[1]) == user.email.lowercased() ? nil : "Students follow only their own progress." }
-                    guard let record = try? await classes.find(id: classID), (try? await classes.isTaught(record, by: user)) == true else {
+                    guard let record = try await classes.find(id: classID), try await classes.isTaught(record, by: user) else {
                         return "Only the class's instructors may follow its students."
                     }
                     return nil
@@ -49,27 +51,31 @@ package struct ClassChannel: Sendable {
     let hub: Hub
     let progress: ClassProgress
     let relay: InstanceRelay?
+    let telemetry: Telemetry
+    let logger: Logger
 
     private struct Card: Codable {
         var classId: Int64
         var email: String
     }
 
-    package init(hub: Hub, progress: ClassProgress, relay: InstanceRelay?) {
+    package init(hub: Hub, progress: ClassProgress, relay: InstanceRelay?, telemetry: Telemetry, logger: Logger) {
         self.hub = hub
         self.progress = progress
         self.relay = relay
+        self.telemetry = telemetry
+        self.logger = logger
         relay?.register("cards") { _, body in
             guard let cards = try? JSONDecoder().decode([Card].self, from: Data(body.utf8)) else { return }
             let touched = Dictionary(grouping: cards, by: \.classId).mapValues { Set($0.map(\.email)) }
-            await Self.publishCards(touched, hub: hub, progress: progress)
+            await Self.publishCards(touched, hub: hub, progress: progress, telemetry: telemetry, logger: logger)
         }
     }
 
     /// Publishes the touched students' cards here and tells the other instances.
     func studentsChanged(_ touched: [Int64: Set<String>]) async {
         relayCards(touched)
-        await Self.publishCards(touched, hub: hub, progress: progress)
+        await Self.publishCards(touched, hub: hub, progress: progress, telemetry: telemetry, logger: logger)
     }
 
     /// A submission arrived: this instance's subscribers see it; the other instances refresh the
@@ -79,11 +85,19 @@ package struct ClassChannel: Sendable {
         relayCards([classID: [email]])
     }
 
-    private static func publishCards(_ touched: [Int64: Set<String>], hub: Hub, progress: ClassProgress) async {
+    /// Cards that cannot be read (the database did not answer) are logged and counted
+    /// (`pulseboard_class_cards_unpublished_total`): the page shows them at the student's next
+    /// event or a reload.
+    private static func publishCards(_ touched: [Int64: Set<String>], hub: Hub, progress: ClassProgress, telemetry: Telemetry, logger: Logger) async {
         for (classID, emails) in touched {
             // One query per class, however many students it touched.
-            for student in (try? await progress.students(classID: classID, emails: emails.sorted())) ?? [] {
-                hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
+            do {
+                for student in try await progress.students(classID: classID, emails: emails.sorted()) {
+                    hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
+                }
+            } catch {
+                telemetry.classCardsUnpublished.increment(by: Int64(emails.count))
+                logger.warning("Class cards not published", metadata: ["class": "\(classID)", "students": "\(emails.count)", "error": "\(error)"])
             }
         }
     }

@@ -4,6 +4,8 @@ import PulseboardKernel
 /// One event from a student's JupyterLab (the cell-monitor extension's format, source document
 /// 004). Every field but the id, type and time is optional; `payload` is the event as received,
 /// with `eventId` and `eventTime` filled in, so the raw stream can be replayed and exported.
+/// `type` is the extension's name for it (`EventParser.synonyms`); `email` identifies the
+/// student: the `emailAddress`, or else the `userId` of the source documents' own clients.
 public struct LearningEvent: Sendable, Equatable {
     public var classID: Int64
     public var eventID: String
@@ -31,6 +33,16 @@ public struct LearningEvent: Sendable, Equatable {
 /// the event refused. Only a body that is not JSON, not an object or array, or too large is refused.
 package enum EventParser {
     static let maxEvents = 1_000
+
+    /// Other names of the extension's events: those of the source documents (004) and older
+    /// versions of the extension, with whether the name says the cell failed.
+    static let synonyms: [String: (type: String, failed: Bool?)] = [
+        "cell_execution": ("cell_executed", nil),
+        "cell_execution_complete": ("cell_executed", nil),
+        "cell_execution_error": ("cell_executed", true),
+        "cell_error": ("cell_executed", true),
+        "notebook_save": ("notebook_saved", nil),
+    ]
 
     struct Parsed {
         var events: [LearningEvent]
@@ -81,12 +93,15 @@ package enum EventParser {
         mutating func event(classID: Int64, arrival: Date, encoder: JSONEncoder) -> LearningEvent {
             let eventID = string("eventId").flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } ?? UUID().uuidString.lowercased()
             let time = string("eventTime").flatMap { Timestamp.parse($0)?.millisecondsSince1970 } ?? arrival.millisecondsSince1970
+            let sentType = string("eventType").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) } ?? "unknown"
+            let (type, failedByName) = EventParser.synonyms[sentType] ?? (sentType, nil)
+            let identifier = string("emailAddress") ?? string("userId")
             var event = LearningEvent(
                 classID: classID,
                 eventID: eventID,
-                type: string("eventType").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) } ?? "unknown",
+                type: type,
                 timeMs: time,
-                email: string("emailAddress").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.flatMap { $0.isEmpty ? nil : $0 },
+                email: identifier.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.flatMap { $0.isEmpty ? nil : $0 },
                 userName: string("userName"),
                 teamName: string("teamName"),
                 sessionID: string("sessionId"),
@@ -96,9 +111,9 @@ package enum EventParser {
                 cellType: string("cellType"),
                 code: string("code"),
                 executionCount: integer("executionCount"),
-                hasError: boolean("hasError"),
+                hasError: boolean("hasError") ?? boolean("success").map { !$0 } ?? failedByName,
                 errorMessage: string("errorMessage"),
-                durationMs: number("executionDurationMs"),
+                durationMs: number("executionDurationMs") ?? number("duration"),
                 payload: ""
             )
             // Serialised last: without the fields dropped above, with the id and time filled in.

@@ -27,6 +27,7 @@ public final class Telemetry: Sendable {
     package let eventFieldsDropped: Counter
     package let eventHandlerFailures: Counter
     package let remoteWriteSamplesSkipped: Counter
+    package let classCardsUnpublished: Counter
     private let notificationsSent = Atomic<Int>(0)
 
     public init() {
@@ -57,6 +58,10 @@ public final class Telemetry: Sendable {
         remoteWriteSamplesSkipped = registry.makeCounter(
             name: "pulseboard_remote_write_samples_skipped_total",
             help: "Prometheus remote-write samples not stored because they are not finite: stale markers, NaN and infinities."
+        )
+        classCardsUnpublished = registry.makeCounter(
+            name: "pulseboard_class_cards_unpublished_total",
+            help: "Students' class cards not published live because they could not be read (shown at the next event or a reload)."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
         storedPoints = registry.makeGauge(name: "pulseboard_stored_points", help: "Metric points stored (after each compaction pass).")

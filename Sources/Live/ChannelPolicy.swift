@@ -20,10 +20,11 @@ package struct ChannelRule: Sendable {
     let prefix: String
     /// How the channel is written, for the message that lists the channels.
     let form: String
-    /// Given the part after the colon and a user who is not an admin: nil when allowed, else why not.
-    let refusal: @Sendable (_ name: String, _ user: UserClaims) async -> String?
+    /// Given the part after the colon and a user who is not an admin: nil when allowed, else why
+    /// not. Throws when it cannot tell (the database did not answer): that is not a refusal.
+    let refusal: @Sendable (_ name: String, _ user: UserClaims) async throws -> String?
 
-    package init(prefix: String, form: String, refusal: @escaping @Sendable (_ name: String, _ user: UserClaims) async -> String?) {
+    package init(prefix: String, form: String, refusal: @escaping @Sendable (_ name: String, _ user: UserClaims) async throws -> String?) {
         self.prefix = prefix
         self.form = form
         self.refusal = refusal
@@ -44,13 +45,13 @@ package struct ChannelPolicy: Sendable {
         unknown = "Unknown channel: use \(all.map(\.form).joined(separator: ", ")) or \(NoticeChannels.broadcast)."
     }
 
-    /// Nil when allowed, otherwise why not.
-    func refusal(for channel: String, user: UserClaims) async -> String? {
+    /// Nil when allowed, otherwise why not; throws when the decision could not be made.
+    func refusal(for channel: String, user: UserClaims) async throws -> String? {
         if channel == NoticeChannels.broadcast { return nil }
         guard let colon = channel.firstIndex(of: ":"), channel.index(after: colon) < channel.endIndex,
             let rule = rules[String(channel[..<colon])]
         else { return unknown }
         if user.role == .admin { return nil }
-        return await rule.refusal(String(channel[channel.index(after: colon)...]), user)
+        return try await rule.refusal(String(channel[channel.index(after: colon)...]), user)
     }
 }

@@ -117,7 +117,17 @@ package struct LiveSession {
             guard let user else {
                 return subscriber.send(LiveMessage.error(code: "unauthenticated", message: "Authenticate before subscribing.", channel: channel))
             }
-            if let refusal = await policy.refusal(for: channel, user: user) {
+            let refusal: String?
+            do {
+                refusal = try await policy.refusal(for: channel, user: user)
+            } catch {
+                // Not a refusal: the client tries again (the page scripts do, with backoff).
+                logger.warning("Could not check a subscription", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                return subscriber.send(
+                    LiveMessage.error(
+                        code: "unavailable", message: "Your access could not be checked now (the database did not answer); try again.", channel: channel))
+            }
+            if let refusal {
                 return subscriber.send(LiveMessage.error(code: "forbidden", message: refusal, channel: channel))
             }
             guard channels.contains(channel) || channels.count < settings.maxChannels else {
@@ -144,7 +154,8 @@ package struct LiveSession {
             }
             user = current
             for channel in channels.sorted() {
-                guard let refusal = await policy.refusal(for: channel, user: current) else { continue }
+                // A channel stays while its access cannot be checked; the next change checks it again.
+                guard let refusal = try? await policy.refusal(for: channel, user: current) else { continue }
                 channels.remove(channel)
                 hub.unsubscribe(subscriber, from: channel)
                 subscriber.send(LiveMessage.error(code: "revoked", message: refusal, channel: channel))

@@ -67,7 +67,7 @@ struct MultiInstanceTests {
                 var reader = LiveReader(inbound)
                 _ = try await reader.authenticate(instructor, on: outbound)
                 #expect(try await reader.subscribe("class:\(course.id)", on: outbound).type == "subscribed")
-                let help = try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: try #require(course.ingestToken))
+                let help = try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: course.ingestToken)
                 #expect(help.status == .ok)
                 let update = try await reader.next()
                 let card = try #require((update.fields["data"] as? [String: Any])?["student"] as? [String: Any])
@@ -174,10 +174,30 @@ struct OutageTests {
                 }
             ) { client, _ in
                 let token = try await client.login().accessToken
+                let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: token)
+                let course = try await client.createClass("outage", token: instructor)
                 try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                     var reader = LiveReader(inbound)
                     _ = try await reader.authenticate(token, on: outbound)
                     _ = try await reader.subscribe("metrics:outage", on: outbound)
+                    // An instructor's socket, whose subscriptions need the database to be decided.
+                    try await client.ws("/ws", configuration: bigFrames) { teacherInbound, teacherOutbound, _ in
+                        var teacher = LiveReader(teacherInbound)
+                        _ = try await teacher.authenticate(instructor, on: teacherOutbound)
+                        try await postgres.stop()
+                        // The database did not answer: not "forbidden" but "try again".
+                        let unchecked = try await teacher.subscribe("class:\(course.id)", on: teacherOutbound)
+                        #expect(unchecked.type == "error" && unchecked.code == "unavailable", "\(unchecked.fields)")
+                        try await postgres.start()
+                        var answer = try await teacher.subscribe("class:\(course.id)", on: teacherOutbound)
+                        let deadline = ContinuousClock.now + .seconds(30)
+                        while answer.type != "subscribed", ContinuousClock.now < deadline {
+                            try await Task.sleep(for: .milliseconds(200))
+                            answer = try await teacher.subscribe("class:\(course.id)", on: teacherOutbound)
+                        }
+                        #expect(answer.type == "subscribed", "\(answer.fields)")
+                        try await teacherOutbound.close(.normalClosure, reason: nil)
+                    }
 
                     try await postgres.stop()
                     let clock = ContinuousClock()

@@ -381,7 +381,8 @@ struct LearningEventTests {
             let progress = ClassProgress(store: parts.store)
             let failing = EventProcessor(
                 store: parts.store, hub: parts.hub, router: broken, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
-                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil), retryDelays: [.milliseconds(1), .milliseconds(1)])
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger),
+                retryDelays: [.milliseconds(1), .milliseconds(1)])
             let event = try #require(
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "retry@example.com").utf8), classID: course.id, arrival: Date()).events.first)
             // Stored by the writer's statement, as ingest would.
@@ -394,7 +395,7 @@ struct LearningEventTests {
 
             let working = EventProcessor(
                 store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
-                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
             await working.sweep()
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
@@ -425,7 +426,7 @@ struct LearningEventTests {
             let progress = ClassProgress(store: parts.store)
             let processor = EventProcessor(
                 store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
-                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
             await processor.sweep()
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
@@ -440,7 +441,7 @@ struct LearningEventTests {
             let progress = ClassProgress(store: parts.store)
             let processor = EventProcessor(
                 store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
-                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil))
+                channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
             let start = Date(timeIntervalSince1970: 1_790_000_000)
             func script(_ tag: String) -> [String] {
                 let (ann, bob) = ("ann-\(tag)@example.com", "bob-\(tag)@example.com")
@@ -587,7 +588,7 @@ struct LearningLiveTests {
             let student = try await client.tokenForNewUser(role: .student, adminToken: admin, email: "student001@example.com")
             let course = try await client.createClass("mine", token: instructor)
             #expect(try await client.request(.get, "/api/v1/me/progress", token: student).text == #"{"classes":[]}"#)
-            #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", cell: 5)], classToken: try #require(course.ingestToken)).status == .ok)
+            #expect(try await client.sendEvents([ExtensionEvent.json("cell_executed", cell: 5)], classToken: course.ingestToken).status == .ok)
             try await waitUntil { try await client.request(.get, "/api/v1/me/progress", token: student).text.contains(#""cellsExecuted":1"#) }
             let mine = try await client.request(.get, "/api/v1/me/progress", token: student)
             #expect(mine.text.contains(#""className":"Class mine""#) && mine.text.contains(#""cellIndex":5"#))

@@ -32,7 +32,7 @@ import Testing
                 Self.point("cpu.usage", cpu, 1_700_000_000_123, 12.5), Self.point("cpu.idle", cpu, 1_700_000_000_123, 87),
                 Self.point("cpu.count", cpu, 1_700_000_000_123, 3), Self.point("cpu.up", cpu, 1_700_000_000_123, 1),
                 Self.point("mem.used", mem, Self.nowMs, -15), Self.point("mem.ok", mem, Self.nowMs, 0),
-                Self.point("mem.big", mem, Self.nowMs, 18_446_744_073_709_551_615),
+                Self.point("mem.big", mem, Self.nowMs, Double(UInt64.max)),
                 Self.point("disk.r", ["dev": "sda"], 1_700_000_000_000, 0.5),
             ])
     }

@@ -3,12 +3,14 @@
 // reloaded: on the first subscription ("first"), when the server could not replay what was
 // missed ("reset"), or after a server restart, seen as a new epoch ("restart"). When access is
 // taken away ("revoked") it stops following that channel, or, for the whole connection (or
-// when the session is gone), stops reconnecting and asks to log in again.
+// when the session is gone), stops reconnecting and asks to log in again. A subscription the
+// server could not check ("unavailable") is asked again with backoff.
 // The connection state is shown in the page's #connection element.
 "use strict";
 
 window.pulseboardLive = function pulseboardLive({ onData, onReload = () => {} }) {
   const lastSeq = new Map(); // channel -> last sequence number seen; null until subscribed
+  const retries = new Map(); // channel -> the wait before subscribing again after "unavailable"
   let epoch = null;
   let socket = null;
   let backoff = 500;
@@ -33,6 +35,7 @@ window.pulseboardLive = function pulseboardLive({ onData, onReload = () => {} })
   function receive(message) {
     switch (message.type) {
       case "subscribed": {
+        retries.delete(message.channel);
         setState("live", "live");
         const reason = lastSeq.get(message.channel) == null ? "first" : epoch && message.epoch !== epoch ? "restart" : null;
         epoch = message.epoch;
@@ -53,7 +56,13 @@ window.pulseboardLive = function pulseboardLive({ onData, onReload = () => {} })
         break;
       case "error":
         console.warn("pulseboard:", message.code, message.message);
-        if (message.code === "revoked" && message.channel) {
+        if (message.code === "unavailable" && message.channel) {
+          // The server could not check the subscription: ask again, later each time.
+          const delay = (retries.get(message.channel) ?? 500);
+          retries.set(message.channel, Math.min(delay * 2, 10_000));
+          setState("offline", "waiting for the server…");
+          setTimeout(() => subscribe(message.channel), delay);
+        } else if (message.code === "revoked" && message.channel) {
           lastSeq.delete(message.channel);
           setState("offline", "no longer allowed: " + message.message);
         } else if (message.code === "revoked" || message.code === "unauthenticated") {
