@@ -89,12 +89,16 @@ def class_live_view(browser, server, args):
     browser.find_element(By.CSS_SELECTOR, "#new-class button[type=submit]").click()
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "created").is_displayed())
     server_url = browser.find_element(By.ID, "server-url").text
-    assert "/api/v1/events?token=pbc_" in server_url, server_url
+    # Absolute, on the address the browser used: pasted into JupyterLab as it is.
+    assert server_url.startswith(server.url + "/api/v1/events?token=pbc_"), server_url
     token = server_url.split("token=")[1]
     link = browser.find_element(By.CSS_SELECTOR, "#class-list a")
     assert link.text == "E2E class <i>1</i>", link.text  # shown as text, not markup
     link.click()
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+    # The class page shows the same serverUrl again.
+    browser.find_element(By.ID, "show-server-url").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "server-url").text == server_url)
     class_url = browser.current_url
 
     binary = server.binary

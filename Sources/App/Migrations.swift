@@ -410,5 +410,11 @@ package enum Migrations {
                 "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
             ]
         ),
+        Migration(
+            version: 14,
+            name: "class ingest tokens kept so that instructors can read them again",
+            // Only the hash was kept before: those classes show their token after one rotation.
+            statements: ["ALTER TABLE classes ADD COLUMN ingest_token TEXT"]
+        ),
     ]
 }

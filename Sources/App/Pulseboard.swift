@@ -154,7 +154,10 @@ public struct Pulseboard: Sendable {
                 writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes,
                 openClassID: openClassID, testEvents: config.enableTestAPI ? TestEvents() : nil
             ).routes,
-            ClassesController(classes: classes, enrolment: Enrolment(store: store), accessChanged: accessChanged).routes,
+            ClassesController(
+                classes: classes, enrolment: Enrolment(store: store), publicURL: config.publicURL, behindTLS: config.behindTLS,
+                accessChanged: accessChanged
+            ).routes,
             ClassroomController(classes: classes, progress: progress, channel: classChannel).routes,
             AssignmentsController(assignments: assignments, classes: classes).routes,
             SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier) { submission, classID, email in

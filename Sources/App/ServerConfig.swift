@@ -47,6 +47,9 @@ public struct ServerConfig: Sendable {
     /// Samples one PromQL query may read (the Prometheus API answers 422 past it).
     public var queryMaxSamples = 20_000_000
     public var behindTLS = false
+    /// The server's address as users and students reach it (`https://pulse.example.edu`), for the
+    /// class `serverUrl`s it hands out; nil: the address each request was sent to.
+    public var publicURL: String?
     /// How long an HTTP connection may go without a complete request head, from its start or
     /// since its last response: bounds both keep-alive idling and clients that never finish
     /// their headers (slowloris). WebSockets are not affected (they have pings).

@@ -52,6 +52,9 @@ extension Setting {
         flag: "log-format", variable: "PULSEBOARD_LOG_FORMAT", defaultText: "auto", summary: "json or text; auto picks text on a terminal.")
     package static let behindTLS = Setting(
         flag: "behind-tls", variable: "PULSEBOARD_BEHIND_TLS", defaultText: "off", summary: "Served over HTTPS by a proxy: Secure cookies and HSTS.")
+    package static let publicURL = Setting(
+        flag: "public-url", variable: "PULSEBOARD_PUBLIC_URL", defaultText: "the address each request was sent to",
+        summary: "This server as students reach it (https://host[:port]), for the class serverUrls it hands out.")
     package static let noHostMetrics = Setting(
         flag: "no-host-metrics", variable: "PULSEBOARD_HOST_METRICS=false", defaultText: "on", summary: "Do not sample this host's metrics.")
     package static let collectInterval = Setting(
@@ -113,7 +116,7 @@ extension Setting {
     /// In the order of the README's table.
     package static let all: [Setting] = [
         host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, adminEmail, adminPassword, jwtSecret,
-        logLevel, logFormat, behindTLS, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints, liveHistory,
+        logLevel, logFormat, behindTLS, publicURL, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints, liveHistory,
         liveHistoryBytes, sendQueue, retentionDays, compactAfter, queryMaxSamples, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest,
         idleMinutes,
         corsOrigins,

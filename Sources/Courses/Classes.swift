@@ -40,10 +40,10 @@ package struct Classes {
             [
                 SQLStatement(
                     """
-                    INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
+                    INSERT INTO classes (name, code, description, owner_id, ingest_token, token_hash, token_prefix, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.columns)
                     """,
-                    .text(name), .text(code), .text(description), .integer(ownerID), .text(token.hash), .text(token.prefix),
+                    .text(name), .text(code), .text(description), .integer(ownerID), .text(token.secret), .text(token.hash), .text(token.prefix),
                     .integer(now.millisecondsSince1970), .integer(now.millisecondsSince1970)
                 )
             ] + [audit?.statement(id: .returned(byStatement: 0))].compactMap { $0 })
@@ -107,9 +107,14 @@ package struct Classes {
     package func rotateToken(classID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws {
         try await run(
             SQLStatement(
-                "UPDATE classes SET token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
-                .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
+                "UPDATE classes SET ingest_token = ?, token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
+                .text(token.secret), .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
             ), classID: classID, audit: audit)
+    }
+
+    /// The class's current ingest token; nil for a token issued before tokens were kept (migration 14).
+    package func ingestToken(classID: Int64) async throws -> String? {
+        try await store.selectValue(SQLStatement("SELECT ingest_token FROM classes WHERE id = ?", .integer(classID)))?.string
     }
 
     /// Runs a change of one class with its audit row; returns the change's rows. With `ifReturning`
@@ -218,8 +223,8 @@ package struct Classes {
     }
 }
 
-/// A class ingest token as issued: the secret is shown once; only its hash is stored, with a
-/// prefix to recognise it by.
+/// A class ingest token as issued. It is kept, so that the class's instructors can read it again
+/// (it only lets one class's students send events); events find their class by its hash.
 package struct IssuedSecret: Sendable {
     let secret: String
     var hash: String { SecretToken.hash(secret) }
@@ -230,9 +235,26 @@ package struct IssuedSecret: Sendable {
     }
 }
 
+/// The address the cell-monitor extension's `serverUrl` setting takes: absolute, since a relative
+/// one pasted into JupyterLab sends every event to JupyterLab itself.
+public enum ServerURL {
+    /// `base` is the server as the students reach it (`https://pulse.example.edu`).
+    public static func events(base: String, token: String) -> String {
+        base + "/api/v1/events?token=" + token
+    }
+
+    /// A `--public-url` as given, checked and without a trailing slash.
+    public static func validatedBase(_ text: String) throws -> String {
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false,
+            url.query == nil, url.fragment == nil
+        else { throw ConfigurationError("The public URL is http(s)://host[:port][/path], without a query: '\(text)'.") }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+}
+
 /// Class chores for the command line (`pulseboard class …`).
 public enum ClassAdministration {
-    /// Creates a class owned by an instructor or admin; returns it with its ingest token (shown once).
+    /// Creates a class owned by an instructor or admin; returns it with its ingest token.
     public static func create(name: String, code: String, description: String, ownerEmail: String, in store: any Database) async throws -> (
         ClassRecord, token: String
     ) {
@@ -254,7 +276,13 @@ public enum ClassAdministration {
         try await Classes(store: store).list(instructorID: nil)
     }
 
-    /// Replaces a class's ingest token and returns the new one (shown once).
+    /// A class's current ingest token; nil for one issued before tokens were kept.
+    public static func ingestToken(classID: Int64, in store: any Database) async throws -> String? {
+        guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
+        return try await Classes(store: store).ingestToken(classID: classID)
+    }
+
+    /// Replaces a class's ingest token and returns the new one.
     public static func rotateToken(classID: Int64, in store: any Database) async throws -> String {
         guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
         let token = IssuedSecret.classToken()

@@ -30,7 +30,7 @@ package struct ClassesController {
         var ingestToken: String?
         var serverUrl: String?
 
-        init(_ record: ClassRecord, token: String? = nil) {
+        init(_ record: ClassRecord, connection: Connection? = nil) {
             id = record.id
             name = record.name
             code = record.code
@@ -40,9 +40,15 @@ package struct ClassesController {
             tokenPrefix = record.tokenPrefix
             createdAt = Timestamp.format(record.createdAt)
             updatedAt = Timestamp.format(record.updatedAt)
-            ingestToken = token
-            serverUrl = token.map { "/api/v1/events?token=\($0)" }
+            ingestToken = connection?.ingestToken
+            serverUrl = connection?.serverUrl
         }
+    }
+
+    /// What a student's extension needs: the class's token and the absolute `serverUrl` carrying it.
+    struct Connection: Encodable {
+        var ingestToken: String
+        var serverUrl: String
     }
 
     /// PUT needs every field but the description; PATCH any. Only admins may set `ownerId`.
@@ -98,13 +104,26 @@ package struct ClassesController {
 
     let classes: Classes
     let enrolment: Enrolment
+    /// The server as students reach it (`--public-url`); nil: the request's Host.
+    let publicURL: String?
+    /// Whether a proxy serves this server over HTTPS (the scheme of a Host-derived address).
+    let behindTLS: Bool
     /// Rings the open WebSockets after a change of who teaches a class.
     let accessChanged: @Sendable () -> Void
 
-    package init(classes: Classes, enrolment: Enrolment, accessChanged: @escaping @Sendable () -> Void) {
+    package init(classes: Classes, enrolment: Enrolment, publicURL: String?, behindTLS: Bool, accessChanged: @escaping @Sendable () -> Void) {
         self.classes = classes
         self.enrolment = enrolment
+        self.publicURL = publicURL
+        self.behindTLS = behindTLS
         self.accessChanged = accessChanged
+    }
+
+    /// The token with the `serverUrl` a student pastes: on `--public-url` when set, else on the
+    /// address this request was sent to (the instructor's browser reaches the server there too).
+    func connection(token: String, request: Request) -> Connection {
+        let base = publicURL ?? "\(behindTLS ? "https" : "http")://\(request.head.authority ?? "localhost")"
+        return Connection(ingestToken: token, serverUrl: ServerURL.events(base: base, token: token))
     }
 
     package var routes: RouteCollection<AppRequestContext> {
@@ -119,7 +138,7 @@ package struct ClassesController {
                 let record = try await classes.create(
                     name: name, code: code, description: body.description ?? "", ownerID: user.id, token: token, now: Date(),
                     audit: AuditNote("create", "class", details: "code \(code)", context: context))
-                return try JSONResponse(ClassView(record, token: token.secret), status: .created).response
+                return try JSONResponse(ClassView(record, connection: connection(token: token.secret, request: request)), status: .created).response
             } catch StoreError.conflict {
                 throw APIError.conflict("The class code '\(code)' is taken.")
             }
@@ -245,12 +264,19 @@ package struct ClassesController {
             let report = UploadReport(enrolled: added, alreadyEnrolled: new.count - added, rejected: parsed.rejected.sorted { $0.line < $1.line })
             return try JSONResponse(report).response
         }
-        router.post("/classes/{id}/token") { _, context -> Response in
+        router.get("/classes/{id}/token") { request, context -> Response in
+            let record = try await authorizedClass(context)
+            guard let token = try await classes.ingestToken(classID: record.id) else {
+                throw APIError.notFound("This class's token was issued before tokens were kept: replace it once to see it here.")
+            }
+            return try JSONResponse(connection(token: token, request: request)).response
+        }
+        router.post("/classes/{id}/token") { request, context -> Response in
             let record = try await authorizedClass(context)
             let token = IssuedSecret.classToken()
             try await classes.rotateToken(classID: record.id, token: token, now: Date(), audit: AuditNote("rotate-token", "class", context: context))
             let rotated = try await classes.find(id: record.id) ?? record
-            return try JSONResponse(ClassView(rotated, token: token.secret)).response
+            return try JSONResponse(ClassView(rotated, connection: connection(token: token.secret, request: request))).response
         }
         return router
     }

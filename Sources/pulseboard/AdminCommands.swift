@@ -143,12 +143,13 @@ struct ClassCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "class",
         abstract: "Manage classes (whose students' JupyterLab extensions send learning events).",
-        subcommands: [Create.self, List.self, RotateToken.self]
+        subcommands: [Create.self, List.self, Token.self, RotateToken.self]
     )
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a class; its ingest token is shown once.")
+        static let configuration = CommandConfiguration(abstract: "Create a class and print the serverUrl its students' extensions need.")
         @OptionGroup var data: DataOptions
+        @OptionGroup var address: PublicAddress
         @Option(help: "The class's name.") var name: String
         @Option(help: "A unique code: letters, digits, '-', '_' or '.'.") var code: String
         @Option(help: "Email of the instructor (or admin) who owns it.") var owner: String
@@ -159,8 +160,23 @@ struct ClassCommand: AsyncParsableCommand {
             let (record, token) = try await data.withStore {
                 try await ClassAdministration.create(name: name, code: code, description: description, ownerEmail: owner, in: $0)
             }
-            print("Created class \(record.id) '\(record.name)' (\(record.code)). Each student's cell-monitor serverUrl (token shown once):")
-            print("  http://<this server>/api/v1/events?token=\(token)")
+            print("Created class \(record.id) '\(record.name)' (\(record.code)). Each student's cell-monitor serverUrl:")
+            try address.print(token: token)
+        }
+    }
+
+    struct Token: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a class's serverUrl again (its instructors see it on the class page too).")
+        @OptionGroup var data: DataOptions
+        @OptionGroup var address: PublicAddress
+        @Argument(help: "The class's id (see 'class list').") var id: Int64
+
+        func run() async throws {
+            let id = id
+            guard let token = try await data.withStore({ try await ClassAdministration.ingestToken(classID: id, in: $0) }) else {
+                throw ValidationError("Class \(id)'s token was issued before tokens were kept: replace it once with 'class rotate-token \(id)'.")
+            }
+            try address.print(token: token)
         }
     }
 
@@ -178,12 +194,31 @@ struct ClassCommand: AsyncParsableCommand {
     struct RotateToken: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Replace a class's ingest token; the old one stops working.")
         @OptionGroup var data: DataOptions
+        @OptionGroup var address: PublicAddress
         @Argument(help: "The class's id (see 'class list').") var id: Int64
 
         func run() async throws {
             let id = id
             let token = try await data.withStore { try await ClassAdministration.rotateToken(classID: id, in: $0) }
-            print("New serverUrl for class \(id) (shown once): http://<this server>/api/v1/events?token=\(token)")
+            print("New serverUrl for class \(id):")
+            try address.print(token: token)
+        }
+    }
+}
+
+/// The server's address in the serverUrls the class commands print: `--public-url`, else this
+/// machine's name and the configured port, which is right when students reach the server directly.
+struct PublicAddress: ParsableArguments {
+    @Option(name: .setting(.publicURL), help: .setting(.publicURL)) var publicUrl: String?
+
+    func print(token: String) throws {
+        let settings = SettingReader()
+        if let configured = publicUrl ?? settings.text(.publicURL) {
+            Swift.print("  " + ServerURL.events(base: try ServerURL.validatedBase(configured), token: token))
+        } else {
+            let port = try settings.value(nil as Int?, .port, default: ServerConfig().port)
+            Swift.print("  " + ServerURL.events(base: "http://\(ProcessInfo.processInfo.hostName):\(port)", token: token))
+            Swift.print("(If students reach the server by another address, pass --public-url or set PULSEBOARD_PUBLIC_URL.)")
         }
     }
 }

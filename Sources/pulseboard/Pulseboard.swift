@@ -44,8 +44,9 @@ struct SettingReader {
         }
     }
 
-    /// A variable's value when set and not empty (secrets are read only from the environment).
-    func secret(_ setting: Setting) -> String? {
+    /// A variable's value when set and not empty: for secrets, read only from the environment, and
+    /// for texts whose flag the caller has already looked at.
+    func text(_ setting: Setting) -> String? {
         environment[setting.variable].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
@@ -68,7 +69,7 @@ struct DataOptions: ParsableArguments {
         let settings = SettingReader()
         var config = ServerConfig()
         config.dataDirectory = try settings.value(dataDir, .dataDir, default: config.dataDirectory)
-        config.databaseURL = databaseURL ?? settings.secret(.databaseURL)
+        config.databaseURL = databaseURL ?? settings.text(.databaseURL)
         return config
     }
 

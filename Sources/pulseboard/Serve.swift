@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PulseboardApp
+import PulseboardCourses
 import PulseboardKernel
 
 struct Serve: AsyncParsableCommand {
@@ -14,6 +15,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .setting(.logLevel), help: .setting(.logLevel)) var logLevel: String?
     @Option(name: .setting(.logFormat), help: .setting(.logFormat)) var logFormat: String?
     @Flag(name: .setting(.behindTLS), help: .setting(.behindTLS)) var behindTls = false
+    @Option(name: .setting(.publicURL), help: .setting(.publicURL)) var publicUrl: String?
     @Flag(name: .setting(.noHostMetrics), help: .setting(.noHostMetrics)) var noHostMetrics = false
     @Flag(name: .setting(.demo), help: .setting(.demo)) var demo = false
     @Option(name: .setting(.collectInterval), help: .setting(.collectInterval)) var collectInterval: Double?
@@ -46,9 +48,10 @@ struct Serve: AsyncParsableCommand {
         config.host = try settings.value(host, .host, default: config.host)
         config.port = try settings.value(port, .port, default: config.port)
         config.adminEmail = try settings.value(adminEmail, .adminEmail, default: config.adminEmail)
-        config.adminPassword = settings.secret(.adminPassword)
-        config.jwtSecret = settings.secret(.jwtSecret)
+        config.adminPassword = settings.text(.adminPassword)
+        config.jwtSecret = settings.text(.jwtSecret)
         config.behindTLS = try settings.bool(behindTls, .behindTLS, default: config.behindTLS)
+        config.publicURL = try (publicUrl ?? settings.text(.publicURL)).map(ServerURL.validatedBase)
         config.hostMetrics = try settings.bool(noHostMetrics, .noHostMetrics, default: config.hostMetrics)
         config.demo = try settings.bool(demo, .demo, default: config.demo)
         config.collectInterval = .milliseconds(Int(try settings.value(collectInterval, .collectInterval, default: config.collectInterval.seconds) * 1000))
@@ -76,7 +79,7 @@ struct Serve: AsyncParsableCommand {
         config.maxConnections = try settings.value(maxConnections, .maxConnections, default: config.maxConnections)
         config.maxConnectionsPerAddress = try settings.value(
             maxConnectionsPerAddress, .maxConnectionsPerAddress, default: config.maxConnectionsPerAddress)
-        config.submissionsDirectory = submissionsDir ?? settings.secret(.submissionsDir)
+        config.submissionsDirectory = submissionsDir ?? settings.text(.submissionsDir)
         guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
         guard config.databaseWait >= .seconds(1) else { throw ValidationError("The database wait is at least 1 second.") }
         guard config.idempotencyHours >= 24 else { throw ValidationError("Idempotency keys are kept at least 24 hours.") }

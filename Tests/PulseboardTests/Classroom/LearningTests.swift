@@ -107,7 +107,7 @@ struct LearningEventTests {
             let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: try await client.login().accessToken)
             let course = try await client.createClass("py101", token: instructor)
             let classToken = try #require(course.ingestToken)
-            #expect(course.serverUrl == "/api/v1/events?token=\(classToken)")
+            #expect(course.serverUrl == "http://localhost/api/v1/events?token=\(classToken)")
             let events = [
                 ExtensionEvent.json("notebook_opened"),
                 ExtensionEvent.json("cell_executed", cell: 0, hasError: false),
@@ -349,7 +349,7 @@ struct LearningEventTests {
             #expect(try await client.request(.post, "/api/v1/classes", token: owner, json: #"{"name":"x","code":"a b"}"#).status == .unprocessableContent)
             #expect(try await client.request(.post, "/api/v1/classes", token: owner, json: #"{"name":1}"#).status == .badRequest)
             #expect(try await client.request(.post, "/api/v1/classes", token: student, json: #"{"name":"x","code":"s"}"#).status == .forbidden)
-            for path in ["", "/progress", "/notebooks", "/students/a@example.com/timeline", "/events.csv"] {
+            for path in ["", "/progress", "/notebooks", "/students/a@example.com/timeline", "/events.csv", "/token"] {
                 let uri = "/api/v1/classes/\(course.id)\(path)"
                 #expect(try await client.request(.get, uri, token: owner).status == .ok, "\(uri)")
                 #expect(try await client.request(.get, uri, token: admin).status == .ok, "\(uri)")

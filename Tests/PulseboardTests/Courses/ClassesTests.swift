@@ -6,6 +6,7 @@ import Testing
 
 @testable import PulseboardClassroom
 @testable import PulseboardCourses
+@testable import PulseboardDatabase
 @testable import PulseboardKernel
 @testable import PulseboardLive
 
@@ -32,6 +33,61 @@ struct ClassesTests {
         var enrolled: Int
         var alreadyEnrolled: Int
         var rejected: [Rejection]
+    }
+
+    struct Connection: Decodable {
+        var ingestToken: String
+        var serverUrl: String
+    }
+
+    @Test(arguments: TestEngine.all) func theStudentsServerUrlIsAbsoluteAndShownAgainToTheClassesInstructors(engine: TestEngine) async throws {
+        try await TestApp.run(engine: engine) { client, parts in
+            let admin = try await client.login().accessToken
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: admin)
+            let colleague = try await client.tokenForNewUser(role: .instructor, adminToken: admin, email: "co@example.com")
+            let course = try await client.createClass("url", token: owner)
+            let token = try #require(course.ingestToken)
+            // On the address the request was sent to (the test framework's is localhost).
+            #expect(course.serverUrl == "http://localhost/api/v1/events?token=\(token)")
+            let uri = "/api/v1/classes/\(course.id)/token"
+            #expect(try await client.request(.get, uri, token: colleague).status == .forbidden)
+            #expect(
+                try await client.request(.post, "/api/v1/classes/\(course.id)/instructors", token: owner, json: #"{"email":"co@example.com"}"#).status
+                    == .created)
+            for reader in [owner, colleague, admin] {
+                let shown = try await client.request(.get, uri, token: reader).decode(Connection.self)
+                #expect(shown.ingestToken == token && shown.serverUrl == course.serverUrl)
+            }
+            // The URL shown works as the extension uses it.
+            let path = try #require(course.serverUrl?.replacingOccurrences(of: "http://localhost", with: ""))
+            let sent = try await client.executeRequest(
+                uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "[\(ExtensionEvent.json("help"))]"))
+            #expect(sent.status == .ok)
+            // After a rotation the new token is shown; a class from before tokens were kept says how to see one.
+            let rotated = try await client.request(.post, uri, token: owner).decode(CreatedClass.self)
+            #expect(try await client.request(.get, uri, token: owner).decode(Connection.self).ingestToken == rotated.ingestToken)
+            try await parts.store.transaction([SQLStatement("UPDATE classes SET ingest_token = NULL WHERE id = ?", .integer(course.id))])
+            let old = try await client.request(.get, uri, token: owner)
+            #expect(old.status == .notFound && old.text.contains("replace it once"))
+        }
+        // With --public-url (and behind TLS without it), the address students use.
+        try await TestApp.run(engine: engine, configure: { $0.publicURL = "https://pulse.example.edu/course" }) { client, _ in
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: try await client.login().accessToken)
+            let course = try await client.createClass("public", token: owner)
+            #expect(course.serverUrl == "https://pulse.example.edu/course/api/v1/events?token=\(course.ingestToken ?? "")")
+        }
+        try await TestApp.run(engine: engine, configure: { $0.behindTLS = true }) { client, _ in
+            let owner = try await client.tokenForNewUser(role: .instructor, adminToken: try await client.login().accessToken)
+            #expect(try await client.createClass("tls", token: owner).serverUrl?.hasPrefix("https://localhost/api/v1/events?token=pbc_") == true)
+        }
+    }
+
+    @Test func aPublicURLIsCheckedWhenGiven() throws {
+        #expect(try ServerURL.validatedBase("https://pulse.example.edu/") == "https://pulse.example.edu")
+        #expect(try ServerURL.validatedBase("http://10.0.0.5:8080") == "http://10.0.0.5:8080")
+        for bad in ["pulse.example.edu", "ftp://pulse.example.edu", "https://pulse.example.edu/?a=1", "https://", ""] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try ServerURL.validatedBase(bad) }
+        }
     }
 
     @Test(arguments: TestEngine.all) func classesAreCreatedPagedChangedAndDeleted(engine: TestEngine) async throws {

@@ -155,13 +155,19 @@
 
   document.getElementById("timeline-close").addEventListener("click", () => (document.getElementById("timeline").hidden = true));
   document.getElementById("group-by-team").addEventListener("change", scheduleRender);
-  document.getElementById("rotate").addEventListener("click", async () => {
-    if (!confirm("Replace the ingest token? Every student's serverUrl must then change.")) return;
-    const response = await fetch(`/api/v1/classes/${classId}/token`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
+  // The students' serverUrl: shown again on request, or replaced (which breaks every student's).
+  async function showServerUrl(response) {
     const body = await response.json().catch(() => ({}));
     const target = document.getElementById("server-url");
-    target.textContent = response.ok ? location.origin + body.serverUrl : body.error?.message || `Error ${response.status}`;
+    target.textContent = response.ok ? body.serverUrl : body.error?.message || `Error ${response.status}`;
     target.hidden = false;
+  }
+  document.getElementById("show-server-url").addEventListener("click", async () =>
+    showServerUrl(await fetch(`/api/v1/classes/${classId}/token`)),
+  );
+  document.getElementById("rotate").addEventListener("click", async () => {
+    if (!confirm("Replace the ingest token? Every student's serverUrl must then change.")) return;
+    showServerUrl(await fetch(`/api/v1/classes/${classId}/token`, { method: "POST", headers: { "X-CSRF-Token": csrf } }));
   });
   setInterval(scheduleRender, 1000);
 

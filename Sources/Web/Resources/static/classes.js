@@ -35,7 +35,7 @@
     item.append(link, " ", Object.assign(document.createElement("span"), { className: "muted", textContent: body.code }));
     document.getElementById("no-classes")?.remove();
     document.getElementById("class-list").append(item);
-    document.getElementById("server-url").textContent = location.origin + body.serverUrl;
+    document.getElementById("server-url").textContent = body.serverUrl;
     document.getElementById("created").hidden = false;
     form.reset();
   });
