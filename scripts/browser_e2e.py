@@ -121,9 +121,26 @@ def class_live_view(browser, server, args):
         if args.class_screenshot:
             time.sleep(4)
             browser.save_screenshot(args.class_screenshot)
-        # The instructor helped: the request leaves the pinned list.
+        # The instructor helped: the request leaves the pinned list, and the extension's repeat
+        # 10 s later (the student's button is still on) does not bring it back.
         card.find_element(By.CSS_SELECTOR, "button").click()
         WebDriverWait(browser, 5).until(lambda b: not b.find_elements(By.CSS_SELECTOR, selector))
+        repeat = dict(event, eventId=str(uuid.uuid4()), eventTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent + 10)))
+        status, _ = server.request("POST", "/api/v1/events?token=" + token, [repeat], headers={"Origin": "http://localhost:8888"})
+        assert status == 200, status
+        class_id = class_url.rstrip("/").split("/")[-1]
+        admin = server.login()
+
+        def repeat_applied(_):
+            students = server.request("GET", f"/api/v1/classes/{class_id}/progress", token=admin)[1]["students"]
+            student = next(s for s in students if s["email"] == email)
+            return student["lastActivity"].startswith(repeat["eventTime"][:19]) and student
+        student = WebDriverWait(browser, 10).until(repeat_applied)
+        assert student.get("helpRequest") is None and student["helped"]["by"], student
+        student_card = f'#students .card[data-email="{email}"]'
+        WebDriverWait(browser, 5).until(lambda b: "helped by" in b.find_element(By.CSS_SELECTOR, student_card).text)
+        time.sleep(0.5)  # the live update of the repeat, had it opened a request
+        assert not browser.find_elements(By.CSS_SELECTOR, selector), "a repeat reopened a request the instructor closed"
         # A click on a card opens the student's timeline.
         browser.find_element(By.CSS_SELECTOR, "#students .card").click()
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))

@@ -416,5 +416,14 @@ package enum Migrations {
             // Only the hash was kept before: those classes show their token after one rotation.
             statements: ["ALTER TABLE classes ADD COLUMN ingest_token TEXT"]
         ),
+        Migration(
+            version: 15,
+            name: "help sessions: who helped, the student's latest repeat, the end of the session",
+            statements: [
+                "ALTER TABLE help_requests ADD COLUMN helper_id BIGINT",
+                "ALTER TABLE help_requests ADD COLUMN last_help_at BIGINT",
+                "ALTER TABLE help_requests ADD COLUMN released_at BIGINT",
+            ]
+        ),
     ]
 }

@@ -20,12 +20,21 @@ package struct StudentProgress: Codable, Sendable, Equatable {
     var cellsExecuted: Int64
     var recentErrors: Int64
     var helpRequest: HelpRequest?
+    /// The running help session's request that an instructor closed: the student's button may
+    /// still be on, but someone has been there.
+    var helped: Helped?
 
     struct HelpRequest: Codable, Sendable, Equatable {
         var id: Int64
         var since: String
         var notebook: String?
         var cellIndex: Int64?
+    }
+
+    struct Helped: Codable, Sendable, Equatable {
+        /// The instructor's email; nil when that account is gone.
+        var by: String?
+        var at: String
     }
 }
 
@@ -79,13 +88,21 @@ package struct ClassProgress {
                 cs.last_execution_failed,
                 (SELECT COUNT(*) FROM cell_executions e
                     WHERE e.class_id = cs.class_id AND e.student_id = cs.student_id AND e.has_error = 1 AND e.executed_at >= ?) AS recent_errors,
-                h.id AS help_id, h.opened_at AS help_opened_at, h.notebook_path AS help_notebook, h.cell_index AS help_cell
+                h.id AS help_id, h.opened_at AS help_opened_at, h.notebook_path AS help_notebook, h.cell_index AS help_cell,
+                helped.closed_at AS helped_at, helper.email AS helped_by
             FROM class_students cs
             JOIN students s ON s.id = cs.student_id
             LEFT JOIN help_requests h ON h.class_id = cs.class_id AND h.student_id = cs.student_id AND h.closed_at IS NULL
+            LEFT JOIN help_requests helped ON helped.id = (
+                SELECT MAX(id) FROM help_requests WHERE class_id = cs.class_id AND student_id = cs.student_id AND closed_at IS NOT NULL
+                    AND \(HelpSession.running))
+            LEFT JOIN users helper ON helper.id = helped.helper_id
             WHERE cs.class_id = ?
             """
-        var arguments: [SQLValue] = [.integer(now.millisecondsSince1970 - errorWindow.milliseconds), .integer(classID)]
+        var arguments: [SQLValue] = [
+            .integer(now.millisecondsSince1970 - errorWindow.milliseconds), .integer(now.millisecondsSince1970 - HelpSession.quietPeriod.milliseconds),
+            .integer(classID),
+        ]
         if let emails {
             sql += " AND s.email IN (" + Array(repeating: "?", count: emails.count).joined(separator: ", ") + ")"
             arguments += emails.map(SQLValue.text)
@@ -113,7 +130,7 @@ package struct ClassProgress {
                 email: row.email, name: row.name, team: row.team, status: status,
                 lastActivity: row.lastEventAt.map { Timestamp.format(milliseconds: $0) }, lastEventType: row.lastEventType,
                 notebook: row.notebookPath, cellIndex: row.cellIndex, cellsExecuted: row.cellsExecuted, recentErrors: row.recentErrors,
-                helpRequest: help)
+                helpRequest: help, helped: row.helpedAt.map { .init(by: row.helpedBy, at: Timestamp.format(milliseconds: $0)) })
         }
     }
 
@@ -133,6 +150,8 @@ package struct ClassProgress {
         var helpOpenedAt: Int64?
         var helpNotebook: String?
         var helpCell: Int64?
+        var helpedAt: Int64?
+        var helpedBy: String?
     }
 
     func notebooks(classID: Int64, hotSpots limit: Int = 5) async throws -> [NotebookProgress] {
@@ -193,12 +212,15 @@ package struct ClassProgress {
         var occurrences: Int64
     }
 
-    /// Closes a help request on the instructor's side; false when it was not open.
-    func resolveHelp(classID: Int64, requestID: Int64, now: Date) async throws -> Bool {
+    /// Closes a help request on the instructor's side ("Helped"); false when it was not open.
+    func resolveHelp(classID: Int64, requestID: Int64, helperID: Int64, now: Date) async throws -> Bool {
         let rows = try await store.transaction([
             SQLStatement(
-                "UPDATE help_requests SET closed_at = ?, closed_by = 'instructor' WHERE id = ? AND class_id = ? AND closed_at IS NULL RETURNING id",
-                .integer(now.millisecondsSince1970), .integer(requestID), .integer(classID)
+                """
+                UPDATE help_requests SET closed_at = ?, closed_by = 'instructor', helper_id = ?
+                WHERE id = ? AND class_id = ? AND closed_at IS NULL RETURNING id
+                """,
+                .integer(now.millisecondsSince1970), .integer(helperID), .integer(requestID), .integer(classID)
             )
         ])
         return !(rows.first ?? []).isEmpty

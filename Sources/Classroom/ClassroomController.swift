@@ -94,8 +94,9 @@ package struct ClassroomController {
         }
         router.post("/classes/{id}/help/{requestId}/resolve") { _, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)
+            let helper = try context.requireUser()
             guard let requestID = context.parameters.get("requestId", as: Int64.self),
-                try await progress.resolveHelp(classID: record.id, requestID: requestID, now: Date()),
+                try await progress.resolveHelp(classID: record.id, requestID: requestID, helperID: helper.id, now: Date()),
                 let email = try await progress.helpRequestStudent(classID: record.id, requestID: requestID)
             else {
                 throw APIError.notFound("No open help request with this id in this class.")

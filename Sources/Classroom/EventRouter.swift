@@ -195,27 +195,44 @@ private enum Picture {
         ]
     }
 
-    /// Opens a help request unless the student has one open already.
+    /// A `help` event: the extension repeats it every 10 s while the student's button is on. A
+    /// repeat of the running help session only marks the session as still on; a new request is
+    /// opened only when none runs. A request an instructor closed ("Helped") keeps its session
+    /// running until the student's `help_stop` or `HelpSession.quietPeriod` without repeats.
     static func helpRequested(_ event: LearningEvent) -> [SQLStatement] {
-        [
+        let quietSince = event.timeMs - HelpSession.quietPeriod.milliseconds
+        return [
             SQLStatement(
                 """
-                INSERT INTO help_requests (class_id, student_id, notebook_path, cell_index, opened_at)
-                SELECT ?, id, ?, ?, ? FROM students WHERE email = ? AND NOT EXISTS (
-                    SELECT 1 FROM help_requests WHERE class_id = ? AND student_id = students.id AND closed_at IS NULL)
+                UPDATE help_requests SET last_help_at = ?
+                WHERE id = (SELECT MAX(id) FROM help_requests WHERE class_id = ? AND student_id = \(student))
+                    AND \(HelpSession.running) AND COALESCE(last_help_at, opened_at) <= ?
                 """,
-                .integer(event.classID), SQLValue(event.notebookPath), SQLValue(event.cellIndex), .integer(event.timeMs), SQLValue(event.email),
-                .integer(event.classID)
-            )
+                .integer(event.timeMs), .integer(event.classID), SQLValue(event.email), .integer(quietSince), .integer(event.timeMs)
+            ),
+            SQLStatement(
+                """
+                INSERT INTO help_requests (class_id, student_id, notebook_path, cell_index, opened_at, last_help_at)
+                SELECT ?, id, ?, ?, ?, ? FROM students WHERE email = ? AND NOT EXISTS (
+                    SELECT 1 FROM help_requests WHERE class_id = ? AND student_id = students.id AND \(HelpSession.running))
+                """,
+                .integer(event.classID), SQLValue(event.notebookPath), SQLValue(event.cellIndex), .integer(event.timeMs), .integer(event.timeMs),
+                SQLValue(event.email), .integer(event.classID), .integer(quietSince)
+            ),
         ]
     }
 
+    /// `help_stop`: the student's button is off. An open request closes; the session ends.
     static func helpReleased(_ event: LearningEvent) -> [SQLStatement] {
         [
             SQLStatement(
                 "UPDATE help_requests SET closed_at = ?, closed_by = 'student' WHERE class_id = ? AND student_id = \(student) AND closed_at IS NULL",
                 .integer(event.timeMs), .integer(event.classID), SQLValue(event.email)
-            )
+            ),
+            SQLStatement(
+                "UPDATE help_requests SET released_at = ? WHERE class_id = ? AND student_id = \(student) AND released_at IS NULL",
+                .integer(event.timeMs), .integer(event.classID), SQLValue(event.email)
+            ),
         ]
     }
 

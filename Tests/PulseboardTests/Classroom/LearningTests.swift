@@ -57,6 +57,12 @@ struct ProgressAnswer: Decodable {
         var cellsExecuted: Int
         var recentErrors: Int
         var helpRequest: Help?
+        var helped: Helped?
+    }
+
+    struct Helped: Decodable {
+        var by: String?
+        var at: String
     }
 
     struct Team: Decodable {

@@ -38,9 +38,15 @@
   function card(student, now) {
     let entry = cards.get(student.email);
     if (!entry) {
-      entry = { node: element("div", "card"), name: element("div", "name"), where: element("div", "detail"), detail: element("div", "detail") };
+      entry = {
+        node: element("div", "card"),
+        name: element("div", "name"),
+        where: element("div", "detail"),
+        detail: element("div", "detail"),
+        helped: element("div", "detail helped"),
+      };
       entry.node.dataset.email = student.email;
-      entry.node.append(entry.name, entry.where, entry.detail);
+      entry.node.append(entry.name, entry.where, entry.detail, entry.helped);
       entry.node.addEventListener("click", () => showTimeline(students.get(student.email)));
       cards.set(student.email, entry);
     }
@@ -49,6 +55,9 @@
     setText(entry.name, student.name || student.email);
     setText(entry.where, student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · cell ${student.cellIndex}` : ""}` : "no notebook yet");
     setText(entry.detail, `${status.replace("_", " ")} · ${student.cellsExecuted} runs · ${student.recentErrors} recent errors`);
+    // Until the student turns help off: someone has been there, though the button is still on.
+    const helped = student.helped;
+    setText(entry.helped, helped ? `helped by ${helped.by || "a removed account"} at ${new Date(helped.at).toLocaleTimeString()}` : "");
     return entry.node;
   }
 
