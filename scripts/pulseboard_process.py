@@ -33,15 +33,20 @@ class Server:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, platform_port=False):
+        """With `platform_port` the port is given as a hosting platform gives it: `PORT` only."""
         env = dict(os.environ)
         env.update({
             "PULSEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PULSEBOARD_BCRYPT_COST": "10",
             "PULSEBOARD_LOG_FORMAT": "json",
         })
+        env.pop("PULSEBOARD_PORT", None)
+        if platform_port:
+            env["PORT"] = str(self.port)
+        port = [] if platform_port else ["--port", str(self.port)]
         self.process = subprocess.Popen(
-            [self.binary, "serve", "--data-dir", self.data_dir, "--port", str(self.port), *self.extra_args],
+            [self.binary, "serve", "--data-dir", self.data_dir, *port, *self.extra_args],
             stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -25,7 +25,8 @@ extension Setting {
         flag: "database-url", variable: "PULSEBOARD_DATABASE_URL", defaultText: "none (SQLite)",
         summary: "postgres://user:password@host:5432/db to use PostgreSQL (several instances may share it).")
     package static let host = Setting(flag: "host", variable: "PULSEBOARD_HOST", defaultText: defaults.host, summary: "Address to listen on.")
-    package static let port = Setting(flag: "port", variable: "PULSEBOARD_PORT", defaultText: "\(defaults.port)", summary: "Port to listen on.")
+    package static let port = Setting(
+        flag: "port", variable: "PULSEBOARD_PORT", defaultText: "`PORT` when set, else \(defaults.port)", summary: "Port to listen on.")
     package static let idleTimeout = Setting(
         flag: "idle-timeout", variable: "PULSEBOARD_IDLE_TIMEOUT", defaultText: "\(defaults.idleTimeout.components.seconds)",
         summary: "Seconds an HTTP connection may wait for a complete request head before it is closed.")

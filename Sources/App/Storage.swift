@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PulseboardDatabase
+import PulseboardKernel
 import PulseboardMetrics
 import PulseboardPostgres
 import PulseboardSQLite
@@ -21,5 +22,18 @@ package enum Storage {
         try Bootstrap.prepareDataDirectory(config.dataDirectory)
         let database = try SQLiteEngine(path: config.databasePath)
         return (database, SQLiteMetricsStore(engine: database))
+    }
+
+    /// `pulseboard backup`: the SQLite database copied into `path`, a new file, while the server
+    /// runs. PostgreSQL has its own tools (pg_dump, see docs/operations.md).
+    package static func backup(_ config: ServerConfig, to path: String) throws {
+        guard config.databaseURL == nil else {
+            throw ConfigurationError("This server uses PostgreSQL: back it up with pg_dump (docs/operations.md).")
+        }
+        guard FileManager.default.fileExists(atPath: config.databasePath) else {
+            throw ConfigurationError("No database at \(config.databasePath).")
+        }
+        guard !FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("\(path) exists; a backup goes into a new file.") }
+        try SQLiteEngine(path: config.databasePath).backup(to: path)
     }
 }

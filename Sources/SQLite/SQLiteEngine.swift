@@ -25,6 +25,14 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
         pool = try DatabasePool(path: path, configuration: configuration)
     }
 
+    /// Copies the database into a new file at `path` with SQLite's online backup, while servers
+    /// keep writing: the copy is the database as of one moment, checkpointed into one file.
+    public func backup(to path: String) throws {
+        let copy = try DatabaseQueue(path: path)
+        try pool.backup(to: copy)
+        try copy.close()
+    }
+
     public func migrate(_ migrations: [Migration]) async throws {
         for run in Migration.runs(migrations) {
             if let first = run.first, let step = first.dataStep, try await !appliedVersions().contains(first.version) {

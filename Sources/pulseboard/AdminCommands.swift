@@ -216,7 +216,7 @@ struct PublicAddress: ParsableArguments {
         if let configured = publicUrl ?? settings.text(.publicURL) {
             Swift.print("  " + ServerURL.events(base: try ServerURL.validatedBase(configured), token: token))
         } else {
-            let port = try settings.value(nil as Int?, .port, default: ServerConfig().port)
+            let port = try settings.port(nil)
             Swift.print("  " + ServerURL.events(base: "http://\(ProcessInfo.processInfo.hostName):\(port)", token: token))
             Swift.print("(If students reach the server by another address, pass --public-url or set PULSEBOARD_PUBLIC_URL.)")
         }

@@ -16,7 +16,7 @@ struct PulseboardCommand: AsyncParsableCommand {
               PULSEBOARD_JWT_SECRET      HS256 secret, at least 32 bytes (default: generated into <data-dir>/jwt-secret)
               PULSEBOARD_ADMIN_PASSWORD  password of the first admin (default: generated and printed once)
             """,
-        subcommands: [Serve.self, Migrate.self, UserCommand.self, TokenCommand.self, ClassCommand.self, Simulate.self],
+        subcommands: [Serve.self, Migrate.self, UserCommand.self, TokenCommand.self, ClassCommand.self, Simulate.self, Backup.self, Health.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -42,6 +42,16 @@ struct SettingReader {
         case "0", "false", "no", "off": return false
         default: throw ValidationError("\(variable)=\(text) is not true or false.")
         }
+    }
+
+    /// The port to listen on: the flag, else `PULSEBOARD_PORT`, else the platform's `PORT` (set by
+    /// hosting platforms that choose the port), else 8080.
+    func port(_ flag: Int?) throws -> Int {
+        guard flag == nil, environment[Setting.port.variable] == nil, let platform = environment["PORT"] else {
+            return try value(flag, .port, default: ServerConfig().port)
+        }
+        guard let port = Int(platform) else { throw ValidationError("PORT=\(platform) is not a valid port.") }
+        return port
     }
 
     /// A variable's value when set and not empty: for secrets, read only from the environment, and

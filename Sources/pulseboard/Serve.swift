@@ -46,7 +46,7 @@ struct Serve: AsyncParsableCommand {
         let settings = SettingReader()
         var config = try data.config()
         config.host = try settings.value(host, .host, default: config.host)
-        config.port = try settings.value(port, .port, default: config.port)
+        config.port = try settings.port(port)
         config.adminEmail = try settings.value(adminEmail, .adminEmail, default: config.adminEmail)
         config.adminPassword = settings.text(.adminPassword)
         config.jwtSecret = settings.text(.jwtSecret)

@@ -20,6 +20,16 @@ import Testing
         #expect(table.count == Setting.all.count, "the README lists settings the server does not have")
     }
 
+    @Test func theEnvironmentExampleHasEverySettingAndNoOther() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../.env.example")
+        let named = try String(contentsOf: example, encoding: .utf8).split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("# PULSEBOARD_") else { return nil }
+            return String(line.dropFirst(2).prefix { $0 != "=" })
+        }
+        let variables = Setting.all.map { String($0.variable.prefix { $0 != "=" }) }
+        #expect(named.sorted() == variables.sorted())
+    }
+
     @Test func everySettingHasItsOwnFlagAndVariable() {
         let flags = Setting.all.compactMap(\.flag)
         #expect(Set(flags).count == flags.count)
