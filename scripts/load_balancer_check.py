@@ -2,7 +2,11 @@
 instances and Debian's nginx (deploy/nginx.conf). Points are ingested through the balancer and
 through each instance directly; a WebSocket client connected through the balancer must end up
 with every point, in order, including across a restart of the instance it is connected to
-(it resumes with `since`, or reloads history when the server answers with a reset)."""
+(it resumes with `since`, or reloads history when the server answers with a reset).
+The instances trust nginx (--trusted-proxies): two clients behind it, on their own loopback
+addresses, get a login-limit bucket each, and a client that reaches an instance directly cannot
+choose its address with the same headers."""
+import http.client
 import json
 import os
 import subprocess
@@ -11,6 +15,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 
 import websocket
 
@@ -24,8 +29,9 @@ SERIES = "lb.check"
 def main():
     postgres = Postgres().start()
     url = postgres.create_database("balanced")
-    a = Server(extra_args=["--database-url", url, "--no-host-metrics"]).start()
-    b = Server(extra_args=["--database-url", url, "--no-host-metrics"]).start()
+    trusted = ["--trusted-proxies", "127.0.0.1"]
+    a = Server(extra_args=["--database-url", url, "--no-host-metrics", *trusted]).start()
+    b = Server(extra_args=["--database-url", url, "--no-host-metrics", *trusted]).start()
     balancer = Balancer(a.port, b.port).start()
     token = a.login()
     base_ms = int(time.time() * 1000) - 600_000
@@ -55,7 +61,8 @@ def main():
             return 1
         print(f"load balancer: {POINTS} points through nginx and both instances, all received in order "
               f"({client.reconnects} reconnects, {client.resets} resets)")
-        print("1 passed, 0 failed")
+        client_addresses(balancer, a, b)
+        print("2 passed, 0 failed")
         return 0
     finally:
         client.stop()
@@ -63,6 +70,38 @@ def main():
         a.stop()
         b.stop()
         postgres.stop()
+
+
+def failed_login(port, source, forwarded_for=None):
+    """A login to a new account (so that only the address's limit counts) from the loopback
+    address `source`; answers the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    headers = {"Content-Type": "application/json"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    connection.request("POST", "/auth/login", json.dumps({"email": f"nobody-{uuid.uuid4()}@example.com", "password": "wrong"}), headers)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def client_addresses(balancer, a, b):
+    # Login limits live in each instance (20 failures per address): through round-robin nginx a
+    # client is limited once both instances have counted 20 (two 429s in a row).
+    statuses = []
+    while statuses[-2:] != [429, 429] and len(statuses) < 80:
+        statuses.append(failed_login(balancer.port, "127.0.0.2"))
+    assert statuses[-2:] == [429, 429] and statuses[:38] == [401] * 38, statuses
+    # Another client behind the same nginx is not: on both instances it has a bucket of its own.
+    assert [failed_login(balancer.port, "127.0.0.3") for _ in range(2)] == [401, 401]
+    for server in (a, b):
+        with open(os.path.join(server.data_dir, "server.log")) as log:
+            assert '"remote":"127.0.0.2"' in log.read(), f"{server.url}'s request log does not name the client behind nginx"
+    # Directly to an instance, the same headers are the client's own claim: ignored.
+    spoofed = [failed_login(a.port, "127.0.0.4", forwarded_for=f"198.51.100.{n}") for n in range(21)]
+    assert spoofed[-1] == 429 and spoofed[:20] == [401] * 20, spoofed
+    print("load balancer: behind nginx two clients have a login-limit bucket each and the logs name them; "
+          "forwarded headers from a client that is not a trusted proxy are ignored")
 
 
 def ingest(url, token, i, base_ms, alternatives):

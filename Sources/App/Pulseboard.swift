@@ -124,10 +124,19 @@ public struct Pulseboard: Sendable {
         }
 
         let router = Router(context: AppRequestContext.self)
+        let proxies: TrustedProxies
+        do {
+            proxies = try TrustedProxies(parsing: config.trustedProxies)
+        } catch {
+            throw ConfigurationError("--trusted-proxies: \(error)")
+        }
+        if !proxies.isEmpty { router.add(middleware: ForwardedClientMiddleware(proxies: proxies)) }
         router.add(middleware: RequestTelemetryMiddleware(telemetry: telemetry))
         router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
         if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
+        let openAPI = try OpenAPIDocument.object()
+        router.add(middleware: QueryParameterCheck(document: openAPI))
         router.add(middleware: try WebController.staticFiles())
         router.add(middleware: AuthMiddleware(auth: auth, listedOrigins: Set(config.corsOrigins)))
         let assignments = Assignments(store: store)
@@ -142,7 +151,7 @@ public struct Pulseboard: Sendable {
         let templates = try await WebController.loadTemplates()
         let routes = RecordingRouter(router)
         routes.recordMiddlewarePath("/static/{file}")
-        routes.addRoutes(OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.load()).routes)
+        routes.addRoutes(OperationsController(store: store, telemetry: telemetry, openAPIDocument: try OpenAPIDocument.json(openAPI)).routes)
         routes.addRoutes(AuthController(auth: auth).routes, atPath: "/auth")
         let ingestLimits = IngestController.Limits(maxBodyBytes: config.maxBodyBytes, maxPoints: config.maxBatchPoints)
         let api = [

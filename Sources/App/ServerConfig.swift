@@ -50,6 +50,9 @@ public struct ServerConfig: Sendable {
     /// The server's address as users and students reach it (`https://pulse.example.edu`), for the
     /// class `serverUrl`s it hands out; nil: the address each request was sent to.
     public var publicURL: String?
+    /// Proxies (addresses or CIDR ranges) whose X-Forwarded-For, X-Real-IP and X-Forwarded-Proto
+    /// are believed; from anyone else those headers are ignored.
+    public var trustedProxies: [String] = []
     /// How long an HTTP connection may go without a complete request head, from its start or
     /// since its last response: bounds both keep-alive idling and clients that never finish
     /// their headers (slowloris). WebSockets are not affected (they have pings).

@@ -56,6 +56,9 @@ extension Setting {
     package static let publicURL = Setting(
         flag: "public-url", variable: "PULSEBOARD_PUBLIC_URL", defaultText: "the address each request was sent to",
         summary: "This server as students reach it (https://host[:port]), for the class serverUrls it hands out.")
+    package static let trustedProxies = Setting(
+        flag: "trusted-proxies", variable: "PULSEBOARD_TRUSTED_PROXIES", defaultText: "none",
+        summary: "Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For/-Proto and X-Real-IP are believed.")
     package static let noHostMetrics = Setting(
         flag: "no-host-metrics", variable: "PULSEBOARD_HOST_METRICS=false", defaultText: "on", summary: "Do not sample this host's metrics.")
     package static let collectInterval = Setting(
@@ -117,7 +120,8 @@ extension Setting {
     /// In the order of the README's table.
     package static let all: [Setting] = [
         host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, adminEmail, adminPassword, jwtSecret,
-        logLevel, logFormat, behindTLS, publicURL, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints, liveHistory,
+        logLevel, logFormat, behindTLS, publicURL, trustedProxies, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints,
+        liveHistory,
         liveHistoryBytes, sendQueue, retentionDays, compactAfter, queryMaxSamples, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest,
         idleMinutes,
         corsOrigins,

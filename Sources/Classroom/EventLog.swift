@@ -63,10 +63,11 @@ package enum EventLog {
     }
 
     /// Events stored but not yet applied to the class picture, oldest first.
-    static func unprocessed(limit: Int) -> SQLStatement {
+    /// Events not applied yet, received before `receivedBefore`, oldest first.
+    static func unprocessed(limit: Int, receivedBefore: Date = .distantFuture) -> SQLStatement {
         SQLStatement(
-            "SELECT \(Stored.columns) FROM events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
-            .integer(Int64(limit))
+            "SELECT \(Stored.columns) FROM events WHERE processed_at IS NULL AND received_at < ? ORDER BY id LIMIT ?",
+            .integer(receivedBefore.millisecondsSince1970), .integer(Int64(limit))
         )
     }
 

@@ -23,6 +23,9 @@ package final class EventProcessor: Service {
     /// Waits before the retries of a failed batch.
     let retryDelays: [Duration]
     let sweepInterval: Duration = .seconds(30)
+    /// The sweep leaves younger events to the instance that took them: two instances applying
+    /// the same event at once would both see, say, no open help request and open two.
+    let sweepAge: Duration = .seconds(60)
 
     /// Events committed and not yet taken, merged across requests so that the apply loop works
     /// on large batches. Bounded: beyond `maxPending` the sweep picks the rest up from the database.
@@ -87,11 +90,13 @@ package final class EventProcessor: Service {
         }
     }
 
-    /// Applies what is stored but unprocessed (after a crash, a lost hand-off or failed attempts).
-    func sweep() async {
+    /// Applies what is stored but unprocessed (after a crash, a lost hand-off or failed attempts)
+    /// and was received at least `olderThan` ago (default `sweepAge`).
+    func sweep(olderThan age: Duration? = nil) async {
         do {
             while true {
-                let stored = try await store.select(EventLog.unprocessed(limit: 500), as: EventLog.Stored.self)
+                let before = Date().addingTimeInterval(-(age ?? sweepAge).seconds)
+                let stored = try await store.select(EventLog.unprocessed(limit: 500, receivedBefore: before), as: EventLog.Stored.self)
                 var events: [LearningEvent] = []
                 var unreadable: [EventLog.Stored] = []
                 for row in stored {

@@ -121,8 +121,9 @@ package struct ClassesController {
 
     /// The token with the `serverUrl` a student pastes: on `--public-url` when set, else on the
     /// address this request was sent to (the instructor's browser reaches the server there too).
-    func connection(token: String, request: Request) -> Connection {
-        let base = publicURL ?? "\(behindTLS ? "https" : "http")://\(request.head.authority ?? "localhost")"
+    func connection(token: String, request: Request, context: AppRequestContext) -> Connection {
+        let scheme = context.forwardedProto ?? (behindTLS ? "https" : "http")
+        let base = publicURL ?? "\(scheme)://\(request.head.authority ?? "localhost")"
         return Connection(ingestToken: token, serverUrl: ServerURL.events(base: base, token: token))
     }
 
@@ -138,7 +139,8 @@ package struct ClassesController {
                 let record = try await classes.create(
                     name: name, code: code, description: body.description ?? "", ownerID: user.id, token: token, now: Date(),
                     audit: AuditNote("create", "class", details: "code \(code)", context: context))
-                return try JSONResponse(ClassView(record, connection: connection(token: token.secret, request: request)), status: .created).response
+                return try JSONResponse(ClassView(record, connection: connection(token: token.secret, request: request, context: context)), status: .created)
+                    .response
             } catch StoreError.conflict {
                 throw APIError.conflict("The class code '\(code)' is taken.")
             }
@@ -269,14 +271,14 @@ package struct ClassesController {
             guard let token = try await classes.ingestToken(classID: record.id) else {
                 throw APIError.notFound("This class's token was issued before tokens were kept: replace it once to see it here.")
             }
-            return try JSONResponse(connection(token: token, request: request)).response
+            return try JSONResponse(connection(token: token, request: request, context: context)).response
         }
         router.post("/classes/{id}/token") { request, context -> Response in
             let record = try await authorizedClass(context)
             let token = IssuedSecret.classToken()
             try await classes.rotateToken(classID: record.id, token: token, now: Date(), audit: AuditNote("rotate-token", "class", context: context))
             let rotated = try await classes.find(id: record.id) ?? record
-            return try JSONResponse(ClassView(rotated, connection: connection(token: token.secret, request: request))).response
+            return try JSONResponse(ClassView(rotated, connection: connection(token: token.secret, request: request, context: context))).response
         }
         return router
     }

@@ -6,29 +6,30 @@ import PulseboardKernel
 
 /// The request context of every route: who is calling (set by `AuthMiddleware`), where from, and
 /// the WebSocket upgrade hook.
-public struct AppRequestContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+public struct AppRequestContext: ClientAddressRequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
     /// The connection, so that a WebSocket whose client stopped reading can be cut off.
     package let channel: any Channel
     public var principal: Principal?
+    /// The client's IP address as text, for rate limits and logs: the connection's peer, or the
+    /// client a trusted proxy names (`ForwardedClientMiddleware`).
+    package var clientAddress: String
+    /// The scheme the client used, when a trusted proxy said so (`X-Forwarded-Proto`).
+    package var forwardedProto: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
         channel = source.channel
         remoteAddress = source.channel.remoteAddress
+        clientAddress = remoteAddress?.ipAddress ?? "unknown"
     }
 
     public var requestDecoder: BoundedJSONRequestDecoder { .init() }
     public var maxUploadSize: Int { Request.standardBodyLimit }
     public var responseEncoder: JSONEncoder { .sortedKeys }
-
-    /// The client's IP address as text, for rate limits and logs.
-    package var clientAddress: String {
-        remoteAddress?.ipAddress ?? "unknown"
-    }
 
     /// The logged-in user, or 401; with `roles`, 403 unless the user has one of them.
     package func requireUser(_ roles: Set<Role>? = nil) throws -> UserClaims {
@@ -42,4 +43,9 @@ public struct AppRequestContext: RequestContext, WebSocketRequestContext, Remote
             throw APIError.unauthorized()
         }
     }
+}
+
+/// A context that knows its client's address (behind trusted proxies, the client's, not the proxy's).
+package protocol ClientAddressRequestContext: RequestContext {
+    var clientAddress: String { get }
 }

@@ -6,7 +6,7 @@ import PulseboardKernel
 /// One structured log line and the HTTP metrics for every request. The log carries the request id
 /// (also sent back as `X-Request-Id`) and the trace id of an incoming W3C `traceparent`. It logs
 /// the path without its query string, which is where clients that cannot set headers put tokens.
-package struct RequestTelemetryMiddleware<Context: RequestContext>: RouterMiddleware {
+package struct RequestTelemetryMiddleware<Context: ClientAddressRequestContext>: RouterMiddleware {
     let telemetry: Telemetry
 
     package init(telemetry: Telemetry) {
@@ -28,12 +28,10 @@ package struct RequestTelemetryMiddleware<Context: RequestContext>: RouterMiddle
                 "route": .string(route),
                 "status": .stringConvertible(status),
                 "duration_ms": .stringConvertible((duration.seconds * 1000 * 100).rounded() / 100),
+                "remote": .string(context.clientAddress),
             ]
             if let traceID = request.headers[HTTPField.Name("traceparent")!].flatMap(Self.traceID) {
                 metadata["trace_id"] = .string(traceID)
-            }
-            if let remote = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress {
-                metadata["remote"] = .string(remote)
             }
             context.logger.info("request", metadata: metadata)
         }

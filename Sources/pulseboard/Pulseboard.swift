@@ -44,6 +44,11 @@ struct SettingReader {
         }
     }
 
+    /// A comma-separated list, its items trimmed; empty when not set.
+    func list(_ flag: String?, _ setting: Setting) throws -> [String] {
+        try value(flag, setting, default: "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     /// The port to listen on: the flag, else `PULSEBOARD_PORT`, else the platform's `PORT` (set by
     /// hosting platforms that choose the port), else 8080.
     func port(_ flag: Int?) throws -> Int {

@@ -16,6 +16,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .setting(.logFormat), help: .setting(.logFormat)) var logFormat: String?
     @Flag(name: .setting(.behindTLS), help: .setting(.behindTLS)) var behindTls = false
     @Option(name: .setting(.publicURL), help: .setting(.publicURL)) var publicUrl: String?
+    @Option(name: .setting(.trustedProxies), help: .setting(.trustedProxies)) var trustedProxies: String?
     @Flag(name: .setting(.noHostMetrics), help: .setting(.noHostMetrics)) var noHostMetrics = false
     @Flag(name: .setting(.demo), help: .setting(.demo)) var demo = false
     @Option(name: .setting(.collectInterval), help: .setting(.collectInterval)) var collectInterval: Double?
@@ -70,9 +71,8 @@ struct Serve: AsyncParsableCommand {
         config.bcryptCost = UInt8(clamping: try settings.value(bcryptCost, .bcryptCost, default: Int(config.bcryptCost)))
         config.openIngest = try settings.bool(openIngest, .openIngest, default: config.openIngest)
         config.enableTestAPI = try settings.bool(enableTestApi, .enableTestAPI, default: config.enableTestAPI)
-        config.corsOrigins = try settings.value(corsOrigins, .corsOrigins, default: "").split(separator: ",").map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }
+        config.corsOrigins = try settings.list(corsOrigins, .corsOrigins)
+        config.trustedProxies = try settings.list(trustedProxies, .trustedProxies)
         config.idleMinutes = try settings.value(idleMinutes, .idleMinutes, default: config.idleMinutes)
         config.databaseWait = .seconds(try settings.value(databaseWait, .databaseWait, default: Int(config.databaseWait.components.seconds)))
         config.idleTimeout = .seconds(try settings.value(idleTimeout, .idleTimeout, default: Int(config.idleTimeout.components.seconds)))

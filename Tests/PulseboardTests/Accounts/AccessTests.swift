@@ -283,7 +283,9 @@ extension Range where Bound == Int {
 @Suite("Connection limits", .throwawayPostgres, .timeLimit(.minutes(2)))
 struct ConnectionLimitTests {
     @Test func aClientThatNeverFinishesItsHeadersIsCutOffButASocketStays() async throws {
-        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(1) }) { client, _ in
+        // Timeouts with room to spare: on a loaded 2-core CI machine a 1 s timeout closed the test
+        // client's own WebSocket before its upgrade request was read.
+        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(2) }) { client, _ in
             let port = try #require(client.port)
             let token = try await client.login().accessToken
             let slow = try StalledClient(port: port, sending: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
@@ -297,7 +299,7 @@ struct ConnectionLimitTests {
             try await client.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
                 _ = try await reader.authenticate(token, on: outbound)
-                try await Task.sleep(for: .seconds(2.5))
+                try await Task.sleep(for: .seconds(4.5))
                 try await outbound.send(#"{"op":"ping"}"#)
                 #expect(try await reader.next().type == "pong")
                 try await outbound.close(.normalClosure, reason: nil)
@@ -311,18 +313,18 @@ extension ConnectionLimitTests {
     /// cut off; a body that keeps coming at a usable pace (10 KB/s) over several windows is
     /// answered.
     @Test func aBodyThatTricklesIsCutOffAndOneThatFlowsIsAnswered() async throws {
-        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(2) }) { client, _ in
+        try await TestApp.run(.live, configure: { $0.idleTimeout = .seconds(3) }) { client, _ in
             let port = try #require(client.port)
             let head = "POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
             let trickle = try StalledClient(port: port, sending: head + "20000\r\n\r\n")
             var closed = false
-            for _ in 0..<40 where !closed {
+            for _ in 0..<60 where !closed {
                 trickle.send(String(repeating: " ", count: 100))
                 closed = await trickle.closedByServer(within: .milliseconds(400))
             }
             #expect(closed)
 
-            let body = #"{"email":"admin@example.com","password":"wrong password"}"# + String(repeating: " ", count: 30_000)
+            let body = #"{"email":"admin@example.com","password":"wrong password"}"# + String(repeating: " ", count: 60_000)
             let flowing = try StalledClient(port: port, sending: head + "\(body.utf8.count)\r\n\r\n")
             let started = ContinuousClock.now
             await flowing.sendPaced(body, chunk: 2000, every: .milliseconds(200))

@@ -402,7 +402,7 @@ struct LearningEventTests {
             let working = EventProcessor(
                 store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
-            await working.sweep()
+            await working.sweep(olderThan: .zero)
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
         }
@@ -433,7 +433,7 @@ struct LearningEventTests {
             let processor = EventProcessor(
                 store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
-            await processor.sweep()
+            await processor.sweep(olderThan: .zero)
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
         }
