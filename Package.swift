@@ -6,6 +6,7 @@ let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummi
 let webSocket = Target.Dependency.product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV.git", from: "0.10.0"),
@@ -56,7 +58,7 @@ let package = Package(
         .target(name: "PulseboardDatabase", dependencies: ["PulseboardKernel", lifecycle, logging], path: "Sources/Database"),
         .target(name: "PulseboardSQLite", dependencies: ["PulseboardDatabase", "PulseboardKernel", grdb, lifecycle], path: "Sources/SQLite"),
         .target(
-            name: "PulseboardPostgres", dependencies: ["PulseboardDatabase", "PulseboardKernel", postgres, lifecycle, logging],
+            name: "PulseboardPostgres", dependencies: ["PulseboardDatabase", "PulseboardKernel", postgres, nioSSL, lifecycle, logging],
             path: "Sources/Postgres"),
         // Snappy, the compression of Prometheus remote write, from Debian's libsnappy-dev.
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),

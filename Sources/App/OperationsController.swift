@@ -14,6 +14,9 @@ package struct OperationsController {
     struct Health: Encodable {
         var status: String
         var database: String
+        /// PostgreSQL only: `connected`, or `reconnecting` while live messages from the other
+        /// instances wait (they are caught up after the reconnect).
+        var listen: String?
         var uptimeSeconds: Int
     }
 
@@ -24,6 +27,7 @@ package struct OperationsController {
             let health = Health(
                 status: databaseAnswers ? "ok" : "unavailable",
                 database: databaseAnswers ? "ok" : "unreachable",
+                listen: store.notifications.map { $0.isListening ? "connected" : "reconnecting" },
                 uptimeSeconds: Int(Date().timeIntervalSince(startedAt))
             )
             var response = try JSONResponse(health, status: databaseAnswers ? .ok : .serviceUnavailable).response
@@ -31,7 +35,8 @@ package struct OperationsController {
             return response
         }
         router.get("/metrics") { _, _ -> Response in
-            Response(
+            if let notifications = store.notifications { telemetry.listenConnected.set(Int64(notifications.isListening ? 1 : 0)) }
+            return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: telemetry.registry.emitToBuffer()))

@@ -139,6 +139,9 @@ public struct Pulseboard: Sendable {
         router.add(middleware: QueryParameterCheck(document: openAPI))
         router.add(middleware: try WebController.staticFiles())
         router.add(middleware: AuthMiddleware(auth: auth, listedOrigins: Set(config.corsOrigins)))
+        if config.rateLimit > 0 {
+            router.add(middleware: RateLimitMiddleware(limiter: RateLimiter(limit: .init(requests: config.rateLimit, period: config.rateLimitPeriod))))
+        }
         let assignments = Assignments(store: store)
         let session = LiveSession(
             hub: hub,

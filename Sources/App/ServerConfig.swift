@@ -13,6 +13,9 @@ public struct ServerConfig: Sendable {
     public var databaseURL: String?
     /// How long a request waits for a PostgreSQL connection before answering 503.
     public var databaseWait: Duration = .seconds(2)
+    /// Connections this instance opens at most to PostgreSQL (all instances and other clients
+    /// share the server's `max_connections`).
+    public var databasePoolSize = 16
     /// Nil: generated once and kept in the data directory (owner-only permissions).
     public var jwtSecret: String?
     public var adminEmail = "admin@example.com"
@@ -26,6 +29,10 @@ public struct ServerConfig: Sendable {
     public var sessionLifetime: Duration = .seconds(12 * 3600)
     public var bcryptCost = PasswordHasher.defaultCost
     public var loginLimits = LoginLimiter.Limits()
+    /// Requests one client (user, ingest token, class token, else address) may make per
+    /// `rateLimitPeriod`, on each instance; 0: no limit.
+    public var rateLimit = 0
+    public var rateLimitPeriod: Duration = .seconds(60)
     public var maxBodyBytes = 10 * 1024 * 1024
     public var maxBatchPoints = 10_000
     /// Points that may wait for the writer before ingest answers 503.

@@ -39,6 +39,9 @@ extension Setting {
     package static let databaseWait = Setting(
         flag: "database-wait", variable: "PULSEBOARD_DATABASE_WAIT", defaultText: "\(defaults.databaseWait.components.seconds)",
         summary: "Seconds a request waits for a PostgreSQL connection before answering 503.")
+    package static let databasePoolSize = Setting(
+        flag: "database-pool-size", variable: "PULSEBOARD_DATABASE_POOL_SIZE", defaultText: "\(defaults.databasePoolSize)",
+        summary: "Connections one instance opens at most to PostgreSQL.")
     package static let adminEmail = Setting(
         flag: "admin-email", variable: "PULSEBOARD_ADMIN_EMAIL", defaultText: defaults.adminEmail,
         summary: "Email of the admin created on first start.")
@@ -90,6 +93,12 @@ extension Setting {
     package static let queryMaxSamples = Setting(
         flag: "query-max-samples", variable: "PULSEBOARD_QUERY_MAX_SAMPLES", defaultText: "\(defaults.queryMaxSamples)",
         summary: "Samples one PromQL query may read before it is refused with 422.")
+    package static let rateLimit = Setting(
+        flag: "rate-limit", variable: "PULSEBOARD_RATE_LIMIT", defaultText: "0 (none)",
+        summary: "Requests one user, ingest token, class token or else address may make per period, on each instance (429 past it).")
+    package static let rateLimitPeriod = Setting(
+        flag: "rate-limit-period", variable: "PULSEBOARD_RATE_LIMIT_PERIOD", defaultText: "\(defaults.rateLimitPeriod.components.seconds)",
+        summary: "Seconds of the rate limit's window.")
     package static let idempotencyHours = Setting(
         flag: "idempotency-hours", variable: "PULSEBOARD_IDEMPOTENCY_HOURS", defaultText: "\(defaults.idempotencyHours)",
         summary: "Hours an Idempotency-Key is remembered (at least 24).")
@@ -119,10 +128,12 @@ extension Setting {
 
     /// In the order of the README's table.
     package static let all: [Setting] = [
-        host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, adminEmail, adminPassword, jwtSecret,
+        host, port, dataDir, databaseURL, idleTimeout, maxConnections, maxConnectionsPerAddress, databaseWait, databasePoolSize, adminEmail, adminPassword,
+        jwtSecret,
         logLevel, logFormat, behindTLS, publicURL, trustedProxies, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints,
         liveHistory,
-        liveHistoryBytes, sendQueue, retentionDays, compactAfter, queryMaxSamples, idempotencyHours, accessTokenTTL, sessionTTL, bcryptCost, openIngest,
+        liveHistoryBytes, sendQueue, retentionDays, compactAfter, queryMaxSamples, rateLimit, rateLimitPeriod, idempotencyHours, accessTokenTTL, sessionTTL,
+        bcryptCost, openIngest,
         idleMinutes,
         corsOrigins,
         submissionsDir, enableTestAPI,

@@ -16,7 +16,7 @@ package enum Storage {
 
     static func open(_ config: ServerConfig, instanceID: String, logger: Logger) throws -> (database: any Database, metrics: any MetricsStore) {
         if let url = config.databaseURL {
-            let database = try PostgresEngine(url: url, logger: logger, connectionWait: config.databaseWait)
+            let database = try PostgresEngine(url: url, logger: logger, connectionWait: config.databaseWait, poolSize: config.databasePoolSize)
             return (database, PostgresMetricsStore(engine: database, instanceID: instanceID))
         }
         try Bootstrap.prepareDataDirectory(config.dataDirectory)

@@ -31,6 +31,8 @@ public protocol InstanceNotifications: Sendable {
     /// re-established with backoff; `connected` runs after every (re)connect, so that the caller
     /// can catch up on what was sent while it was not listening.
     func listen(_ channel: String, connected: @escaping @Sendable () async -> Void, received: @escaping @Sendable (String) async -> Void) async
+    /// Whether a LISTEN connection is up now (false while it reconnects).
+    var isListening: Bool { get }
 }
 
 extension Database {

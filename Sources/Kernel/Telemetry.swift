@@ -28,6 +28,8 @@ public final class Telemetry: Sendable {
     package let eventHandlerFailures: Counter
     package let remoteWriteSamplesSkipped: Counter
     package let classCardsUnpublished: Counter
+    /// 1 while this instance's LISTEN connection to PostgreSQL is up, 0 while it reconnects.
+    package let listenConnected: Gauge
     private let notificationsSent = Atomic<Int>(0)
 
     public init() {
@@ -64,6 +66,8 @@ public final class Telemetry: Sendable {
             help: "Students' class cards not published live because they could not be read (shown at the next event or a reload)."
         )
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
+        listenConnected = registry.makeGauge(
+            name: "pulseboard_listen_connected", help: "1 while the LISTEN connection to PostgreSQL is up, 0 while it reconnects (PostgreSQL only).")
         storedPoints = registry.makeGauge(name: "pulseboard_stored_points", help: "Metric points stored (after each compaction pass).")
         storedBytes = registry.makeGauge(name: "pulseboard_stored_bytes", help: "Bytes of the stored points' compressed chunks (after each compaction pass).")
         storedChunks = registry.makeGauge(name: "pulseboard_stored_chunks", help: "Chunks the points are stored in (after each compaction pass).")

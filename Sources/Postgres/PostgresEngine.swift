@@ -1,9 +1,11 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import PulseboardDatabase
 import PulseboardKernel
 import ServiceLifecycle
+import Synchronization
 
 /// The engine for several instances: PostgreSQL through PostgresNIO's connection pool. Run it
 /// (`run()`) as a service: it is the pool. Its LISTEN/NOTIFY carries messages between the
@@ -16,9 +18,16 @@ public final class PostgresEngine: Database, InstanceNotifications {
 
     /// How long a request waits for a connection before the database counts as unavailable.
     let connectionWait: Duration
+    /// LISTEN connections up now.
+    private let listening = Atomic<Int>(0)
 
-    public init(url: String, logger: Logger, connectionWait: Duration = .seconds(2)) throws {
-        client = PostgresClient(configuration: try Self.configuration(url, connectTimeout: connectionWait), backgroundLogger: logger)
+    public var isListening: Bool { listening.load(ordering: .relaxed) > 0 }
+
+    /// `poolSize`: the most connections this instance opens (PostgreSQL's `max_connections` is
+    /// shared by every instance and every other client).
+    public init(url: String, logger: Logger, connectionWait: Duration = .seconds(2), poolSize: Int = 16) throws {
+        client = PostgresClient(
+            configuration: try Self.configuration(url, connectTimeout: connectionWait, poolSize: poolSize), backgroundLogger: logger)
         self.logger = logger
         self.connectionWait = connectionWait
     }
@@ -27,12 +36,23 @@ public final class PostgresEngine: Database, InstanceNotifications {
         await client.run()
     }
 
-    /// `postgres://user:password@host:port/database` (password and port optional).
-    static func configuration(_ url: String, connectTimeout: Duration = .seconds(2)) throws -> PostgresClient.Configuration {
+    /// `postgres://user:password@host:port/database?sslmode=…&sslrootcert=…` (password, port and
+    /// options optional). `sslmode` as libpq reads it: `disable`, `prefer` (the default: TLS when
+    /// the server offers it, unverified), `require` (TLS, unverified; with `sslrootcert` the
+    /// certificate is checked as with `verify-ca`), `verify-ca` (signed by `sslrootcert`, or by a
+    /// system root), `verify-full` (and issued to the URL's host).
+    static func configuration(_ url: String, connectTimeout: Duration = .seconds(2), poolSize: Int = 16) throws -> PostgresClient.Configuration {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
             let host = components.host, let user = components.user
         else {
             throw ConfigurationError("The database URL is postgres://user:password@host:port/database.")
+        }
+        var options: [String: String] = [:]
+        for item in components.queryItems ?? [] {
+            guard ["sslmode", "sslrootcert"].contains(item.name) else {
+                throw ConfigurationError("The database URL's option '\(item.name)' is not one Pulseboard reads (sslmode, sslrootcert).")
+            }
+            options[item.name] = item.value ?? ""
         }
         let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         var configuration = PostgresClient.Configuration(
@@ -41,11 +61,39 @@ public final class PostgresEngine: Database, InstanceNotifications {
             username: user.removingPercentEncoding ?? user,
             password: components.password?.removingPercentEncoding,
             database: database.isEmpty ? nil : database,
-            tls: .disable
+            tls: try tls(mode: options["sslmode"] ?? "prefer", rootCertificate: options["sslrootcert"])
         )
         configuration.options.connectTimeout = connectTimeout
-        configuration.options.maximumConnections = 16
+        configuration.options.maximumConnections = poolSize
         return configuration
+    }
+
+    static func tls(mode: String, rootCertificate: String?) throws -> PostgresClient.Configuration.TLS {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let rootCertificate {
+            guard FileManager.default.isReadableFile(atPath: rootCertificate) else {
+                throw ConfigurationError("sslrootcert \(rootCertificate) cannot be read.")
+            }
+            tls.trustRoots = .file(rootCertificate)
+        }
+        switch mode {
+        case "disable":
+            return .disable
+        case "prefer":
+            tls.certificateVerification = .none
+            return .prefer(tls)
+        case "require":
+            tls.certificateVerification = rootCertificate == nil ? .none : .noHostnameVerification
+            return .require(tls)
+        case "verify-ca":
+            tls.certificateVerification = .noHostnameVerification
+            return .require(tls)
+        case "verify-full":
+            tls.certificateVerification = .fullVerification
+            return .require(tls)
+        default:
+            throw ConfigurationError("sslmode '\(mode)' is not one of disable, prefer, require, verify-ca, verify-full.")
+        }
     }
 
     // MARK: Schema
@@ -177,6 +225,8 @@ public final class PostgresEngine: Database, InstanceNotifications {
             do {
                 try await client.withConnection { connection in
                     let notifications = try await connection.listen(channel)
+                    listening.add(1, ordering: .relaxed)
+                    defer { listening.subtract(1, ordering: .relaxed) }
                     await connected()
                     for try await notification in notifications.cancelOnGracefulShutdown() {
                         await received(notification.payload)

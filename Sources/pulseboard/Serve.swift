@@ -30,6 +30,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .setting(.compactAfter), help: .setting(.compactAfter)) var compactAfter: Double?
     @Option(name: .setting(.queryMaxSamples), help: .setting(.queryMaxSamples)) var queryMaxSamples: Int?
     @Option(name: .setting(.idempotencyHours), help: .setting(.idempotencyHours)) var idempotencyHours: Int?
+    @Option(name: .setting(.rateLimit), help: .setting(.rateLimit)) var rateLimit: Int?
+    @Option(name: .setting(.rateLimitPeriod), help: .setting(.rateLimitPeriod)) var rateLimitPeriod: Int?
     @Option(name: .setting(.accessTokenTTL), help: .setting(.accessTokenTTL)) var accessTokenTtl: Int?
     @Option(name: .setting(.sessionTTL), help: .setting(.sessionTTL)) var sessionTtl: Int?
     @Option(name: .setting(.bcryptCost), help: .setting(.bcryptCost)) var bcryptCost: Int?
@@ -41,6 +43,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .setting(.maxConnections), help: .setting(.maxConnections)) var maxConnections: Int?
     @Option(name: .setting(.maxConnectionsPerAddress), help: .setting(.maxConnectionsPerAddress)) var maxConnectionsPerAddress: Int?
     @Option(name: .setting(.databaseWait), help: .setting(.databaseWait)) var databaseWait: Int?
+    @Option(name: .setting(.databasePoolSize), help: .setting(.databasePoolSize)) var databasePoolSize: Int?
     @Option(name: .setting(.submissionsDir), help: .setting(.submissionsDir)) var submissionsDir: String?
 
     func run() async throws {
@@ -66,6 +69,8 @@ struct Serve: AsyncParsableCommand {
         config.compactAfter = .milliseconds(Int(try settings.value(compactAfter, .compactAfter, default: config.compactAfter.seconds) * 1000))
         config.queryMaxSamples = try settings.value(queryMaxSamples, .queryMaxSamples, default: config.queryMaxSamples)
         config.idempotencyHours = try settings.value(idempotencyHours, .idempotencyHours, default: config.idempotencyHours)
+        config.rateLimit = try settings.value(rateLimit, .rateLimit, default: config.rateLimit)
+        config.rateLimitPeriod = .seconds(try settings.value(rateLimitPeriod, .rateLimitPeriod, default: Int(config.rateLimitPeriod.components.seconds)))
         config.accessTokenLifetime = .seconds(try settings.value(accessTokenTtl, .accessTokenTTL, default: Int(config.accessTokenLifetime.components.seconds)))
         config.sessionLifetime = .seconds(try settings.value(sessionTtl, .sessionTTL, default: Int(config.sessionLifetime.components.seconds)))
         config.bcryptCost = UInt8(clamping: try settings.value(bcryptCost, .bcryptCost, default: Int(config.bcryptCost)))
@@ -75,6 +80,7 @@ struct Serve: AsyncParsableCommand {
         config.trustedProxies = try settings.list(trustedProxies, .trustedProxies)
         config.idleMinutes = try settings.value(idleMinutes, .idleMinutes, default: config.idleMinutes)
         config.databaseWait = .seconds(try settings.value(databaseWait, .databaseWait, default: Int(config.databaseWait.components.seconds)))
+        config.databasePoolSize = try settings.value(databasePoolSize, .databasePoolSize, default: config.databasePoolSize)
         config.idleTimeout = .seconds(try settings.value(idleTimeout, .idleTimeout, default: Int(config.idleTimeout.components.seconds)))
         config.maxConnections = try settings.value(maxConnections, .maxConnections, default: config.maxConnections)
         config.maxConnectionsPerAddress = try settings.value(
@@ -82,6 +88,10 @@ struct Serve: AsyncParsableCommand {
         config.submissionsDirectory = submissionsDir ?? settings.text(.submissionsDir)
         guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
         guard config.databaseWait >= .seconds(1) else { throw ValidationError("The database wait is at least 1 second.") }
+        guard config.rateLimit >= 0, config.rateLimitPeriod >= .seconds(1) else {
+            throw ValidationError("The rate limit is 0 (none) or more, its period at least 1 second.")
+        }
+        guard config.databasePoolSize >= 2 else { throw ValidationError("The database pool has at least 2 connections.") }
         guard config.idempotencyHours >= 24 else { throw ValidationError("Idempotency keys are kept at least 24 hours.") }
 
         let logger = try bootstrapLogging(settings)

@@ -211,6 +211,8 @@ struct OutageTests {
                     #expect(clock.now - start < .seconds(20))
                     let health = try await client.request(.get, "/health")
                     #expect(health.status == .serviceUnavailable)
+                    #expect(health.text.contains(#""listen":"reconnecting""#))
+                    #expect(try await client.request(.get, "/metrics").text.contains("pulseboard_listen_connected 0"))
                     #expect(clock.now - start < .seconds(40))
                     // The WebSocket is still open.
                     try await outbound.send(#"{"op":"ping"}"#)
@@ -222,6 +224,8 @@ struct OutageTests {
                     }
                     #expect(try await reader.next().values == [1])
                     #expect(try await client.request(.get, "/health").status == .ok)
+                    try await waitUntil { try await client.request(.get, "/health").text.contains(#""listen":"connected""#) }
+                    #expect(try await client.request(.get, "/metrics").text.contains("pulseboard_listen_connected 1"))
                     try await outbound.close(.normalClosure, reason: nil)
                 }
             }

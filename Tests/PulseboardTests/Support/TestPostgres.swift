@@ -16,6 +16,18 @@ import Testing
 /// `PULSEBOARD_TEST_DATABASE_URL` names a server, that one is used instead.
 actor TestPostgres {
     static let shared = TestPostgres()
+
+    /// A server certificate and its key: the server then takes TCP connections over TLS only.
+    struct TLSFiles {
+        var certificate: String
+        var key: String
+    }
+
+    let tls: TLSFiles?
+
+    init(tls: TLSFiles? = nil) {
+        self.tls = tls
+    }
     static let binaries = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"]
         .first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }
 
@@ -74,7 +86,8 @@ actor TestPostgres {
         return components.string!
     }
 
-    private func server() async throws -> String {
+    /// The server's URL (its `postgres` database), starting it on first use.
+    func server() async throws -> String {
         if let serverURL { return serverURL }
         if let given = ProcessInfo.processInfo.environment["PULSEBOARD_TEST_DATABASE_URL"] {
             serverURL = given
@@ -87,15 +100,18 @@ actor TestPostgres {
         let asRoot = getuid() == 0
         if asRoot { try run("/bin/chown", ["postgres", directory]) }
         try run(bin + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync"], asPostgres: asRoot)
-        try run(
-            bin + "/pg_ctl",
-            [
-                "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-o",
-                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000", "start",
-            ],
-            asPostgres: asRoot
-        )
+        if let tls {
+            // As managed services run it: TCP only over TLS (hostssl), the key readable by its owner only.
+            let data = directory + "/data"
+            try FileManager.default.removeItem(atPath: data + "/pg_hba.conf")
+            try "local all all trust\nhostssl all all 127.0.0.1/32 trust\n".write(toFile: data + "/pg_hba.conf", atomically: true, encoding: .utf8)
+            try FileManager.default.copyItem(atPath: tls.certificate, toPath: data + "/server.crt")
+            try FileManager.default.copyItem(atPath: tls.key, toPath: data + "/server.key")
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: data + "/server.key")
+            if asRoot { try run("/bin/chown", ["postgres", data + "/pg_hba.conf", data + "/server.crt", data + "/server.key"]) }
+        }
         cluster = (bin, directory, port, asRoot)
+        try start()
         let url = "postgres://postgres@127.0.0.1:\(port)/postgres"
         serverURL = url
         return url
@@ -130,14 +146,15 @@ actor TestPostgres {
         try run(cluster.bin + "/pg_ctl", ["-D", cluster.directory + "/data", "-m", "fast", "-w", "stop"], asPostgres: cluster.asRoot)
     }
 
-    /// Starts it again on the same port.
+    /// Starts the server (again, on the same port).
     func start() throws {
         let cluster = try #require(cluster)
+        let ssl = tls == nil ? "" : " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
         try run(
             cluster.bin + "/pg_ctl",
             [
                 "-D", cluster.directory + "/data", "-l", cluster.directory + "/server.log", "-w", "-o",
-                "-p \(cluster.port) -k \(cluster.directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000", "start",
+                "-p \(cluster.port) -k \(cluster.directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=1000" + ssl, "start",
             ],
             asPostgres: cluster.asRoot
         )
