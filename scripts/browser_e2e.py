@@ -9,10 +9,12 @@ them: the page says the class is no longer theirs to follow. With --screenshot /
 --student-screenshot it saves the dashboard, the class view, the assignment page and the
 student's page."""
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 
 from selenium import webdriver
@@ -96,6 +98,8 @@ def class_live_view(browser, server, args):
     assert link.text == "E2E class <i>1</i>", link.text  # shown as text, not markup
     link.click()
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+    # A new class page says where its students will come from.
+    assert "No students yet" in browser.find_element(By.ID, "students").text
     # The class page shows the same serverUrl again.
     browser.find_element(By.ID, "show-server-url").click()
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "server-url").text == server_url)
@@ -118,14 +122,18 @@ def class_live_view(browser, server, args):
         shown = time.time() - sent
         card = browser.find_element(By.CSS_SELECTOR, selector)
         assert "Needs <b>Help</b>" in card.text, card.text  # escaped, never markup
+        assert "cell 8" in card.text, card.text  # index 7: cells are numbered as JupyterLab shows them
+        summary = browser.find_element(By.ID, "summary").text
+        assert re.match(r"\d+ students · ", summary), summary
+        assert any("active just now" in c.text for c in browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         if args.class_screenshot:
             time.sleep(4)
             browser.save_screenshot(args.class_screenshot)
-        # The instructor helped: the request leaves the pinned list, and the extension's repeat
-        # 10 s later (the student's button is still on) does not bring it back.
+        # The instructor helped: the request leaves the pinned list, and the extension's next
+        # repeat (the student's button is still on) does not bring it back.
         card.find_element(By.CSS_SELECTOR, "button").click()
         WebDriverWait(browser, 5).until(lambda b: not b.find_elements(By.CSS_SELECTOR, selector))
-        repeat = dict(event, eventId=str(uuid.uuid4()), eventTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent + 10)))
+        repeat = dict(event, eventId=str(uuid.uuid4()), eventTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         status, _ = server.request("POST", "/api/v1/events?token=" + token, [repeat], headers={"Origin": "http://localhost:8888"})
         assert status == 200, status
         class_id = class_url.rstrip("/").split("/")[-1]
@@ -141,6 +149,24 @@ def class_live_view(browser, server, args):
         WebDriverWait(browser, 5).until(lambda b: "helped by" in b.find_element(By.CSS_SELECTOR, student_card).text)
         time.sleep(0.5)  # the live update of the repeat, had it opened a request
         assert not browser.find_elements(By.CSS_SELECTOR, selector), "a repeat reopened a request the instructor closed"
+        # The student's timeline folds the repeats, and leaves the toolbar's buttons reachable.
+        browser.find_element(By.CSS_SELECTOR, student_card).click()
+        WebDriverWait(browser, 5).until(lambda b: "asked 2 times" in b.find_element(By.ID, "timeline-events").text)
+        on_top = browser.execute_script(
+            "const box = document.getElementById('show-server-url').getBoundingClientRect();"
+            "return document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2).id")
+        assert on_top == "show-server-url", f"the timeline covers the toolbar ({on_top})"
+        browser.find_element(By.ID, "timeline-close").click()
+        # The error hot spots: the simulated students fail some cells (reopened until they have).
+        def hot_spots(b):
+            summary = b.find_element(By.CSS_SELECTOR, "#hot-spots summary")
+            summary.click()
+            if b.find_element(By.ID, "hot-spots").get_attribute("open") is None:
+                summary.click()
+            time.sleep(0.5)
+            return "failed run" in b.find_element(By.ID, "hot-spot-list").text
+        WebDriverWait(browser, 20).until(hot_spots)
+        assert re.search(r"cell \d+: \d+ failed runs?", browser.find_element(By.ID, "hot-spot-list").text)
         # A click on a card opens the student's timeline.
         browser.find_element(By.CSS_SELECTOR, "#students .card").click()
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
@@ -242,7 +268,7 @@ def assignment_workflow(browser, server, token, class_url, args):
     link.click()
     # Every simulated student is listed with how far their events say they got on the notebook.
     WebDriverWait(browser, 10).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#students tr")) >= 40)
-    WebDriverWait(browser, 10).until(lambda b: any("cells run" in row.text for row in b.find_elements(By.CSS_SELECTOR, "#students tr")))
+    WebDriverWait(browser, 10).until(lambda b: any("different cell" in row.text for row in b.find_elements(By.CSS_SELECTOR, "#students tr")))
 
     status, body = server.request("POST", "/api/v1/users", {"email": "student001@example.com", "password": "student-password-1",
                                                             "role": "student"}, token=admin)
@@ -255,13 +281,18 @@ def assignment_workflow(browser, server, token, class_url, args):
         student.find_element(By.ID, "login-button").click()
         WebDriverWait(student, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-classes .card"))
         WebDriverWait(student, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
+        # The page comes with an empty state for "Latest activity" (the simulated student001 may
+        # already have replaced it with a live event here, so it is read from the page as served).
+        served = urllib.request.Request(server.url + "/dashboard", headers={"Cookie": "pb_session=" + student.get_cookie("pb_session")["value"]})
+        with urllib.request.urlopen(served) as page:
+            assert "your cell runs appear here" in page.read().decode()
         # Their own cell runs appear live (sent here as the extension would: the simulated
         # student001 may be waiting for help just now).
         event = {"eventId": str(uuid.uuid4()), "eventType": "cell_executed", "emailAddress": "student001@example.com",
                  "notebookPath": "week1/intro.ipynb", "cellIndex": 3, "hasError": False}
         status, _ = server.request("POST", "/api/v1/events?token=" + token, [event], headers={"Origin": "http://localhost:8888"})
         assert status == 200, status
-        WebDriverWait(student, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#my-events li"))
+        WebDriverWait(student, 10).until(lambda b: "cell 4" in b.find_element(By.ID, "my-events").text)  # index 3, shown from 1
         row = '#my-assignments tr[data-assignment-id]'
         WebDriverWait(student, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, row))
         assert "Week 1: <intro>" in student.find_element(By.CSS_SELECTOR, row).text
@@ -324,7 +355,8 @@ def co_instructor_removed(server, class_url, colleague_id):
         colleague.find_element(By.ID, "email").send_keys("colleague@example.com")
         colleague.find_element(By.ID, "password").send_keys("colleague-password-1")
         colleague.find_element(By.ID, "login-button").click()
-        WebDriverWait(colleague, 10).until(lambda b: not b.current_url.endswith("/"))
+        # An instructor lands on their classes, not on host metrics.
+        WebDriverWait(colleague, 10).until(lambda b: b.current_url.endswith("/classes"))
         colleague.get(class_url)
         WebDriverWait(colleague, 10).until(lambda b: b.find_element(By.ID, "connection").get_attribute("data-state") == "live")
         class_id = class_url.rstrip("/").split("/")[-1]

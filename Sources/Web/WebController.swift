@@ -60,10 +60,16 @@ package struct WebController {
         var csrf: String?
     }
 
+    /// Where a user lands after logging in: instructors on their classes, the others on the
+    /// dashboard (host metrics for admins, their own page for students).
+    static func home(of role: Role) -> String {
+        role == .instructor ? "/classes" : "/dashboard"
+    }
+
     package var routes: RouteCollection<AppRequestContext> {
         let router = RouteCollection(context: AppRequestContext.self)
         router.get("/") { request, context -> Response in
-            if case .user = context.principal { return .redirect(to: "/dashboard", type: .found) }
+            if case .user(let user) = context.principal { return .redirect(to: Self.home(of: user.role), type: .found) }
             return renderLogin(request, error: nil, status: .ok)
         }
         router.post("/login") { request, context -> Response in
@@ -73,7 +79,7 @@ package struct WebController {
             }
             do {
                 let user = try await auth.login(email: form.email ?? "", password: form.password ?? "", clientAddress: context.clientAddress)
-                var response = Response.redirect(to: "/dashboard", type: .normal)
+                var response = Response.redirect(to: Self.home(of: user.role), type: .normal)
                 response.setCookie(sessionCookie(try await auth.openBrowserSession(for: user), maxAge: Int(auth.sessionLifetime.seconds)))
                 return response
             } catch let error as APIError where error.status == .unauthorized || error.status == .tooManyRequests {

@@ -12,7 +12,7 @@
   const rows = new Map(); // email -> { row, cells }
   let reloadTimer = null;
 
-  const { element, when, getJSON: json } = pulseboard;
+  const { element, when, count, cell, getJSON: json } = pulseboard;
 
   if (root.dataset.dueAt) document.getElementById("due").textContent = `Due ${when(root.dataset.dueAt)}`;
 
@@ -76,7 +76,7 @@
       const entry = row(student.email);
       entry.student.textContent = student.name ? `${student.name} <${student.email}>` : student.email;
       entry.progress.textContent = student.opened
-        ? `${student.cellsRun} cells run · furthest ${student.furthestCell ?? "–"} · ${student.errors} errors${student.lastActivity ? ` · ${when(student.lastActivity)}` : ""}`
+        ? `${count(student.cellsRun, "different cell")} run · furthest without error: ${cell(student.furthestCell) || "none"} · ${count(student.errors, "error")}${student.lastActivity ? ` · ${when(student.lastActivity)}` : ""}`
         : "not opened";
       const submission = submissions.get(student.email);
       entry.submissionId = submission?.id;
@@ -101,7 +101,7 @@
       entry.row.dataset.graded = submission.grade != null ? "yes" : "no";
     }
     body.replaceChildren(...progress.students.map((student) => rows.get(student.email).row));
-    document.getElementById("summary").textContent = `${progress.students.length} students · ${submitted} submitted · ${late} late`;
+    document.getElementById("summary").textContent = `${count(progress.students.length, "student")} · ${submitted} submitted · ${late} late`;
   }
 
   function scheduleLoad() {

@@ -11,9 +11,10 @@
   const idleMs = Number(root.dataset.idleMinutes) * 60_000;
   const channel = `class:${classId}`;
   const students = new Map();
+  const noStudents = document.getElementById("no-students");
   let renderPending = false;
 
-  const { element, fieldError } = pulseboard;
+  const { element, fieldError, count, cell, ago } = pulseboard;
 
   function statusOf(student, now) {
     if (student.helpRequest) return "needs_help";
@@ -53,8 +54,12 @@
     const status = statusOf(student, now);
     if (entry.node.dataset.status !== status) entry.node.dataset.status = status;
     setText(entry.name, student.name || student.email);
-    setText(entry.where, student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · cell ${student.cellIndex}` : ""}` : "no notebook yet");
-    setText(entry.detail, `${status.replace("_", " ")} · ${student.cellsExecuted} runs · ${student.recentErrors} recent errors`);
+    setText(entry.where, student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · ${cell(student.cellIndex)}` : ""}` : "no notebook yet");
+    setText(
+      entry.detail,
+      `${status.replace("_", " ")} · ${count(student.cellsExecuted, "cell run")} · ${count(student.recentErrors, "error")} in 10 min` +
+        (student.lastActivity ? ` · active ${ago(student.lastActivity, now)}` : ""),
+    );
     // Until the student turns help off: someone has been there, though the button is still on.
     const helped = student.helped;
     setText(entry.helped, helped ? `helped by ${helped.by || "a removed account"} at ${new Date(helped.at).toLocaleTimeString()}` : "");
@@ -76,7 +81,7 @@
       entry.node.addEventListener("click", () => showTimeline(students.get(student.email)));
       helpCards.set(student.email, entry);
     }
-    const where = student.helpRequest.cellIndex != null ? ` · cell ${student.helpRequest.cellIndex}` : "";
+    const where = student.helpRequest.cellIndex != null ? ` · ${cell(student.helpRequest.cellIndex)}` : "";
     setText(entry.name, (student.name || student.email) + where);
     setText(entry.waiting, `waiting ${waited(student.helpRequest.since, now)}`);
     return entry.node;
@@ -110,12 +115,12 @@
       show(grid, groups.get(key));
       sections.push(grid);
     }
-    show(document.getElementById("students"), sections);
+    show(document.getElementById("students"), all.length ? sections : [noStudents]);
     const counts = {};
     for (const student of all) counts[statusOf(student, now)] = (counts[statusOf(student, now)] || 0) + 1;
     setText(
       document.getElementById("summary"),
-      `${all.length} students · ${counts.active || 0} active · ${counts.erroring || 0} erroring · ${counts.needs_help || 0} need help · ${counts.idle || 0} idle`,
+      `${count(all.length, "student")} · ${counts.active || 0} active · ${counts.erroring || 0} erroring · ${counts.needs_help || 0} need help · ${counts.idle || 0} idle`,
     );
   }
 
@@ -150,19 +155,52 @@
     panel.hidden = false;
     const response = await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(student.email)}/timeline?limit=1000`);
     const body = await response.json().catch(() => ({ events: [] }));
-    list.replaceChildren(
-      ...(body.events || []).reverse().map((event) => {
-        const item = element("li");
-        const title = `${new Date(event.eventTime).toLocaleTimeString()} ${event.eventType}` + (event.cellIndex != null ? ` · cell ${event.cellIndex}` : "");
-        item.append(element("div", event.hasError ? "error" : "", title));
-        if (event.errorMessage) item.append(element("div", "error", event.errorMessage));
-        if (event.code) item.append(element("pre", "", event.code));
-        return item;
-      }),
-    );
+    // Newest first, with dates; the extension's help repeats (every 10 s) fold into one line.
+    const items = [];
+    let folded = null;
+    for (const event of (body.events || []).reverse()) {
+      const title = `${new Date(event.eventTime).toLocaleString()} ${event.eventType}` + (event.cellIndex != null ? ` · ${cell(event.cellIndex)}` : "");
+      if (event.eventType === "help" && folded) {
+        folded.count += 1;
+        folded.line.textContent = `${folded.title} (asked ${folded.count} times, first ${new Date(event.eventTime).toLocaleTimeString()})`;
+        continue;
+      }
+      const item = element("li");
+      const line = element("div", event.hasError ? "error" : "", title);
+      item.append(line);
+      if (event.errorMessage) item.append(element("div", "error", event.errorMessage));
+      if (event.code) item.append(element("pre", "", event.code));
+      folded = event.eventType === "help" ? { line, title, count: 1 } : null;
+      items.push(item);
+    }
+    list.replaceChildren(...items);
   }
 
   document.getElementById("timeline-close").addEventListener("click", () => (document.getElementById("timeline").hidden = true));
+
+  // Error hot spots, per notebook: the cells with the most failed runs and their commonest
+  // messages. Loaded each time the panel opens.
+  const hotSpots = document.getElementById("hot-spots");
+  hotSpots.addEventListener("toggle", async () => {
+    if (!hotSpots.open) return;
+    const list = document.getElementById("hot-spot-list");
+    const body = await pulseboard.getJSON(`/api/v1/classes/${classId}/notebooks`);
+    const notebooks = (body?.notebooks || []).filter((notebook) => notebook.hotSpots.length);
+    if (!notebooks.length) return list.replaceChildren(element("p", "muted", body ? "No failed cell runs yet." : "Could not load the notebooks."));
+    list.replaceChildren(
+      ...notebooks.map((notebook) => {
+        const section = element("div", "hot-spot");
+        section.append(element("h3", "", notebook.notebook));
+        for (const spot of notebook.hotSpots) {
+          section.append(element("div", "error", `${cell(spot.cellIndex) || "unknown cell"}: ${count(spot.errors, "failed run")}`));
+          const messages = element("ul");
+          for (const top of spot.topErrors) messages.append(element("li", "", `${top.message} (${top.count}×)`));
+          section.append(messages);
+        }
+        return section;
+      }),
+    );
+  });
   document.getElementById("group-by-team").addEventListener("change", scheduleRender);
   // The students' serverUrl: shown again on request, or replaced (which breaks every student's).
   async function showServerUrl(response) {

@@ -12,7 +12,7 @@
 
   const csrf = root.dataset.csrf;
   const maxNotebookBytes = 10 * 1024 * 1024;
-  const { element, when } = pulseboard;
+  const { element, when, count, cell } = pulseboard;
   const classNames = new Map(); // class id -> name, from the progress cards
 
   async function load() {
@@ -26,8 +26,8 @@
         const card = element("div", "card");
         card.dataset.status = progress.status;
         card.append(element("div", "name", className));
-        card.append(element("div", "detail", progress.notebook ? `${progress.notebook} · cell ${progress.cellIndex ?? "–"}` : "no notebook yet"));
-        card.append(element("div", "detail", `${progress.cellsExecuted} cells run · ${progress.recentErrors} recent errors`));
+        card.append(element("div", "detail", progress.notebook ? `${progress.notebook} · ${cell(progress.cellIndex) || "no cell yet"}` : "no notebook yet"));
+        card.append(element("div", "detail", `${count(progress.cellsExecuted, "cell run")} · ${count(progress.recentErrors, "error")} in 10 min`));
         if (progress.helpRequest) card.append(element("div", "detail", "help requested"));
         return card;
       }),
@@ -103,9 +103,10 @@
       return;
     }
     const item = element("li", data.hasError ? "error" : "");
-    const where = data.cellIndex != null ? ` · cell ${data.cellIndex}` : "";
+    const where = data.cellIndex != null ? ` · ${cell(data.cellIndex)}` : "";
     item.textContent = `${new Date(data.eventTime).toLocaleTimeString()} ${data.eventType}${where}${data.errorMessage ? ` — ${data.errorMessage}` : ""}`;
     const feed = document.getElementById("my-events");
+    document.getElementById("no-events")?.remove();
     feed.prepend(item);
     while (feed.children.length > 50) feed.lastChild.remove();
     load();

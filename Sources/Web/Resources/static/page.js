@@ -1,4 +1,4 @@
-// What every page script uses: building elements, formatting times, showing a form's errors next
+// What every page script uses: building elements, formatting times, counts and cell numbers, showing a form's errors next
 // to its fields, and calling the API with the page's CSRF token (a 401 means the session ended:
 // back to the login page). Loaded by the layout before the page's own script.
 "use strict";
@@ -8,6 +8,19 @@ window.pulseboard = (() => {
 
   const element = (tag, className, text) => Object.assign(document.createElement(tag), { className: className || "", textContent: text ?? "" });
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+  // "1 student", "3 students".
+  const count = (n, word, plural = word + "s") => `${n} ${n === 1 ? word : plural}`;
+  // Cells are numbered as JupyterLab shows them, from 1 (events carry the 0-based index).
+  const cell = (index) => (index == null ? "" : `cell ${index + 1}`);
+  // "just now", "4 min ago", "2 h ago", else the date.
+  function ago(iso, now = Date.now()) {
+    if (!iso) return "";
+    const seconds = Math.max(0, (now - Date.parse(iso)) / 1000);
+    if (seconds < 60) return "just now";
+    if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+    return new Date(iso).toLocaleDateString();
+  }
 
   function fieldError(form, field, message) {
     const slot = form.querySelector(`[data-error-for="${field}"]`);
@@ -33,5 +46,5 @@ window.pulseboard = (() => {
     return response.ok ? response.json() : null;
   }
 
-  return { csrf, element, when, fieldError, clearErrors, request, getJSON };
+  return { csrf, element, when, count, cell, ago, fieldError, clearErrors, request, getJSON };
 })();
