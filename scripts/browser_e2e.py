@@ -125,7 +125,7 @@ def class_live_view(browser, server, args):
         assert "cell 8" in card.text, card.text  # index 7: cells are numbered as JupyterLab shows them
         summary = browser.find_element(By.ID, "summary").text
         assert re.match(r"\d+ students · ", summary), summary
-        assert any("active just now" in c.text for c in browser.find_elements(By.CSS_SELECTOR, "#students .card"))
+        assert any("last active just now" in c.text for c in browser.find_elements(By.CSS_SELECTOR, "#students .card"))
         if args.class_screenshot:
             time.sleep(4)
             browser.save_screenshot(args.class_screenshot)

@@ -44,10 +44,11 @@
         name: element("div", "name"),
         where: element("div", "detail"),
         detail: element("div", "detail"),
+        seen: element("div", "detail"),
         helped: element("div", "detail helped"),
       };
       entry.node.dataset.email = student.email;
-      entry.node.append(entry.name, entry.where, entry.detail, entry.helped);
+      entry.node.append(entry.name, entry.where, entry.detail, entry.seen, entry.helped);
       entry.node.addEventListener("click", () => showTimeline(students.get(student.email)));
       cards.set(student.email, entry);
     }
@@ -55,11 +56,8 @@
     if (entry.node.dataset.status !== status) entry.node.dataset.status = status;
     setText(entry.name, student.name || student.email);
     setText(entry.where, student.notebook ? `${student.notebook}${student.cellIndex != null ? ` · ${cell(student.cellIndex)}` : ""}` : "no notebook yet");
-    setText(
-      entry.detail,
-      `${status.replace("_", " ")} · ${count(student.cellsExecuted, "cell run")} · ${count(student.recentErrors, "error")} in 10 min` +
-        (student.lastActivity ? ` · active ${ago(student.lastActivity, now)}` : ""),
-    );
+    setText(entry.detail, `${status.replace("_", " ")} · ${count(student.cellsExecuted, "cell run")} · ${count(student.recentErrors, "error")} in 10 min`);
+    setText(entry.seen, student.lastActivity ? `last active ${ago(student.lastActivity, now)}` : "not active yet");
     // Until the student turns help off: someone has been there, though the button is still on.
     const helped = student.helped;
     setText(entry.helped, helped ? `helped by ${helped.by || "a removed account"} at ${new Date(helped.at).toLocaleTimeString()}` : "");
