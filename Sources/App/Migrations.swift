@@ -425,5 +425,13 @@ package enum Migrations {
                 "ALTER TABLE help_requests ADD COLUMN released_at BIGINT",
             ]
         ),
+        Migration(
+            version: 16,
+            name: "a replaced class token keeps working until its grace period ends",
+            statements: [
+                "ALTER TABLE classes ADD COLUMN previous_token_hash TEXT",
+                "ALTER TABLE classes ADD COLUMN previous_token_until BIGINT",
+            ]
+        ),
     ]
 }

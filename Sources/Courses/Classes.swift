@@ -17,6 +17,8 @@ public struct ClassRecord: Sendable, Equatable, Decodable {
     public var updatedAt: Date
     /// Whether students who join by sending events wait for an instructor to accept them.
     public var holdNewStudents = false
+    /// Until when the token this class had before its last replacement still works, if it does.
+    public var previousTokenUntil: Date?
 }
 
 /// Classes in storage, through portable statements. Every change records its `audit` note in
@@ -24,7 +26,9 @@ public struct ClassRecord: Sendable, Equatable, Decodable {
 package struct Classes {
     package let store: any Database
 
-    private static let columnNames = ["id", "name", "code", "description", "owner_id", "token_prefix", "created_at", "updated_at", "hold_new_students"]
+    private static let columnNames = [
+        "id", "name", "code", "description", "owner_id", "token_prefix", "created_at", "updated_at", "hold_new_students", "previous_token_until",
+    ]
     private static let columns = columnNames.joined(separator: ", ")
     /// Classes `c` that user `?` teaches: as the owner or as a co-instructor (bind the id twice).
     private static let taughtBy = "(c.owner_id = ? OR EXISTS (SELECT 1 FROM class_instructors ci WHERE ci.class_id = c.id AND ci.user_id = ?))"
@@ -59,9 +63,15 @@ package struct Classes {
         try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE code = ?", .text(code)), as: ClassRecord.self).first
     }
 
-    /// The class whose ingest token has this hash.
-    package func find(tokenHash: String) async throws -> ClassRecord? {
-        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE token_hash = ?", .text(tokenHash)), as: ClassRecord.self).first
+    /// The class whose ingest token has this hash, or whose replaced token it is while its
+    /// grace period lasts.
+    package func find(tokenHash: String, now: Date = Date()) async throws -> ClassRecord? {
+        try await store.select(
+            SQLStatement(
+                "SELECT \(Self.columns) FROM classes WHERE token_hash = ? OR (previous_token_hash = ? AND previous_token_until > ?)",
+                .text(tokenHash), .text(tokenHash), .integer(now.millisecondsSince1970)),
+            as: ClassRecord.self
+        ).first
     }
 
     /// Every class (for admins, `instructorID` nil) or those an instructor teaches, by name, a page of them.
@@ -103,12 +113,17 @@ package struct Classes {
         try await run(SQLStatement("DELETE FROM classes WHERE id = ?", .integer(id)), classID: id, audit: audit)
     }
 
-    /// Replaces the ingest token (the old one stops working at once).
-    package func rotateToken(classID: Int64, token: IssuedSecret, now: Date, audit: AuditNote?) async throws {
+    /// Replaces the ingest token. The old one keeps working for `grace` (students who have not
+    /// changed their serverUrl yet lose nothing); with no grace it stops at once (it leaked).
+    package func rotateToken(classID: Int64, token: IssuedSecret, grace: Duration, now: Date, audit: AuditNote?) async throws {
+        let until: SQLValue = grace > .zero ? .integer(now.millisecondsSince1970 + Int64(grace.seconds * 1000)) : .null
         try await run(
             SQLStatement(
-                "UPDATE classes SET ingest_token = ?, token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?",
-                .text(token.secret), .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
+                """
+                UPDATE classes SET previous_token_hash = token_hash, previous_token_until = ?,
+                    ingest_token = ?, token_hash = ?, token_prefix = ?, updated_at = ? WHERE id = ?
+                """,
+                until, .text(token.secret), .text(token.hash), .text(token.prefix), .integer(now.millisecondsSince1970), .integer(classID)
             ), classID: classID, audit: audit)
     }
 
@@ -223,6 +238,10 @@ package struct Classes {
     }
 }
 
+/// How long a replaced class token keeps working by default: a day, so that students who have
+/// not pasted the new serverUrl yet lose no events (replace it with no grace when it leaked).
+public let classTokenGrace: Duration = .seconds(24 * 3600)
+
 /// A class ingest token as issued. It is kept, so that the class's instructors can read it again
 /// (it only lets one class's students send events); events find their class by its hash.
 package struct IssuedSecret: Sendable {
@@ -282,11 +301,12 @@ public enum ClassAdministration {
         return try await Classes(store: store).ingestToken(classID: classID)
     }
 
-    /// Replaces a class's ingest token and returns the new one.
-    public static func rotateToken(classID: Int64, in store: any Database) async throws -> String {
+    /// Replaces a class's ingest token and returns the new one; the old one works for `grace`.
+    public static func rotateToken(classID: Int64, grace: Duration, in store: any Database) async throws -> String {
         guard try await Classes(store: store).find(id: classID) != nil else { throw ConfigurationError("No class with id \(classID).") }
         let token = IssuedSecret.classToken()
-        try await Classes(store: store).rotateToken(classID: classID, token: token, now: Date(), audit: .commandLine("rotate-token", "class"))
+        try await Classes(store: store).rotateToken(
+            classID: classID, token: token, grace: grace, now: Date(), audit: .commandLine("rotate-token", "class"))
         return token.secret
     }
 }

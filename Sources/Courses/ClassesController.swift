@@ -24,6 +24,8 @@ package struct ClassesController {
         var ownerId: Int64
         var holdNewStudents: Bool
         var tokenPrefix: String
+        /// Until when the token replaced last still works, while it does.
+        var previousTokenUntil: String?
         var createdAt: String
         var updatedAt: String
         /// Only when a token was just issued: the secret and the serverUrl for the extension.
@@ -38,6 +40,7 @@ package struct ClassesController {
             ownerId = record.ownerID
             holdNewStudents = record.holdNewStudents
             tokenPrefix = record.tokenPrefix
+            previousTokenUntil = record.previousTokenUntil.flatMap { $0 > Date() ? Timestamp.format($0) : nil }
             createdAt = Timestamp.format(record.createdAt)
             updatedAt = Timestamp.format(record.updatedAt)
             ingestToken = connection?.ingestToken
@@ -49,6 +52,8 @@ package struct ClassesController {
     struct Connection: Encodable {
         var ingestToken: String
         var serverUrl: String
+        /// Until when the replaced token still works, while it does.
+        var previousTokenUntil: String?
     }
 
     /// PUT needs every field but the description; PATCH any. Only admins may set `ownerId`.
@@ -121,10 +126,10 @@ package struct ClassesController {
 
     /// The token with the `serverUrl` a student pastes: on `--public-url` when set, else on the
     /// address this request was sent to (the instructor's browser reaches the server there too).
-    func connection(token: String, request: Request, context: AppRequestContext) -> Connection {
+    func connection(_ record: ClassRecord, token: String, request: Request, context: AppRequestContext) -> Connection {
         let scheme = context.forwardedProto ?? (behindTLS ? "https" : "http")
         let base = publicURL ?? "\(scheme)://\(request.head.authority ?? "localhost")"
-        return Connection(ingestToken: token, serverUrl: ServerURL.events(base: base, token: token))
+        return Connection(ingestToken: token, serverUrl: ServerURL.events(base: base, token: token), previousTokenUntil: ClassView(record).previousTokenUntil)
     }
 
     package var routes: RouteCollection<AppRequestContext> {
@@ -139,8 +144,10 @@ package struct ClassesController {
                 let record = try await classes.create(
                     name: name, code: code, description: body.description ?? "", ownerID: user.id, token: token, now: Date(),
                     audit: AuditNote("create", "class", details: "code \(code)", context: context))
-                return try JSONResponse(ClassView(record, connection: connection(token: token.secret, request: request, context: context)), status: .created)
-                    .response
+                return try JSONResponse(
+                    ClassView(record, connection: connection(record, token: token.secret, request: request, context: context)), status: .created
+                )
+                .response
             } catch StoreError.conflict {
                 throw APIError.conflict("The class code '\(code)' is taken.")
             }
@@ -271,14 +278,18 @@ package struct ClassesController {
             guard let token = try await classes.ingestToken(classID: record.id) else {
                 throw APIError.notFound("This class's token was issued before tokens were kept: replace it once to see it here.")
             }
-            return try JSONResponse(connection(token: token, request: request, context: context)).response
+            return try JSONResponse(connection(record, token: token, request: request, context: context)).response
         }
         router.post("/classes/{id}/token") { request, context -> Response in
             let record = try await authorizedClass(context)
+            let hours = try QueryParameter.integer(request.uri.queryParameters.get("graceHours"), field: "graceHours", range: 0...168)
+            let grace = hours.map { Duration.seconds($0 * 3600) } ?? classTokenGrace
             let token = IssuedSecret.classToken()
-            try await classes.rotateToken(classID: record.id, token: token, now: Date(), audit: AuditNote("rotate-token", "class", context: context))
+            try await classes.rotateToken(
+                classID: record.id, token: token, grace: grace, now: Date(),
+                audit: AuditNote("rotate-token", "class", details: "old token works \(Int(grace.seconds / 3600)) h", context: context))
             let rotated = try await classes.find(id: record.id) ?? record
-            return try JSONResponse(ClassView(rotated, connection: connection(token: token.secret, request: request, context: context))).response
+            return try JSONResponse(ClassView(rotated, connection: connection(rotated, token: token.secret, request: request, context: context))).response
         }
         return router
     }

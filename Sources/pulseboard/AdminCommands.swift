@@ -192,14 +192,19 @@ struct ClassCommand: AsyncParsableCommand {
     }
 
     struct RotateToken: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace a class's ingest token; the old one stops working.")
+        static let configuration = CommandConfiguration(abstract: "Replace a class's ingest token; the old one works for --grace-hours more.")
         @OptionGroup var data: DataOptions
         @OptionGroup var address: PublicAddress
         @Argument(help: "The class's id (see 'class list').") var id: Int64
+        @Option(help: "Hours the old token keeps working (0: stop it now, for a token that leaked).") var graceHours = 24
+
+        func validate() throws {
+            guard (0...168).contains(graceHours) else { throw ValidationError("--grace-hours is 0 to 168.") }
+        }
 
         func run() async throws {
-            let id = id
-            let token = try await data.withStore { try await ClassAdministration.rotateToken(classID: id, in: $0) }
+            let (id, grace) = (id, Duration.seconds(graceHours * 3600))
+            let token = try await data.withStore { try await ClassAdministration.rotateToken(classID: id, grace: grace, in: $0) }
             print("New serverUrl for class \(id):")
             try address.print(token: token)
         }

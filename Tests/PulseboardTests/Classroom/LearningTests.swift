@@ -367,12 +367,21 @@ struct LearningEventTests {
             }
             let mine = try await client.request(.get, "/api/v1/classes", token: stranger)
             #expect(mine.text.contains(#""total":0"#))
-            // Rotating the token retires the old one at once.
+            // A replaced token keeps working for its grace period (24 h by default), and the class says until when.
             let old = try #require(course.ingestToken)
-            let rotated = try #require(
-                try await client.request(.post, "/api/v1/classes/\(course.id)/token", token: owner).decode(CreatedClass.self).ingestToken)
-            #expect(try await client.sendEvents([ExtensionEvent.json("help")], classToken: old).status == .unauthorized)
+            let replaced = try await client.request(.post, "/api/v1/classes/\(course.id)/token", token: owner)
+            let rotated = try #require(try replaced.decode(CreatedClass.self).ingestToken)
+            #expect(replaced.text.contains(#""previousTokenUntil":""#))
+            #expect(try await client.sendEvents([ExtensionEvent.json("help")], classToken: old).status == .ok)
             #expect(try await client.sendEvents([ExtensionEvent.json("help")], classToken: rotated).status == .ok)
+            #expect(try await client.request(.get, "/api/v1/classes/\(course.id)/token", token: owner).text.contains("previousTokenUntil"))
+            // With no grace (a token that leaked) both the old ones stop at once.
+            let leakedReplacement = try await client.request(.post, "/api/v1/classes/\(course.id)/token?graceHours=0", token: owner)
+            #expect(!leakedReplacement.text.contains("previousTokenUntil"))
+            for stopped in [old, rotated] {
+                #expect(try await client.sendEvents([ExtensionEvent.json("help")], classToken: stopped).status == .unauthorized)
+            }
+            #expect(try await client.request(.post, "/api/v1/classes/\(course.id)/token?graceHours=999", token: owner).status == .badRequest)
             #expect(try await client.request(.post, "/api/v1/classes/\(course.id)/token", token: stranger).status == .forbidden)
         }
     }

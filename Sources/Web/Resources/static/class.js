@@ -204,7 +204,10 @@
   async function showServerUrl(response) {
     const body = await response.json().catch(() => ({}));
     const target = document.getElementById("server-url");
-    target.textContent = response.ok ? body.serverUrl : body.error?.message || `Error ${response.status}`;
+    const previous = body.previousTokenUntil
+      ? `\n(the previous serverUrl keeps working until ${new Date(body.previousTokenUntil).toLocaleString()})`
+      : "";
+    target.textContent = response.ok ? body.serverUrl + previous : body.error?.message || `Error ${response.status}`;
     target.hidden = false;
   }
   document.getElementById("show-server-url").addEventListener("click", async () =>
@@ -212,7 +215,10 @@
   );
   document.getElementById("rotate").addEventListener("click", async () => {
     if (!confirm("Replace the ingest token? Every student's serverUrl must then change.")) return;
-    showServerUrl(await fetch(`/api/v1/classes/${classId}/token`, { method: "POST", headers: { "X-CSRF-Token": csrf } }));
+    // The old token keeps working a day while students switch, unless it leaked.
+    const leaked = confirm("Stop the old token at once? Choose OK if it leaked; Cancel keeps it working for 24 hours while students switch.");
+    const path = `/api/v1/classes/${classId}/token?graceHours=${leaked ? 0 : 24}`;
+    showServerUrl(await fetch(path, { method: "POST", headers: { "X-CSRF-Token": csrf } }));
   });
   setInterval(scheduleRender, 1000);
 
