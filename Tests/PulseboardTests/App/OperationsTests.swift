@@ -76,6 +76,9 @@ struct OperationsTests {
                 documented.insert(.init(method: method.uppercased(), path: path))
                 let responses = (operation as? [String: Any])?["responses"] as? [String: Any]
                 #expect(responses?.isEmpty == false, "\(method) \(path) documents no responses")
+                if QueryParameterCheck.isChecked(path), method != "options" {
+                    #expect(responses?["400"] != nil, "\(method) \(path) does not document the 400 of an unknown query parameter")
+                }
             }
         }
         // Every optional route switched on.

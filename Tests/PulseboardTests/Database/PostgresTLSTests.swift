@@ -7,7 +7,7 @@ import Testing
 
 /// A PostgreSQL that, like managed services, takes TCP connections over TLS only, with a
 /// certificate from a CA this test makes (openssl): each `sslmode` connects or fails as libpq's does.
-@Suite("PostgreSQL over TLS", .timeLimit(.minutes(2)))
+@Suite("PostgreSQL over TLS", .timeLimit(.minutes(3)))
 struct PostgresTLSTests {
     @Test(.enabled(if: TestPostgres.isAvailable && ProcessInfo.processInfo.environment["PULSEBOARD_TEST_DATABASE_URL"] == nil))
     func eachSSLModeConnectsOrFailsAsLibpqWould() async throws {
@@ -46,9 +46,10 @@ struct PostgresTLSTests {
         #expect(try PostgresEngine.configuration("postgres://u@127.0.0.1/db", poolSize: 40).options.maximumConnections == 40)
     }
 
-    /// Whether a connection made with `url` runs over TLS; nil when none could be made.
+    /// Whether a connection made with `url` runs over TLS; nil when none could be made. The wait
+    /// is long: a TLS handshake with a new backend took more than 2 s on a loaded CI machine.
     static func usesTLS(_ url: String) async -> Bool? {
-        try? await PostgresEngine(url: url, logger: TestApp.logger).whileRunning { engine in
+        try? await PostgresEngine(url: url, logger: TestApp.logger, connectionWait: .seconds(10)).whileRunning { engine in
             let row = try await engine.select(SQLStatement("SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
             return row.first?.first?.int == 1
         }
