@@ -53,7 +53,14 @@ let package = Package(
         // command line.
 
         // Roles and claims, time, JSON values, secrets, the server's own metrics.
-        .target(name: "PulseboardKernel", dependencies: [crypto, lifecycle, logging, prometheus], path: "Sources/Kernel"),
+        .target(
+            name: "PulseboardKernel",
+            dependencies: [
+                crypto, lifecycle, logging, prometheus,
+                // Writing CSV files (CSV.swift quotes per RFC 4180).
+                .product(name: "CSV", package: "CSV.swift"),
+            ],
+            path: "Sources/Kernel"),
         // The engine-neutral database: portable statements, transactions, migrations, notifications.
         .target(name: "PulseboardDatabase", dependencies: ["PulseboardKernel", lifecycle, logging], path: "Sources/Database"),
         .target(name: "PulseboardSQLite", dependencies: ["PulseboardDatabase", "PulseboardKernel", grdb, lifecycle], path: "Sources/SQLite"),
@@ -64,11 +71,13 @@ let package = Package(
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // PromQL: parsing and evaluating Prometheus's query language over series a source provides.
         .target(name: "PulseboardPromQL", path: "Sources/PromQL"),
+        // The request log and the task progress log, joined by trace id.
+        .target(name: "PulseboardTracing", dependencies: ["PulseboardDatabase", "PulseboardKernel", lifecycle, logging], path: "Sources/Tracing"),
         // Request context, errors, validation, authentication middleware, CSRF, audit notes.
         .target(
             name: "PulseboardHTTP",
             dependencies: [
-                "PulseboardDatabase", "PulseboardKernel", hummingbird, webSocket, httpTypes, nioCore, logging,
+                "PulseboardDatabase", "PulseboardKernel", "PulseboardTracing", hummingbird, webSocket, httpTypes, nioCore, logging,
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
             path: "Sources/HTTP"),
@@ -98,7 +107,7 @@ let package = Package(
         .target(
             name: "PulseboardCourses",
             dependencies: [
-                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel", hummingbird,
+                "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel", "PulseboardTracing", hummingbird,
                 // Reading rosters.
                 .product(name: "SwiftCSV", package: "SwiftCSV"),
             ],
@@ -107,9 +116,7 @@ let package = Package(
             name: "PulseboardClassroom",
             dependencies: [
                 "PulseboardAccounts", "PulseboardCourses", "PulseboardDatabase", "PulseboardHTTP", "PulseboardLive", "PulseboardMetrics",
-                "PulseboardKernel", "PulseboardPromQL", hummingbird, lifecycle, logging,
-                // Writing exports (CSV.swift quotes per RFC 4180).
-                .product(name: "CSV", package: "CSV.swift"),
+                "PulseboardKernel", "PulseboardPromQL", "PulseboardTracing", hummingbird, lifecycle, logging,
             ],
             path: "Sources/Classroom"),
         .target(
@@ -125,7 +132,7 @@ let package = Package(
             name: "PulseboardApp",
             dependencies: [
                 "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses", "PulseboardLive",
-                "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardWeb",
+                "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardTracing", "PulseboardWeb",
                 hummingbird, .product(name: "HummingbirdCore", package: "hummingbird"), webSocket, lifecycle, logging, nioCore, nioPosix,
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -136,6 +143,7 @@ let package = Package(
             name: "pulseboard",
             dependencies: [
                 "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
+                "PulseboardTracing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 nioCore, logging,
@@ -157,7 +165,8 @@ let package = Package(
             name: "PulseboardTests",
             dependencies: [
                 "PulseboardApp", "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses",
-                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardWeb", "pulseboard",
+                "PulseboardLive", "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardTracing", "PulseboardWeb",
+                "pulseboard",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

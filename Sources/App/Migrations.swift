@@ -433,5 +433,50 @@ package enum Migrations {
                 "ALTER TABLE classes ADD COLUMN previous_token_until BIGINT",
             ]
         ),
+        Migration(
+            version: 17,
+            name: "the request log and the task progress log (seed 003's api_logs and task_progress_logs), joined by trace id",
+            statements: [
+                """
+                CREATE TABLE api_logs (
+                    id {{id}},
+                    trace_id TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    method TEXT NOT NULL,
+                    route TEXT NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    request_header TEXT NOT NULL,
+                    request_body TEXT,
+                    response_status INTEGER NOT NULL,
+                    response_header TEXT NOT NULL,
+                    response_body TEXT,
+                    duration_ms DOUBLE PRECISION NOT NULL,
+                    ip_address TEXT NOT NULL,
+                    user_id BIGINT
+                )
+                """,
+                "CREATE INDEX api_logs_trace_id ON api_logs(trace_id)",
+                "CREATE INDEX api_logs_created_at ON api_logs(created_at)",
+                """
+                CREATE TABLE task_progress_logs (
+                    id {{id}},
+                    trace_id TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    task_name TEXT NOT NULL,
+                    step_name TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    execution_order INTEGER NOT NULL,
+                    input_data TEXT,
+                    output_data TEXT,
+                    error_message TEXT,
+                    stack_trace TEXT
+                )
+                """,
+                "CREATE INDEX task_progress_logs_trace_id ON task_progress_logs(trace_id)",
+                "CREATE INDEX task_progress_logs_created_at ON task_progress_logs(created_at)",
+                // The request that brought an event, for the steps of applying it.
+                "ALTER TABLE events ADD COLUMN trace_id TEXT",
+            ]
+        ),
     ]
 }

@@ -14,6 +14,7 @@ import PulseboardKernel
 import PulseboardLive
 import PulseboardMetrics
 import PulseboardPromQL
+import PulseboardTracing
 import PulseboardWeb
 import ServiceLifecycle
 
@@ -25,6 +26,8 @@ public struct Pulseboard: Sendable {
     package let metrics: any MetricsStore
     public let hub: Hub
     public let telemetry: Telemetry
+    /// The request and task logs' writer; nil with `--no-request-log`.
+    package let operationsLog: OperationsLog?
     /// The admin password when this start created the admin with a generated one (print it once).
     public let generatedAdminPassword: String?
     let routes: [RecordingRouter.Route]
@@ -52,6 +55,7 @@ public struct Pulseboard: Sendable {
             }
 
         let telemetry = Telemetry()
+        let operationsLog = config.requestLog ? OperationsLog(store: store, telemetry: telemetry, logger: logger) : nil
         let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
         // With several instances on one database, live data travels between them.
         let relay = store.notifications.map { InstanceRelay(notifications: $0, instanceID: instanceID, telemetry: telemetry, logger: logger) }
@@ -74,13 +78,17 @@ public struct Pulseboard: Sendable {
         )
         let notifier = Notifier(hub: hub, relay: relay)
         let classChannel = ClassChannel(hub: hub, progress: progress, relay: relay, telemetry: telemetry, logger: logger)
-        let processor = EventProcessor(store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, channel: classChannel)
+        let processor = EventProcessor(
+            store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, channel: classChannel, log: operationsLog)
         let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         let retention = Duration.seconds(config.retentionDays * 86_400)
         let idempotencyLifetime = Duration.seconds(config.idempotencyHours * 3600)
         let compactAfter = config.compactAfter
-        var services: [any Service] = [
+        let requestLogDays = Duration.seconds(config.requestLogDays * 86_400)
+        let optionalServices: [(any Service)?] = [
             store,
+            // Stopped after the services that record into it (services stop in reverse order).
+            operationsLog,
             // Before the writer: services stop in reverse order, so the writer drains first.
             processor,
             writer,
@@ -90,26 +98,42 @@ public struct Pulseboard: Sendable {
                         try await metrics.prune(
                             pointsBefore: now.addingTimeInterval(-retention.seconds),
                             idempotencyKeysBefore: now.addingTimeInterval(-idempotencyLifetime.seconds), now: now)
+                        return nil
                     },
-                    .init(name: "expired sessions") { now in try await Accounts(store: store).deleteExpiredSessions(now: now) },
-                    .init(name: "submission files") { now in try await submissions.sweepFiles(now: now) },
+                    .init(name: "request and task log retention") { now in
+                        try await store.transaction(OperationsLog.prune(before: now.addingTimeInterval(-requestLogDays.seconds)))
+                        return nil
+                    },
+                    .init(name: "expired sessions") { now in
+                        try await Accounts(store: store).deleteExpiredSessions(now: now)
+                        return nil
+                    },
+                    .init(name: "submission files") { now in
+                        try await submissions.sweepFiles(now: now)
+                        return nil
+                    },
                 ],
                 interval: .seconds(3600),
+                log: operationsLog,
                 logger: logger
             ),
             MaintenanceService(
                 chores: [
                     .init(name: "chunk compaction") { now in
-                        try await metrics.compactChunks(closedBefore: now.addingTimeInterval(-compactAfter.seconds))
+                        let merged = try await metrics.compactChunks(closedBefore: now.addingTimeInterval(-compactAfter.seconds))
                         let sizes = try await metrics.storedSizes().values
-                        telemetry.recordStorage(
-                            points: sizes.reduce(0) { $0 + $1.points }, bytes: sizes.reduce(0) { $0 + $1.bytes }, chunks: sizes.reduce(0) { $0 + $1.chunks })
+                        let points = sizes.reduce(0) { $0 + $1.points }
+                        let chunks = sizes.reduce(0) { $0 + $1.chunks }
+                        telemetry.recordStorage(points: points, bytes: sizes.reduce(0) { $0 + $1.bytes }, chunks: chunks)
+                        return ["chunksMerged": .integer(Int64(merged)), "storedChunks": .integer(chunks), "storedPoints": .integer(points)]
                     }
                 ],
                 interval: compactAfter,
+                log: operationsLog,
                 logger: logger
             ),
         ]
+        var services = optionalServices.compactMap { $0 }
         if let relay {
             services.append(relay)
             if let log = metrics.liveLog { services.append(PointRelay(log: log, relay: relay, hub: hub, logger: logger)) }
@@ -131,7 +155,7 @@ public struct Pulseboard: Sendable {
             throw ConfigurationError("--trusted-proxies: \(error)")
         }
         if !proxies.isEmpty { router.add(middleware: ForwardedClientMiddleware(proxies: proxies)) }
-        router.add(middleware: RequestTelemetryMiddleware(telemetry: telemetry))
+        router.add(middleware: RequestTelemetryMiddleware(telemetry: telemetry, requestLog: operationsLog))
         router.add(middleware: SecurityHeadersMiddleware(behindTLS: config.behindTLS))
         if !config.corsOrigins.isEmpty { router.add(middleware: ListedOriginsMiddleware(origins: Set(config.corsOrigins))) }
         router.add(middleware: ErrorMiddleware())
@@ -164,18 +188,20 @@ public struct Pulseboard: Sendable {
             HistoryController(store: metrics).routes,
             EventsController(
                 writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes,
-                openClassID: openClassID, testEvents: config.enableTestAPI ? TestEvents() : nil
+                openClassID: openClassID, testEvents: config.enableTestAPI ? TestEvents() : nil, log: operationsLog
             ).routes,
             ClassesController(
-                classes: classes, enrolment: Enrolment(store: store), publicURL: config.publicURL, behindTLS: config.behindTLS,
+                classes: classes, enrolment: Enrolment(store: store), publicURL: config.publicURL, behindTLS: config.behindTLS, log: operationsLog,
                 accessChanged: accessChanged
             ).routes,
             ClassroomController(classes: classes, progress: progress, channel: classChannel).routes,
             AssignmentsController(assignments: assignments, classes: classes).routes,
-            SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier) { submission, classID, email in
+            SubmissionsController(submissions: submissions, assignments: assignments, classes: classes, notifier: notifier, log: operationsLog) {
+                submission, classID, email in
                 classChannel.submissionReceived(submission, classID: classID, email: email)
             }.routes,
             AuditTrail(store: store).routes,
+            LogsController(reader: OperationsLogReader(store: store)).routes,
             BroadcastController(notifier: notifier).routes,
         ]
         for collection in api { routes.addRoutes(collection, atPath: "/api/v1") }
@@ -208,6 +234,7 @@ public struct Pulseboard: Sendable {
             metrics: metrics,
             hub: hub,
             telemetry: telemetry,
+            operationsLog: operationsLog,
             generatedAdminPassword: generatedPassword, routes: routes.routes)
     }
 

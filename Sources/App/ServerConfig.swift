@@ -47,6 +47,9 @@ public struct ServerConfig: Sendable {
     public var collectInterval: Duration = .seconds(1)
     public var demo = false
     public var retentionDays = 30
+    /// The request log and the task progress log (seed 003), and the days they are kept.
+    public var requestLog = true
+    public var requestLogDays = 7
     /// A chunk is merged with the other small chunks of its series and hour once its newest
     /// point is this old; compaction passes run as often.
     public var compactAfter: Duration = .seconds(60)

@@ -87,6 +87,12 @@ extension Setting {
         summary: "Messages queued per WebSocket client before it is dropped.")
     package static let retentionDays = Setting(
         flag: "retention-days", variable: "PULSEBOARD_RETENTION_DAYS", defaultText: "\(defaults.retentionDays)", summary: "Days of points kept.")
+    package static let requestLogDays = Setting(
+        flag: "request-log-days", variable: "PULSEBOARD_REQUEST_LOG_DAYS", defaultText: "\(defaults.requestLogDays)",
+        summary: "Days the request log and the task progress log are kept.")
+    package static let noRequestLog = Setting(
+        flag: "no-request-log", variable: "PULSEBOARD_REQUEST_LOG=false", defaultText: "on",
+        summary: "Do not record requests and task steps in the database (the log lines stay).")
     package static let compactAfter = Setting(
         flag: "compact-after", variable: "PULSEBOARD_COMPACT_AFTER", defaultText: "\(defaults.compactAfter.components.seconds)",
         summary: "Seconds after its newest point before a chunk is merged into larger ones; passes run as often.")
@@ -132,7 +138,8 @@ extension Setting {
         jwtSecret,
         logLevel, logFormat, behindTLS, publicURL, trustedProxies, noHostMetrics, collectInterval, demo, maxBodyBytes, maxBatchPoints, writeQueuePoints,
         liveHistory,
-        liveHistoryBytes, sendQueue, retentionDays, compactAfter, queryMaxSamples, rateLimit, rateLimitPeriod, idempotencyHours, accessTokenTTL, sessionTTL,
+        liveHistoryBytes, sendQueue, retentionDays, requestLogDays, noRequestLog, compactAfter, queryMaxSamples, rateLimit, rateLimitPeriod, idempotencyHours,
+        accessTokenTTL, sessionTTL,
         bcryptCost, openIngest,
         idleMinutes,
         corsOrigins,

@@ -89,8 +89,7 @@ package struct ClassroomController {
                     .contentType: "text/csv; charset=utf-8",
                     .contentDisposition: "attachment; filename=\"class-\(record.id)-events.csv\"",
                 ],
-                // A byte order mark first: spreadsheets (Excel) then read UTF-8, and Japanese names stay legible.
-                body: .init(byteBuffer: ByteBuffer(string: "\u{FEFF}" + csv))
+                body: .init(byteBuffer: ByteBuffer(string: CSVTable.byteOrderMark + csv))
             )
         }
         router.post("/classes/{id}/help/{requestId}/resolve") { _, context -> Response in

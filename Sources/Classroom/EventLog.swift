@@ -9,12 +9,12 @@ package enum EventLog {
     static func rows(_ events: [LearningEvent], receivedAt: Date) -> RowsOnce {
         RowsOnce(
             table: "events",
-            columns: ["class_id", "event_id", "event_type", "event_time", "received_at", "email", "payload"],
+            columns: ["class_id", "event_id", "event_type", "event_time", "received_at", "email", "payload", "trace_id"],
             keyColumns: 2,
             rows: events.map { event in
                 [
                     .integer(event.classID), .text(event.eventID), .text(event.type), .integer(event.timeMs),
-                    .integer(receivedAt.millisecondsSince1970), SQLValue(event.email), .text(event.payload),
+                    .integer(receivedAt.millisecondsSince1970), SQLValue(event.email), .text(event.payload), SQLValue(event.traceID),
                 ]
             })
     }
@@ -34,12 +34,13 @@ package enum EventLog {
 
     /// An event as stored, decoded by column name (select it with `Stored.columns`).
     struct Stored: Decodable, StoredEventKey {
-        static let columns = "class_id, event_id, received_at, payload"
+        static let columns = "class_id, event_id, received_at, payload, trace_id"
 
         var classID: Int64
         var eventID: String
         var receivedAt: Date
         var payload: String
+        var traceID: String?
 
         /// The payload: the JSON object the event was stored as. Anything else is an error that
         /// names the event, never a row skipped.
@@ -52,7 +53,9 @@ package enum EventLog {
 
         /// The event again, to apply it after a crash.
         func event() throws -> LearningEvent {
-            EventParser.event(from: try object(), classID: classID, receivedAt: receivedAt)
+            var event = EventParser.event(from: try object(), classID: classID, receivedAt: receivedAt)
+            event.traceID = traceID
+            return event
         }
     }
 

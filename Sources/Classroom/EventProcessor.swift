@@ -3,6 +3,7 @@ import Logging
 import PulseboardDatabase
 import PulseboardKernel
 import PulseboardLive
+import PulseboardTracing
 import ServiceLifecycle
 import Synchronization
 
@@ -22,6 +23,11 @@ package final class EventProcessor: Service {
     let channel: ClassChannel
     /// Waits before the retries of a failed batch.
     let retryDelays: [Duration]
+    /// Where the steps of applying each request's events are recorded (nil: not recorded).
+    let log: OperationsLog?
+    /// The task the events of one ingest request make in the task log: received and stored by
+    /// `EventsController`, applied here.
+    static let taskName = "event processing"
     let sweepInterval: Duration = .seconds(30)
     /// The sweep leaves younger events to the instance that took them: two instances applying
     /// the same event at once would both see, say, no open help request and open two.
@@ -38,9 +44,10 @@ package final class EventProcessor: Service {
 
     package init(
         store: any Database, hub: Hub, router: EventRouter = .standard, progress: ClassProgress, telemetry: Telemetry, logger: Logger,
-        channel: ClassChannel, retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)]
+        channel: ClassChannel, log: OperationsLog? = nil, retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)]
     ) {
         self.retryDelays = retryDelays
+        self.log = log
         self.channel = channel
         self.store = store
         self.hub = hub
@@ -114,40 +121,64 @@ package final class EventProcessor: Service {
         }
     }
 
-    /// Returns whether every event was applied.
+    /// Returns whether every event was applied. Each request whose events are among them gets
+    /// its "applied" steps in the task log: one IN_PROGRESS per failed attempt, then SUCCESS, or
+    /// FAILED naming how many events were left for the sweep.
     @discardableResult
     func apply(_ events: [LearningEvent]) async -> Bool {
+        var tasks: [String: TaskRecorder] = [:]
+        for traceID in Set(events.compactMap(\.traceID)) {
+            tasks[traceID] = TaskRecorder(log: log, traceID: traceID, task: Self.taskName, firstOrder: 3)
+        }
         var applied = events
-        if await attempt(events, retries: retryDelays) == false {
+        var lastError: (any Error)?
+        let errors = await attempt(events, retries: retryDelays)
+        for error in errors {
+            for traceID in tasks.keys { tasks[traceID]?.record("applied", .inProgress, error: error) }
+        }
+        if errors.count == retryDelays.count + 1 {
             applied = []
             for event in events {
-                if await attempt([event], retries: []) {
-                    applied.append(event)
-                } else {
+                if let error = await attempt([event], retries: []).last {
+                    lastError = error
                     logger.error("Applying a learning event failed; it stays stored for a later attempt", metadata: ["event_id": "\(event.eventID)"])
+                } else {
+                    applied.append(event)
                 }
             }
+        }
+        let appliedPerTrace = Dictionary(grouping: applied.compactMap(\.traceID)) { $0 }.mapValues(\.count)
+        let totalPerTrace = Dictionary(grouping: events.compactMap(\.traceID)) { $0 }.mapValues(\.count)
+        for (traceID, total) in totalPerTrace {
+            let done = appliedPerTrace[traceID] ?? 0
+            let output: JSONValue = ["applied": .integer(Int64(done)), "leftForSweep": .integer(Int64(total - done))]
+            tasks[traceID]?.record("applied", done == total ? .success : .failed, output: output, error: done == total ? nil : lastError)
         }
         await publish(applied)
         return applied.count == events.count
     }
 
-    private func attempt(_ events: [LearningEvent], retries: [Duration]) async -> Bool {
+    /// Tries to apply `events` in one transaction, again after each of `retries`; answers the
+    /// errors of the failed tries (empty when the first succeeded, one more than `retries` when
+    /// all failed).
+    private func attempt(_ events: [LearningEvent], retries: [Duration]) async -> [any Error] {
         let now = Date()
         let statements = router.statements(for: events) + EventLog.markProcessed(events, at: now)
+        var errors: [any Error] = []
         for delay in [Duration.zero] + retries {
             if delay > .zero { try? await Task.sleep(for: delay) }
             do {
                 try await store.transaction(statements)
-                return true
+                return errors
             } catch {
+                errors.append(error)
                 telemetry.eventHandlerFailures.increment()
                 logger.warning(
                     "Applying learning events failed",
                     metadata: ["error": "\(error)", "events": "\(events.count)", "first_event_id": "\(events.first?.eventID ?? "")"])
             }
         }
-        return false
+        return errors
     }
 
     /// Each student touched gets their new picture on `class:<id>`; each event goes to the

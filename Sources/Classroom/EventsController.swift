@@ -5,6 +5,7 @@ import PulseboardCourses
 import PulseboardHTTP
 import PulseboardKernel
 import PulseboardMetrics
+import PulseboardTracing
 import Synchronization
 
 /// `POST /api/v1/events`: the JupyterLab extension's endpoint. The extension posts from the
@@ -31,10 +32,14 @@ package struct EventsController {
     let openClassID: Int64?
     /// In-memory test events, with `--enable-test-api` only.
     let testEvents: TestEvents?
+    /// Where the steps of processing a request's events are recorded (nil: not recorded).
+    let log: OperationsLog?
 
     package init(
-        writer: Writer, processor: EventProcessor, classes: Classes, telemetry: Telemetry, maxBodyBytes: Int, openClassID: Int64?, testEvents: TestEvents?
+        writer: Writer, processor: EventProcessor, classes: Classes, telemetry: Telemetry, maxBodyBytes: Int, openClassID: Int64?, testEvents: TestEvents?,
+        log: OperationsLog?
     ) {
+        self.log = log
         self.writer = writer
         self.processor = processor
         self.classes = classes
@@ -49,9 +54,9 @@ package struct EventsController {
         // The CORS header goes on errors too: without it the browser hides the status from the
         // extension, which then takes a refusal for a network error and retries forever.
         let open = router.group().add(middleware: AnyOriginMiddleware()).add(middleware: ErrorMiddleware())
-        open.post("/events") { request, _ in try await receive(request, classID: nil) }
+        open.post("/events") { request, context in try await receive(request, context, classID: nil) }
         open.post("/classes/{id}/events") { request, context in
-            try await receive(request, classID: try context.parameters.require("id", as: Int64.self))
+            try await receive(request, context, classID: try context.parameters.require("id", as: Int64.self))
         }
         for path in ["/events", "/classes/{id}/events"] {
             open.on(RouterPath(path), method: .options) { _, _ in AnyOriginMiddleware.preflight() }
@@ -85,7 +90,9 @@ package struct EventsController {
         return router
     }
 
-    private func receive(_ request: Request, classID: Int64?) async throws -> Response {
+    /// Recorded in the task log as the task "event processing": received and stored here, then
+    /// applied by the event processor, under the request's trace id.
+    private func receive(_ request: Request, _ context: AppRequestContext, classID: Int64?) async throws -> Response {
         let target = try await targetClass(request, expected: classID)
         let body = try await request.readDecompressedBody(upTo: maxBodyBytes)
         let parsed: EventParser.Parsed
@@ -100,15 +107,32 @@ package struct EventsController {
         }
         telemetry.eventsReceived.increment(by: Int64(parsed.events.count))
         telemetry.eventFieldsDropped.increment(by: Int64(parsed.droppedFields))
+        let count = parsed.events.count
+        var task = TaskRecorder(log: log, traceID: context.traceID, task: EventProcessor.taskName)
+        task.record(
+            "received", .start,
+            input: [
+                "classId": .integer(target), "events": .integer(Int64(count)), "ignored": .integer(Int64(parsed.ignored)),
+                "droppedFields": .integer(Int64(parsed.droppedFields)),
+            ])
         var stored = 0
         if !parsed.events.isEmpty {
-            let events = parsed.events
+            let events = parsed.events.map { event in
+                var event = event
+                event.traceID = context.traceID
+                return event
+            }
             let batch = IngestBatch(rowsOnce: EventLog.rows(events, receivedAt: Date())) { [processor] newRows in
                 processor.eventsCommitted(newRows.map { events[$0] })
             }
-            if case .stored(_, let newRows) = try await IngestController.commit(batch, to: writer) { stored = newRows.count }
+            do {
+                if case .stored(_, let newRows) = try await IngestController.commit(batch, to: writer) { stored = newRows.count }
+            } catch {
+                task.record("stored", .failed, error: error)
+                throw error
+            }
         }
-        let count = parsed.events.count
+        task.record("stored", .success, output: ["stored": .integer(Int64(stored)), "duplicates": .integer(Int64(count - stored))])
         return try JSONResponse(
             Received(
                 message: "\(count) events received and queued for processing.", received: count, stored: stored, duplicates: count - stored,

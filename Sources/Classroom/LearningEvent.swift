@@ -26,6 +26,8 @@ public struct LearningEvent: Sendable, Equatable {
     public var errorMessage: String?
     public var durationMs: Double?
     public var payload: String
+    /// The trace id of the request that brought it, for the task log's steps of applying it.
+    public var traceID: String? = nil
 }
 
 /// Reads the extension's request bodies leniently: the extension counts any answer below 500 as

@@ -4,6 +4,7 @@ import PulseboardAccounts
 import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
+import PulseboardTracing
 
 /// Classes and their learning-progress picture, for their instructor and admins:
 /// `POST/GET /api/v1/classes`, `GET/PUT/PATCH/DELETE /api/v1/classes/{id}`, the roster (one by
@@ -115,8 +116,13 @@ package struct ClassesController {
     let behindTLS: Bool
     /// Rings the open WebSockets after a change of who teaches a class.
     let accessChanged: @Sendable () -> Void
+    /// Where the steps of a roster upload are recorded (nil: not recorded).
+    let log: OperationsLog?
 
-    package init(classes: Classes, enrolment: Enrolment, publicURL: String?, behindTLS: Bool, accessChanged: @escaping @Sendable () -> Void) {
+    package init(
+        classes: Classes, enrolment: Enrolment, publicURL: String?, behindTLS: Bool, log: OperationsLog?, accessChanged: @escaping @Sendable () -> Void
+    ) {
+        self.log = log
         self.classes = classes
         self.enrolment = enrolment
         self.publicURL = publicURL
@@ -256,19 +262,29 @@ package struct ClassesController {
         router.post("/classes/{id}/students/csv") { request, context -> Response in
             let record = try await authorizedClass(context)
             let body = try await request.readBody(upTo: 1 << 20)
-            guard let text = String(data: body, encoding: .utf8) else {
-                throw APIError.badRequest("The upload is not UTF-8 text.", code: "malformed")
-            }
-            let parsed: (rows: [RosterCSV.Row], rejected: [RosterCSV.Rejection])
-            do {
-                parsed = try RosterCSV.parse(text)
-            } catch let RosterCSV.Failure.unreadable(reason) {
-                throw APIError.unprocessable(reason, details: ["field": .string("file")])
+            var task = TaskRecorder(log: log, traceID: context.traceID, task: "csv enrolment")
+            let parsed: (rows: [RosterCSV.Row], rejected: [RosterCSV.Rejection]) = try await task.step(
+                "parse", input: ["classId": .integer(record.id), "bytes": .integer(Int64(body.count))]
+            ) {
+                guard let text = String(data: body, encoding: .utf8) else {
+                    throw APIError.badRequest("The upload is not UTF-8 text.", code: "malformed")
+                }
+                do {
+                    return try RosterCSV.parse(text)
+                } catch let RosterCSV.Failure.unreadable(reason) {
+                    throw APIError.unprocessable(reason, details: ["field": .string("file")])
+                }
+            } output: {
+                ["rows": .integer(Int64($0.rows.count)), "rejected": .integer(Int64($0.rejected.count))]
             }
             // Every valid row in one transaction: an upload is enrolled whole or not at all.
-            let new = try await enrolment.enrol(
-                classID: record.id, rows: parsed.rows, now: Date(),
-                audit: AuditNote("upload", "enrolment", details: "\(parsed.rows.count) rows, \(parsed.rejected.count) rejected", context: context))
+            let new = try await task.step("enrol", input: ["rows": .integer(Int64(parsed.rows.count))]) {
+                try await enrolment.enrol(
+                    classID: record.id, rows: parsed.rows, now: Date(),
+                    audit: AuditNote("upload", "enrolment", details: "\(parsed.rows.count) rows, \(parsed.rejected.count) rejected", context: context))
+            } output: {
+                ["enrolled": .integer(Int64($0.filter { $0 }.count)), "alreadyEnrolled": .integer(Int64($0.filter { !$0 }.count))]
+            }
             let added = new.filter { $0 }.count
             let report = UploadReport(enrolled: added, alreadyEnrolled: new.count - added, rejected: parsed.rejected.sorted { $0.line < $1.line })
             return try JSONResponse(report).response

@@ -4,6 +4,7 @@ import PulseboardDatabase
 import PulseboardHTTP
 import PulseboardKernel
 import PulseboardLive
+import PulseboardTracing
 
 /// `POST/GET /api/v1/submissions`, `GET/PUT/PATCH/DELETE /api/v1/submissions/{id}` and
 /// `GET /api/v1/submissions/{id}/notebook`. A student submits a notebook (the request body is
@@ -69,11 +70,14 @@ package struct SubmissionsController {
     let notifier: Notifier
     /// Tells the class's live view (the classroom publishes it) that a student submitted.
     let submitted: @Sendable (_ submission: SubmissionView, _ classID: Int64, _ email: String) -> Void
+    /// Where the steps of a submission are recorded (nil: not recorded).
+    let log: OperationsLog?
 
     package init(
-        submissions: Submissions, assignments: Assignments, classes: Classes, notifier: Notifier,
+        submissions: Submissions, assignments: Assignments, classes: Classes, notifier: Notifier, log: OperationsLog?,
         submitted: @escaping @Sendable (_ submission: SubmissionView, _ classID: Int64, _ email: String) -> Void
     ) {
+        self.log = log
         self.submissions = submissions
         self.assignments = assignments
         self.classes = classes
@@ -106,11 +110,18 @@ package struct SubmissionsController {
                     .notFound, code: "not_found", message: "No assignment \(assignmentID) in your classes.", details: ["field": .string("assignmentId")])
             }
             let notebook = try await request.readBody(upTo: Self.maxNotebookBytes)
-            try Self.validateNotebook(notebook)
+            var task = TaskRecorder(log: log, traceID: context.traceID, task: "submission")
+            try await task.step("validate", input: ["assignmentId": .integer(assignment.id), "bytes": .integer(Int64(notebook.count))]) {
+                try Self.validateNotebook(notebook)
+            }
             do {
-                let record = try await submissions.submit(
-                    notebook, to: assignment, studentID: user.id, now: Date(),
-                    audit: AuditNote("submit", "submission", details: "assignment \(assignment.id)", context: context))
+                let record = try await task.step("store", input: ["studentId": .integer(user.id)]) {
+                    try await submissions.submit(
+                        notebook, to: assignment, studentID: user.id, now: Date(),
+                        audit: AuditNote("submit", "submission", details: "assignment \(assignment.id)", context: context))
+                } output: {
+                    ["submissionId": .integer($0.id), "version": .integer($0.latest.version)]
+                }
                 submitted(SubmissionView(record), assignment.classID, user.email.lowercased())
                 return try JSONResponse(SubmissionView(record), status: .created).response
             } catch StoreError.conflict {

@@ -19,7 +19,7 @@ package struct AuditNote: Sendable {
         self.entity = entity
         self.details = details
         self.actor = actor
-        requestID = context.id
+        requestID = context.traceID
     }
 
     /// A change made with the command line on the server's machine (by whoever may run it there):

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
 import PulseboardKernel
+import Synchronization
 
 /// The request context of every route: who is calling (set by `AuthMiddleware`), where from, and
 /// the WebSocket upgrade hook.
@@ -12,7 +13,14 @@ public struct AppRequestContext: ClientAddressRequestContext, WebSocketRequestCo
     public let remoteAddress: SocketAddress?
     /// The connection, so that a WebSocket whose client stopped reading can be cut off.
     package let channel: any Channel
-    public var principal: Principal?
+    public var principal: Principal? {
+        didSet { caller.userID = if case .user(let user) = principal { user.id } else { nil } }
+    }
+    /// The request's trace id (`RequestTelemetryMiddleware`).
+    package var traceID = ""
+    /// Who the caller turned out to be, for the request log: its middleware runs before
+    /// authentication and, the context being a value, would not see the principal otherwise.
+    package let caller = Caller()
     /// The client's IP address as text, for rate limits and logs: the connection's peer, or the
     /// client a trusted proxy names (`ForwardedClientMiddleware`).
     package var clientAddress: String
@@ -42,6 +50,16 @@ public struct AppRequestContext: ClientAddressRequestContext, WebSocketRequestCo
         case nil:
             throw APIError.unauthorized()
         }
+    }
+}
+
+/// The user a request was made by, once authentication has found out.
+package final class Caller: Sendable {
+    private let id = Mutex<Int64?>(nil)
+
+    package var userID: Int64? {
+        get { id.withLock { $0 } }
+        set { id.withLock { $0 = newValue } }
     }
 }
 

@@ -28,6 +28,9 @@ public final class Telemetry: Sendable {
     package let eventHandlerFailures: Counter
     package let remoteWriteSamplesSkipped: Counter
     package let classCardsUnpublished: Counter
+    /// Request-log rows and task steps dropped because the log's queue was full.
+    package let operationsLogDropped: Counter
+    package let operationsLogFailedWrites: Counter
     /// 1 while this instance's LISTEN connection to PostgreSQL is up, 0 while it reconnects.
     package let listenConnected: Gauge
     private let notificationsSent = Atomic<Int>(0)
@@ -65,6 +68,12 @@ public final class Telemetry: Sendable {
             name: "pulseboard_class_cards_unpublished_total",
             help: "Students' class cards not published live because they could not be read (shown at the next event or a reload)."
         )
+        operationsLogDropped = registry.makeCounter(
+            name: "pulseboard_operations_log_dropped_total",
+            help: "Request-log rows and task steps not recorded because the log's queue was full (the requests themselves were served).")
+        operationsLogFailedWrites = registry.makeCounter(
+            name: "pulseboard_operations_log_write_failures_total",
+            help: "Batches of request-log rows and task steps that could not be written to the database (dropped after a retry).")
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
         listenConnected = registry.makeGauge(
             name: "pulseboard_listen_connected", help: "1 while the LISTEN connection to PostgreSQL is up, 0 while it reconnects (PostgreSQL only).")

@@ -31,7 +31,7 @@ package struct WebController {
     }
 
     /// The pages, and the layout and top bar they are built from (Resources/templates).
-    static let templateNames = ["layout", "topbar", "login", "dashboard", "classes", "class", "assignment"]
+    static let templateNames = ["layout", "topbar", "login", "dashboard", "classes", "class", "assignment", "logs"]
 
     /// The page templates shipped in this target's Resources folder; one missing is a startup error.
     package static func loadTemplates() async throws -> MustacheLibrary {
@@ -105,7 +105,7 @@ package struct WebController {
             return page(request, "dashboard") { csrf in
                 DashboardPage(
                     email: user.email, userID: user.id, role: user.role.rawValue, csrf: csrf, canSeeMetrics: user.role != .student,
-                    teaches: user.role != .student)
+                    teaches: user.role != .student, isAdmin: user.role == .admin)
             }
         }
         router.get("/classes") { request, context -> Response in
@@ -117,6 +117,11 @@ package struct WebController {
                     email: user.email, role: user.role.rawValue, csrf: csrf,
                     classes: list.map { ClassesPage.Item(id: $0.id, name: $0.name, code: $0.code, description: $0.description) })
             }
+        }
+        router.get("/logs") { request, context -> Response in
+            guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
+            guard user.role == .admin else { throw APIError.forbidden("The request log is for admins.") }
+            return page(request, "logs") { csrf in LogsPage(email: user.email, role: user.role.rawValue, csrf: csrf) }
         }
         router.get("/classes/{id}") { request, context -> Response in
             guard case .user(let user) = context.principal else { return .redirect(to: "/", type: .found) }
@@ -154,6 +159,13 @@ package struct WebController {
         var csrf: String
         var canSeeMetrics: Bool
         var teaches: Bool
+        var isAdmin: Bool
+    }
+
+    private struct LogsPage {
+        var email: String
+        var role: String
+        var csrf: String
     }
 
     private struct ClassesPage {

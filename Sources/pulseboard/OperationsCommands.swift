@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import PulseboardApp
 import PulseboardKernel
+import PulseboardTracing
 
 /// `pulseboard backup FILE`: an online copy of the SQLite database.
 struct Backup: AsyncParsableCommand {
@@ -39,6 +40,43 @@ struct Health: AsyncParsableCommand {
         } catch {
             print("No answer from \(address): \(error)")
             throw ExitCode.failure
+        }
+    }
+}
+
+/// `pulseboard logs export --csv DIR`: the request log and the task progress log as the CSV
+/// files of seed 003.
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "The request log and the task progress log (see also the admin page /logs).", subcommands: [Export.self])
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write api_logs.csv and task_progress_logs.csv (oldest first) into a folder, replacing files of those names.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "The folder to write into (created when missing).") var csv: String
+        @Option(help: "Only entries at or after this ISO-8601 time.") var from: String?
+        @Option(help: "Only entries before this ISO-8601 time.") var to: String?
+
+        func run() async throws {
+            var filter = OperationsLogReader.Filter()
+            for (text, name) in [(from, "--from"), (to, "--to")] where text != nil && Timestamp.parse(text!) == nil {
+                throw ValidationError("\(name) is not an ISO-8601 time: \(text!)")
+            }
+            filter.from = from.flatMap(Timestamp.parse)
+            filter.to = to.flatMap(Timestamp.parse)
+            filter.limit = Int(Int32.max)
+            filter.newestFirst = false
+            let wanted = filter
+            let (requests, steps) = try await data.withStore { store in
+                let reader = OperationsLogReader(store: store)
+                return (try await reader.requests(wanted), try await reader.steps(from: wanted.from, to: wanted.to, limit: wanted.limit))
+            }
+            let folder = URL(fileURLWithPath: csv)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data((CSVTable.byteOrderMark + OperationsLogCSV.requests(requests)).utf8).write(to: folder.appendingPathComponent("api_logs.csv"))
+            try Data((CSVTable.byteOrderMark + OperationsLogCSV.steps(steps)).utf8).write(to: folder.appendingPathComponent("task_progress_logs.csv"))
+            print("Wrote \(requests.count) requests to \(csv)/api_logs.csv and \(steps.count) task steps to \(csv)/task_progress_logs.csv.")
         }
     }
 }

@@ -16,7 +16,9 @@ struct PulseboardCommand: AsyncParsableCommand {
               PULSEBOARD_JWT_SECRET      HS256 secret, at least 32 bytes (default: generated into <data-dir>/jwt-secret)
               PULSEBOARD_ADMIN_PASSWORD  password of the first admin (default: generated and printed once)
             """,
-        subcommands: [Serve.self, Migrate.self, UserCommand.self, TokenCommand.self, ClassCommand.self, Simulate.self, Backup.self, Health.self],
+        subcommands: [
+            Serve.self, Migrate.self, UserCommand.self, TokenCommand.self, ClassCommand.self, Simulate.self, Backup.self, Health.self, LogsCommand.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

@@ -27,6 +27,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .setting(.liveHistoryBytes), help: .setting(.liveHistoryBytes)) var liveHistoryBytes: Int?
     @Option(name: .setting(.sendQueue), help: .setting(.sendQueue)) var sendQueue: Int?
     @Option(name: .setting(.retentionDays), help: .setting(.retentionDays)) var retentionDays: Int?
+    @Option(name: .setting(.requestLogDays), help: .setting(.requestLogDays)) var requestLogDays: Int?
+    @Flag(name: .setting(.noRequestLog), help: .setting(.noRequestLog)) var noRequestLog = false
     @Option(name: .setting(.compactAfter), help: .setting(.compactAfter)) var compactAfter: Double?
     @Option(name: .setting(.queryMaxSamples), help: .setting(.queryMaxSamples)) var queryMaxSamples: Int?
     @Option(name: .setting(.idempotencyHours), help: .setting(.idempotencyHours)) var idempotencyHours: Int?
@@ -66,6 +68,8 @@ struct Serve: AsyncParsableCommand {
         config.liveHistoryBytes = try settings.value(liveHistoryBytes, .liveHistoryBytes, default: config.liveHistoryBytes)
         config.sendQueueMessages = try settings.value(sendQueue, .sendQueue, default: config.sendQueueMessages)
         config.retentionDays = try settings.value(retentionDays, .retentionDays, default: config.retentionDays)
+        config.requestLogDays = try settings.value(requestLogDays, .requestLogDays, default: config.requestLogDays)
+        config.requestLog = try settings.bool(noRequestLog, .noRequestLog, default: config.requestLog)
         config.compactAfter = .milliseconds(Int(try settings.value(compactAfter, .compactAfter, default: config.compactAfter.seconds) * 1000))
         config.queryMaxSamples = try settings.value(queryMaxSamples, .queryMaxSamples, default: config.queryMaxSamples)
         config.idempotencyHours = try settings.value(idempotencyHours, .idempotencyHours, default: config.idempotencyHours)

@@ -10,6 +10,7 @@ import Testing
 @testable import PulseboardKernel
 @testable import PulseboardLive
 @testable import PulseboardMetrics
+@testable import PulseboardTracing
 
 /// A Pulseboard on its own temporary SQLite database, with a known admin.
 enum TestApp {
@@ -45,6 +46,7 @@ enum TestApp {
         engine: TestEngine = .sqlite,
         _ framework: TestingSetup = .router,
         configure: (inout ServerConfig) -> Void = { _ in },
+        logger: Logger = TestApp.logger,
         _ test: @Sendable (any TestClientProtocol, Parts) async throws -> Void
     ) async throws {
         var config = config(configure)
@@ -53,7 +55,9 @@ enum TestApp {
         }
         defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
         let pulseboard = try await Pulseboard.build(config, logger: logger)
-        let parts = Parts(store: pulseboard.store, metrics: pulseboard.metrics, hub: pulseboard.hub, telemetry: pulseboard.telemetry, config: config)
+        let parts = Parts(
+            store: pulseboard.store, metrics: pulseboard.metrics, hub: pulseboard.hub, telemetry: pulseboard.telemetry,
+            operationsLog: pulseboard.operationsLog, config: config)
         try await pulseboard.application.test(framework) { client in
             try await test(client, parts)
         }
@@ -65,6 +69,7 @@ enum TestApp {
         var metrics: any MetricsStore
         var hub: Hub
         var telemetry: Telemetry
+        var operationsLog: OperationsLog?
         var config: ServerConfig
     }
 }
@@ -99,12 +104,13 @@ extension TestClientProtocol {
         _ uri: String,
         token: String? = nil,
         json: String? = nil,
-        headers: HTTPFields = [:]
+        headers: HTTPFields = [:],
+        body: String? = nil
     ) async throws -> TestResponse {
         var headers = headers
         if let token { headers[.authorization] = "Bearer \(token)" }
         if json != nil { headers[.contentType] = "application/json" }
-        return try await executeRequest(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+        return try await executeRequest(uri: uri, method: method, headers: headers, body: (json ?? body).map { ByteBuffer(string: $0) })
     }
 
     func login(_ email: String = TestApp.adminEmail, _ password: String = TestApp.adminPassword) async throws -> TokenPair {
