@@ -62,7 +62,8 @@ def main():
             browser.save_screenshot(args.screenshot)
         print(f"browser: logged in, CPU chart received a live point {waited:.1f} s after the first")
         class_live_view(browser, server, args)
-        print("5 passed, 0 failed")
+        request_log_page(browser, server)
+        print("6 passed, 0 failed")
         return 0
     finally:
         browser.quit()
@@ -188,6 +189,27 @@ def class_live_view(browser, server, args):
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
+
+
+def request_log_page(browser, server):
+    """The admin finds the roster upload in the request log and opens its trace's steps."""
+    browser.get(server.url + "/dashboard")
+    browser.find_element(By.LINK_TEXT, "Logs").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/logs"))
+    browser.find_element(By.NAME, "route").send_keys("/api/v1/classes/{id}/students/csv")
+    browser.find_element(By.CSS_SELECTOR, "#filter button[type=submit]").click()
+    WebDriverWait(browser, 10).until(
+        lambda b: (rows := b.find_elements(By.CSS_SELECTOR, "#requests tbody tr")) and all("/students/csv" in r.text for r in rows))
+    csv_link = browser.find_element(By.ID, "requests-csv").get_attribute("href")
+    assert "route=%2Fapi%2Fv1%2Fclasses%2F%7Bid%7D%2Fstudents%2Fcsv" in csv_link, csv_link
+    browser.find_element(By.CSS_SELECTOR, "#requests tbody tr a").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "trace").is_displayed()
+                                     and len(b.find_elements(By.CSS_SELECTOR, "#steps tbody tr")) == 4)
+    steps = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#steps tbody tr")]
+    assert "parse SUCCESS" in steps[1] and "enrol SUCCESS" in steps[3] and '"enrolled":1' in steps[3], steps
+    assert "[redacted]" in browser.find_element(By.ID, "trace-requests").text  # the Cookie header
+    no_errors(browser)
+    print("browser: the admin's request log found the roster upload, and its trace showed the parse and enrol steps")
 
 
 def hold_and_accept(browser, server, token):

@@ -336,9 +336,10 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        let merged = self.metadata.merging(metadata ?? [:]) { $1 }
-        let rendered = (try? JSONLogHandler.render(label: "test", level: level, message: "\(message)", metadata: merged)).map {
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        let message = event.message
+        let rendered = (try? JSONLogHandler.render(label: "test", level: event.level, message: "\(message)", metadata: merged)).map {
             String(decoding: $0, as: UTF8.self)
         }
         lines.append(rendered ?? "\(message) \(merged)")
