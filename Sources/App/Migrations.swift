@@ -478,5 +478,25 @@ package enum Migrations {
                 "ALTER TABLE events ADD COLUMN trace_id TEXT",
             ]
         ),
+        Migration(
+            version: 18,
+            name: "learning events that reached no class (a missing, unknown or expired class token), kept for an instructor to assign",
+            statements: [
+                """
+                CREATE TABLE stray_events (
+                    id {{id}},
+                    received_at BIGINT NOT NULL,
+                    client_address TEXT NOT NULL,
+                    token_label TEXT NOT NULL,
+                    class_hint BIGINT,
+                    email TEXT,
+                    event_time BIGINT NOT NULL,
+                    payload TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX stray_events_address ON stray_events(client_address, id)",
+                "CREATE INDEX stray_events_group ON stray_events(token_label, class_hint)",
+            ]
+        ),
     ]
 }

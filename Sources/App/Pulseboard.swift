@@ -80,6 +80,7 @@ public struct Pulseboard: Sendable {
         let classChannel = ClassChannel(hub: hub, progress: progress, relay: relay, telemetry: telemetry, logger: logger)
         let processor = EventProcessor(
             store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, channel: classChannel, log: operationsLog)
+        let stray = StrayEvents(store: store, telemetry: telemetry, bounds: config.strayEventBounds)
         let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         let retention = Duration.seconds(config.retentionDays * 86_400)
         let idempotencyLifetime = Duration.seconds(config.idempotencyHours * 3600)
@@ -188,7 +189,8 @@ public struct Pulseboard: Sendable {
             HistoryController(store: metrics).routes,
             EventsController(
                 writer: writer, processor: processor, classes: classes, telemetry: telemetry, maxBodyBytes: config.maxBodyBytes,
-                openClassID: openClassID, testEvents: config.enableTestAPI ? TestEvents() : nil, log: operationsLog
+                openClassID: openClassID, testEvents: config.enableTestAPI ? TestEvents() : nil, log: operationsLog,
+                stray: stray
             ).routes,
             ClassesController(
                 classes: classes, enrolment: Enrolment(store: store), publicURL: config.publicURL, behindTLS: config.behindTLS, log: operationsLog,
@@ -202,6 +204,7 @@ public struct Pulseboard: Sendable {
             }.routes,
             AuditTrail(store: store).routes,
             LogsController(reader: OperationsLogReader(store: store)).routes,
+            StrayEventsController(stray: stray, classes: classes, writer: writer, processor: processor).routes,
             BroadcastController(notifier: notifier).routes,
         ]
         for collection in api { routes.addRoutes(collection, atPath: "/api/v1") }

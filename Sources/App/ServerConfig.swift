@@ -1,5 +1,6 @@
 import Foundation
 import PulseboardAccounts
+import PulseboardClassroom
 import PulseboardCourses
 import PulseboardKernel
 
@@ -50,6 +51,8 @@ public struct ServerConfig: Sendable {
     /// The request log and the task progress log (seed 003), and the days they are kept.
     public var requestLog = true
     public var requestLogDays = 7
+    /// How many learning events without a class are kept, per client address and in all.
+    package var strayEventBounds = StrayEvents.Bounds()
     /// A chunk is merged with the other small chunks of its series and hour once its newest
     /// point is this old; compaction passes run as often.
     public var compactAfter: Duration = .seconds(60)

@@ -34,12 +34,15 @@ package struct EventsController {
     let testEvents: TestEvents?
     /// Where the steps of processing a request's events are recorded (nil: not recorded).
     let log: OperationsLog?
+    /// Where events without a class are kept.
+    let stray: StrayEvents
 
     package init(
         writer: Writer, processor: EventProcessor, classes: Classes, telemetry: Telemetry, maxBodyBytes: Int, openClassID: Int64?, testEvents: TestEvents?,
-        log: OperationsLog?
+        log: OperationsLog?, stray: StrayEvents
     ) {
         self.log = log
+        self.stray = stray
         self.writer = writer
         self.processor = processor
         self.classes = classes
@@ -93,9 +96,10 @@ package struct EventsController {
     /// Recorded in the task log as the task "event processing": received and stored here, then
     /// applied by the event processor, under the request's trace id.
     private func receive(_ request: Request, _ context: AppRequestContext, classID: Int64?) async throws -> Response {
-        let target = try await targetClass(request, expected: classID)
+        let destination = try await destination(request, expected: classID)
         let body = try await request.readDecompressedBody(upTo: maxBodyBytes)
         let parsed: EventParser.Parsed
+        let target = if case .known(let id) = destination { id } else { Int64(0) }
         do {
             parsed = try EventParser.parse(body, classID: target, arrival: Date())
         } catch .notJSON {
@@ -108,6 +112,12 @@ package struct EventsController {
         telemetry.eventsReceived.increment(by: Int64(parsed.events.count))
         telemetry.eventFieldsDropped.increment(by: Int64(parsed.droppedFields))
         let count = parsed.events.count
+        if case .stray(let reason, let token, let classHint) = destination {
+            try await stray.keep(parsed.events, token: token, classHint: classHint, clientAddress: context.clientAddress, now: Date())
+            // Still a 401 (a client that reads answers learns its token is wrong), but nothing is lost.
+            throw APIError.unauthorized(
+                reason + (count == 0 ? "" : " The \(count == 1 ? "event was" : "\(count) events were") kept for an instructor to assign to a class."))
+        }
         var task = TaskRecorder(log: log, traceID: context.traceID, task: EventProcessor.taskName)
         task.record(
             "received", .start,
@@ -115,22 +125,17 @@ package struct EventsController {
                 "classId": .integer(target), "events": .integer(Int64(count)), "ignored": .integer(Int64(parsed.ignored)),
                 "droppedFields": .integer(Int64(parsed.droppedFields)),
             ])
-        var stored = 0
-        if !parsed.events.isEmpty {
-            let events = parsed.events.map { event in
-                var event = event
-                event.traceID = context.traceID
-                return event
-            }
-            let batch = IngestBatch(rowsOnce: EventLog.rows(events, receivedAt: Date())) { [processor] newRows in
-                processor.eventsCommitted(newRows.map { events[$0] })
-            }
-            do {
-                if case .stored(_, let newRows) = try await IngestController.commit(batch, to: writer) { stored = newRows.count }
-            } catch {
-                task.record("stored", .failed, error: error)
-                throw error
-            }
+        let stored: Int
+        do {
+            stored = try await Self.store(
+                parsed.events.map { event in
+                    var event = event
+                    event.traceID = context.traceID
+                    return event
+                }, writer: writer, processor: processor)
+        } catch {
+            task.record("stored", .failed, error: error)
+            throw error
         }
         task.record("stored", .success, output: ["stored": .integer(Int64(stored)), "duplicates": .integer(Int64(count - stored))])
         return try JSONResponse(
@@ -140,18 +145,40 @@ package struct EventsController {
         ).response
     }
 
+    /// Stores events in the raw log (each once per class and event id) through the writer, and
+    /// hands the new ones to the processor after the commit; answers how many were new.
+    static func store(_ events: [LearningEvent], writer: Writer, processor: EventProcessor) async throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        let batch = IngestBatch(rowsOnce: EventLog.rows(events, receivedAt: Date())) { newRows in
+            processor.eventsCommitted(newRows.map { events[$0] })
+        }
+        if case .stored(_, let newRows) = try await IngestController.commit(batch, to: writer) { return newRows.count }
+        return 0
+    }
+
+    /// Where a request's events go.
+    private enum Destination {
+        case known(classID: Int64)
+        /// No class: the events are kept as stray events and the request refused with `reason`.
+        case stray(reason: String, token: String?, classHint: Int64?)
+    }
+
     /// The class a request writes to: the one its token names (which must be the class in the
-    /// path, if any), or the open class in `--open-ingest` mode.
-    private func targetClass(_ request: Request, expected: Int64?) async throws -> Int64 {
+    /// path, if any), or the open class in `--open-ingest` mode; else none (a missing, unknown or
+    /// expired token), with the class an expired token belonged to.
+    private func destination(_ request: Request, expected: Int64?) async throws -> Destination {
         if let token = request.uri.queryParameters.get("token"), !token.isEmpty {
-            guard let record = try await classes.find(tokenHash: SecretToken.hash(token)) else {
-                throw APIError.unauthorized("Unknown or replaced class token: ask your instructor for the current serverUrl.")
+            let hash = SecretToken.hash(token)
+            guard let record = try await classes.find(tokenHash: hash) else {
+                let replaced = try await classes.find(replacedTokenHash: hash)
+                return .stray(
+                    reason: "Unknown or replaced class token: ask your instructor for the current serverUrl.", token: token, classHint: replaced?.id)
             }
             if let expected, record.id != expected { throw APIError.forbidden("This token belongs to another class.") }
-            return record.id
+            return .known(classID: record.id)
         }
-        if let openClassID, expected == nil || expected == openClassID { return openClassID }
-        throw APIError.unauthorized("Add the class token to the URL: /api/v1/events?token=<class token>.")
+        if let openClassID, expected == nil || expected == openClassID { return .known(classID: openClassID) }
+        return .stray(reason: "Add the class token to the URL: /api/v1/events?token=<class token>.", token: nil, classHint: nil)
     }
 }
 

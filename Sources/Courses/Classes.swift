@@ -74,6 +74,13 @@ package struct Classes {
         ).first
     }
 
+    /// The class whose replaced token has this hash, after its grace period (events sent with
+    /// it are kept as stray events of this class).
+    package func find(replacedTokenHash hash: String) async throws -> ClassRecord? {
+        try await store.select(SQLStatement("SELECT \(Self.columns) FROM classes WHERE previous_token_hash = ?", .text(hash)), as: ClassRecord.self)
+            .first
+    }
+
     /// Every class (for admins, `instructorID` nil) or those an instructor teaches, by name, a page of them.
     package func list(instructorID: Int64?, skip: Int = 0, limit: Int = Int(Int32.max)) async throws -> [ClassRecord] {
         let page = [SQLValue.integer(Int64(limit)), .integer(Int64(skip))]

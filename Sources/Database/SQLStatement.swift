@@ -70,6 +70,16 @@ public struct SQLStatement: Sendable {
         self.arguments = arguments
     }
 
+    /// An INSERT of many rows in one statement; nil for none. Callers keep rows × columns below
+    /// both engines' limits on bound values (SQLite 32,766; PostgreSQL 65,535).
+    package static func insert(into table: String, columns: [String], rows: [[SQLValue]]) -> SQLStatement? {
+        guard !rows.isEmpty else { return nil }
+        let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        return SQLStatement(
+            "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES " + Array(repeating: tuple, count: rows.count).joined(separator: ", "),
+            arguments: rows.flatMap { $0 })
+    }
+
     package func expecting(rows: Int) -> SQLStatement {
         var statement = self
         statement.expectedRows = rows

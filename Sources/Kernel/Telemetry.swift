@@ -28,6 +28,8 @@ public final class Telemetry: Sendable {
     package let eventHandlerFailures: Counter
     package let remoteWriteSamplesSkipped: Counter
     package let classCardsUnpublished: Counter
+    /// Learning events that reached no class, dropped past the bounds of the ones kept.
+    package let strayEventsDropped: Counter
     /// Request-log rows and task steps dropped because the log's queue was full.
     package let operationsLogDropped: Counter
     package let operationsLogFailedWrites: Counter
@@ -68,6 +70,9 @@ public final class Telemetry: Sendable {
             name: "pulseboard_class_cards_unpublished_total",
             help: "Students' class cards not published live because they could not be read (shown at the next event or a reload)."
         )
+        strayEventsDropped = registry.makeCounter(
+            name: "pulseboard_stray_events_dropped_total",
+            help: "Learning events with a missing, unknown or expired class token dropped because more were kept than the bounds allow (oldest first).")
         operationsLogDropped = registry.makeCounter(
             name: "pulseboard_operations_log_dropped_total",
             help: "Request-log rows and task steps not recorded because the log's queue was full (the requests themselves were served).")

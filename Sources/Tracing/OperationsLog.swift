@@ -114,12 +114,3 @@ package final class OperationsLog: Service {
         ["api_logs", "task_progress_logs"].map { SQLStatement("DELETE FROM \($0) WHERE created_at < ?", .integer(before.millisecondsSince1970)) }
     }
 }
-
-/// An INSERT of many rows in one statement.
-func insertStatement(table: String, columns: [String], rows: [[SQLValue]]) -> SQLStatement? {
-    guard !rows.isEmpty else { return nil }
-    let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-    return SQLStatement(
-        "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES " + Array(repeating: tuple, count: rows.count).joined(separator: ", "),
-        arguments: rows.flatMap { $0 })
-}

@@ -49,8 +49,8 @@ package struct RequestRecord: Codable, Sendable, Equatable {
     ]
 
     static func insert(_ records: [RequestRecord]) -> SQLStatement? {
-        insertStatement(
-            table: "api_logs", columns: columns,
+        SQLStatement.insert(
+            into: "api_logs", columns: columns,
             rows: records.map { record in
                 [
                     .text(record.traceID), .integer(record.createdAt.millisecondsSince1970), .text(record.method), .text(record.route),
@@ -96,8 +96,8 @@ package struct TaskStep: Codable, Sendable, Equatable {
     ]
 
     static func insert(_ steps: [TaskStep]) -> SQLStatement? {
-        insertStatement(
-            table: "task_progress_logs", columns: columns,
+        SQLStatement.insert(
+            into: "task_progress_logs", columns: columns,
             rows: steps.map { step in
                 [
                     .text(step.traceID), .integer(step.createdAt.millisecondsSince1970), .text(step.taskName), .text(step.stepName),

@@ -39,4 +39,41 @@
     document.getElementById("created").hidden = false;
     form.reset();
   });
+
+  // Events that reached no class: one row per token they came with, assigned in one action.
+  const { element, when, count, request, getJSON } = window.pulseboard;
+
+  async function showStray() {
+    const answer = await getJSON("/api/v1/stray-events");
+    const groups = answer?.groups ?? [];
+    document.getElementById("stray").hidden = groups.length === 0;
+    const rows = document.querySelector("#stray-groups tbody");
+    rows.replaceChildren();
+    const classes = [...document.querySelectorAll("#class-list a")].map((link) => ({ id: link.pathname.split("/").pop(), name: link.textContent }));
+    for (const group of groups) {
+      const row = element("tr");
+      const choice = element("select");
+      for (const course of classes) choice.append(Object.assign(element("option", "", course.name), { value: course.id }));
+      if (group.classId != null) choice.value = String(group.classId);
+      const assign = element("button", "", "Assign");
+      assign.addEventListener("click", async () => {
+        const body = { tokenLabel: group.tokenLabel, classId: Number(choice.value) };
+        if (group.classId != null) body.fromClassId = group.classId;
+        const response = await request("POST", "/api/v1/stray-events/assign", body);
+        const result = await response.json().catch(() => ({}));
+        document.getElementById("stray-report").textContent = response.ok
+          ? `${count(result.assigned, "event")} assigned to ${choice.selectedOptions[0].textContent}.`
+          : result.error?.message || `Error ${response.status}`;
+        showStray();
+      });
+      const target = element("td");
+      target.append(choice, " ", assign);
+      const students = group.students.join(", ") + (group.events > 0 && group.students.length === 0 ? "(no student named)" : "");
+      row.append(
+        element("td", "", group.tokenLabel ? `${group.tokenLabel}…` : "(none)"), element("td", "", group.className ?? ""),
+        element("td", "", String(group.events)), element("td", "", students), element("td", "", when(group.lastReceivedAt)), target);
+      rows.append(row);
+    }
+  }
+  showStray();
 })();
