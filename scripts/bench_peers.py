@@ -17,7 +17,7 @@ commits); VictoriaMetrics answers once a point is in memory and writes to disk a
 second, so its figure is not for an acknowledgement that means durable.
 
     python3 scripts/bench_peers.py [--seconds 10] [--connections 8] [--batch 1000] [--series 10]
-                                   [--only pulseboard pulseboard-line pulseboard-postgres influxdb victoria-metrics
+                                   [--only pulseboard pulseboard-line pulseboard-no-request-log pulseboard-postgres influxdb victoria-metrics
                                            pulseboard-remote-write influxdb-remote-write victoria-metrics-remote-write]
 
 Needs `wrk`, `influxdb` and `victoria-metrics` (Debian packages: installed when missing and
@@ -336,6 +336,8 @@ def main():
 SYSTEMS = {
     "pulseboard": ("Pulseboard (SQLite), JSON", pulseboard),
     "pulseboard-line": ("Pulseboard (SQLite), line protocol", lambda args: pulseboard(args, protocol="line")),
+    # What the request log costs: the same run with it switched off.
+    "pulseboard-no-request-log": ("Pulseboard (SQLite), JSON, --no-request-log", lambda args: pulseboard(args, extra_args=["--no-request-log"])),
     "pulseboard-postgres": ("Pulseboard (PostgreSQL), JSON", pulseboard_postgres),
     "influxdb": ("InfluxDB, line protocol", influxdb),
     "victoria-metrics": ("VictoriaMetrics, line protocol", victoria_metrics),
@@ -345,7 +347,7 @@ SYSTEMS = {
 }
 
 
-PROTOCOLS = {key: "json" if key in ("pulseboard", "pulseboard-postgres") else "remote-write" if key.endswith("remote-write") else "line"
+PROTOCOLS = {key: "json" if key in ("pulseboard", "pulseboard-postgres", "pulseboard-no-request-log") else "remote-write" if key.endswith("remote-write") else "line"
              for key in SYSTEMS}
 
 

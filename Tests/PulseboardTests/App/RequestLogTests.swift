@@ -49,6 +49,10 @@ struct RequestLogTests {
         #expect((object["nested"] as? [[String: String]])?.first?["newPassword"] == "[redacted]")
         #expect(object["note"] as? String == "key [redacted] here" && object["jwt"] as? String == "[redacted]")
         #expect(Redaction.jsonBody(Data("not json".utf8)) == nil)
+        // A body with nothing shaped like a secret is kept as sent, without being decoded.
+        let points = #"[{"name": "host.cpu", "value": 1.5, "tags": {"Host": "a"}}]"#
+        #expect(Redaction.jsonBody(Data(points.utf8)) == points)
+        #expect(Redaction.jsonBody(Data(#"[{"name": "x", "Token": "t"}]"#.utf8)) == #"[{"Token":"[redacted]","name":"x"}]"#)
         let large = try #require(Redaction.jsonBody(Data(("[\"" + String(repeating: "é", count: 5000) + "\"]").utf8)))
         #expect(large.utf8.count < Redaction.maxStoredBodyBytes + 40 && large.hasSuffix("bytes, cut]"))
     }
@@ -78,7 +82,7 @@ struct RequestLogTests {
             let missing = try #require(requests.first { $0.traceID == "my-request-1" })
             #expect(missing.route == "NotFound" && missing.responseStatus == 404 && missing.userID == nil && missing.endpoint == "/no-such-page")
             let bad = try #require(requests.first { $0.traceID == madeID })
-            #expect(bad.responseStatus == 400 && bad.requestBody == #"{"email":5}"# && bad.responseBody?.contains("email") == true)
+            #expect(bad.responseStatus == 400 && bad.requestBody == #"{"email": 5}"# && bad.responseBody?.contains("email") == true)
             let login = try #require(requests.first { $0.route == "/auth/login" })
             #expect(login.requestBody?.contains(#""password":"[redacted]""#) == true)
             #expect(login.responseBody?.contains(#""accessToken":"[redacted]""#) == true)
