@@ -498,5 +498,16 @@ package enum Migrations {
                 "CREATE INDEX stray_events_group ON stray_events(token_label, class_hint)",
             ]
         ),
+        Migration(
+            version: 19,
+            name: "a session's cells: the session and the cell type of each cell execution, and the session of each raw event",
+            statements: [
+                "ALTER TABLE cell_executions ADD COLUMN session_id TEXT",
+                "ALTER TABLE cell_executions ADD COLUMN cell_type TEXT",
+                "CREATE INDEX cell_executions_session ON cell_executions(class_id, student_id, session_id)",
+                "ALTER TABLE events ADD COLUMN session_id TEXT",
+                "CREATE INDEX events_session ON events(class_id, session_id)",
+            ]
+        ),
     ]
 }

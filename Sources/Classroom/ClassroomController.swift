@@ -71,10 +71,17 @@ package struct ClassroomController {
             let record = try await ClassesController.authorizedClass(context, in: classes)
             let email = try ClassesController.email(context)
             let page = try EventPage(request)
+            let session = request.uri.queryParameters.get("sessionId")
             let events = try await classes.store.select(
-                EventLog.range(classID: record.id, email: email, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset),
+                EventLog.range(
+                    classID: record.id, email: email, sessionID: session, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset),
                 as: EventLog.Stored.self)
             return try JSONResponse(Timeline(email: email, limit: page.limit, offset: page.offset, events: try events.map { try $0.object() })).response
+        }
+        router.get("/classes/{id}/students/{email}/sessions") { _, context -> Response in
+            let record = try await ClassesController.authorizedClass(context, in: classes)
+            let email = try ClassesController.email(context)
+            return try JSONResponse(["sessions": try await progress.sessions(classID: record.id, email: email)]).response
         }
         router.get("/classes/{id}/events.csv") { request, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)

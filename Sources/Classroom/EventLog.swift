@@ -9,12 +9,13 @@ package enum EventLog {
     static func rows(_ events: [LearningEvent], receivedAt: Date) -> RowsOnce {
         RowsOnce(
             table: "events",
-            columns: ["class_id", "event_id", "event_type", "event_time", "received_at", "email", "payload", "trace_id"],
+            columns: ["class_id", "event_id", "event_type", "event_time", "received_at", "email", "payload", "trace_id", "session_id"],
             keyColumns: 2,
             rows: events.map { event in
                 [
                     .integer(event.classID), .text(event.eventID), .text(event.type), .integer(event.timeMs),
                     .integer(receivedAt.millisecondsSince1970), SQLValue(event.email), .text(event.payload), SQLValue(event.traceID),
+                    SQLValue(event.sessionID),
                 ]
             })
     }
@@ -74,13 +75,18 @@ package enum EventLog {
         )
     }
 
-    /// A class's events in [from, to), optionally of one student, oldest first, paged.
-    static func range(classID: Int64, email: String?, fromMs: Int64, toMs: Int64, limit: Int, offset: Int) -> SQLStatement {
+    /// A class's events in [from, to), optionally of one student and one of their sessions,
+    /// oldest first, paged.
+    static func range(classID: Int64, email: String?, sessionID: String? = nil, fromMs: Int64, toMs: Int64, limit: Int, offset: Int) -> SQLStatement {
         var sql = "SELECT \(Stored.columns) FROM events WHERE class_id = ? AND event_time >= ? AND event_time < ?"
         var arguments: [SQLValue] = [.integer(classID), .integer(fromMs), .integer(toMs)]
         if let email {
             sql += " AND email = ?"
             arguments.append(.text(email))
+        }
+        if let sessionID {
+            sql += " AND session_id = ?"
+            arguments.append(.text(sessionID))
         }
         sql += " ORDER BY event_time, id LIMIT ? OFFSET ?"
         arguments += [.integer(Int64(limit)), .integer(Int64(offset))]

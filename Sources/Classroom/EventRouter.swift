@@ -163,13 +163,13 @@ private enum Picture {
             SQLStatement(
                 """
                 INSERT INTO cell_executions (class_id, student_id, event_id, notebook_path, cell_id, cell_index, execution_count,
-                    duration_ms, has_error, error_message, code, executed_at)
-                VALUES (?, \(student), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (class_id, event_id) DO NOTHING
+                    duration_ms, has_error, error_message, code, executed_at, session_id, cell_type)
+                VALUES (?, \(student), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (class_id, event_id) DO NOTHING
                 """,
                 .integer(event.classID), email, .text(event.eventID), .text(event.notebookPath ?? ""), SQLValue(event.cellID),
                 SQLValue(event.cellIndex), SQLValue(event.executionCount), SQLValue(event.durationMs), SQLValue(failed),
                 SQLValue(event.errorMessage.map { String($0.prefix(2_000)) }), SQLValue(event.code.map { String($0.prefix(20_000)) }),
-                .integer(event.timeMs)
+                .integer(event.timeMs), SQLValue(event.sessionID), SQLValue(event.cellType)
             ),
             SQLStatement(
                 """

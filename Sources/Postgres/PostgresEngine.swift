@@ -20,6 +20,8 @@ public final class PostgresEngine: Database, InstanceNotifications {
     let connectionWait: Duration
     /// LISTEN connections up now.
     private let listening = Atomic<Int>(0)
+    /// Set as `run()` starts the pool (see `withConnection`).
+    private let running = AtomicFlag()
 
     public var isListening: Bool { listening.load(ordering: .relaxed) > 0 }
 
@@ -33,6 +35,7 @@ public final class PostgresEngine: Database, InstanceNotifications {
     }
 
     public func run() async throws {
+        running.set()
         await client.run()
     }
 
@@ -223,6 +226,7 @@ public final class PostgresEngine: Database, InstanceNotifications {
         var backoff: Duration = .milliseconds(100)
         while !Task.isCancelledOrShuttingDown {
             do {
+                try await untilRunning()
                 try await client.withConnection { connection in
                     let notifications = try await connection.listen(channel)
                     listening.add(1, ordering: .relaxed)
@@ -279,6 +283,19 @@ public final class PostgresEngine: Database, InstanceNotifications {
         }
     }
 
+    /// Waits until `run()` has started the pool (at most `limit`, else `StoreError.unavailable`).
+    /// PostgresNIO keeps a lease made before its pool runs, never serves it and does not give it
+    /// up when cancelled: a LISTEN started by a service before the store's `run()`, or a
+    /// `whileRunning` body quicker than its `run()` task, hung loaded test runs at shutdown.
+    private func untilRunning(within limit: Duration? = nil) async throws {
+        let deadline = limit.map { ContinuousClock.now + $0 }
+        while !running.isSet {
+            if Task.isCancelledOrShuttingDown { throw CancellationError() }
+            if let deadline, ContinuousClock.now >= deadline { throw StoreError.unavailable("the database client is not running") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// Runs `body` on a pooled connection. While the database is down the pool keeps retrying to
     /// connect; a request that has no connection after `connectionWait` gives up with
     /// `StoreError.unavailable` (503 with Retry-After) instead of hanging. Once a connection is
@@ -287,6 +304,7 @@ public final class PostgresEngine: Database, InstanceNotifications {
     package func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let connected = AtomicFlag()
         let (client, wait) = (self.client, connectionWait)
+        try await untilRunning(within: wait)
         do {
             return try await withThrowingTaskGroup(of: ConnectionRace<T>.self) { group in
                 group.addTask {

@@ -7,9 +7,9 @@ import Synchronization
 
 /// The request log and the task progress log (seed 003's `api_logs` and `task_progress_logs`),
 /// written in the background: recording is a push onto a bounded in-memory queue, so it never
-/// slows the request or the work it records. The queue is written in batches, one transaction
-/// each, every second or sooner when it fills; when it is full, new entries are dropped and
-/// counted (`pulseboard_operations_log_dropped_total`), never waited for.
+/// slows the request or the work it records. The queue is written every second, in batches of
+/// `batchSize`, one transaction each; when it is full, new entries are dropped and counted
+/// (`pulseboard_operations_log_dropped_total`), never waited for.
 package final class OperationsLog: Service {
     package enum Entry: Sendable {
         case request(RequestRecord)
@@ -23,50 +23,38 @@ package final class OperationsLog: Service {
     /// Entries written in one transaction at most.
     let batchSize = 500
     private let queue = Mutex<[Entry]>([])
-    private let doorbell: AsyncStream<Void>
-    private let ring: AsyncStream<Void>.Continuation
 
     package init(store: any Database, telemetry: Telemetry, logger: Logger, capacity: Int = 20_000) {
         self.store = store
         self.telemetry = telemetry
         self.logger = logger
         self.capacity = capacity
-        (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     package func record(_ entry: Entry) {
-        let (taken, count) = queue.withLock { queue in
-            guard queue.count < capacity else { return (false, queue.count) }
+        let taken = queue.withLock { queue in
+            guard queue.count < capacity else { return false }
             queue.append(entry)
-            return (true, queue.count)
+            return true
         }
-        guard taken else {
-            telemetry.operationsLogDropped.increment()
-            return
-        }
-        if count >= batchSize { ring.yield() }
+        if !taken { telemetry.operationsLogDropped.increment() }
     }
 
+    /// Every second, what was recorded; at shutdown, what is left.
     package func run() async throws {
-        // Every second, or when a batch is full; at shutdown, what is left.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelledOrShuttingDown {
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
-                    self.ring.yield()
-                }
-                self.ring.finish()
-            }
-            for await _ in doorbell {
-                await flush()
-            }
+        while !Task.isCancelledOrShuttingDown {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             await flush()
         }
+        await flush()
     }
 
-    /// Writes everything queued so far (tests call it to read what was recorded).
+    /// Writes what is queued now (tests call it to read what was recorded). Entries recorded
+    /// meanwhile wait for the next call, so a steady stream cannot keep it writing.
     package func flush() async {
-        while case let batch = take(), !batch.isEmpty {
+        var left = queue.withLock { $0.count }
+        while left > 0, case let batch = take(), !batch.isEmpty {
+            left -= batch.count
             await write(batch)
         }
     }

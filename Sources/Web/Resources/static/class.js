@@ -145,13 +145,40 @@
     scheduleRender();
   }
 
+  // A student's working sessions (one JupyterLab session each) to pick from; the timeline shows
+  // one of them, or all, and the cells run in the chosen one.
+  let timelineStudent = null;
+  let sessions = [];
+  const sessionChoice = document.getElementById("timeline-session");
+
   async function showTimeline(student) {
-    const panel = document.getElementById("timeline");
+    timelineStudent = student;
+    document.getElementById("timeline").hidden = false;
     document.getElementById("timeline-title").textContent = student.name ? `${student.name} <${student.email}>` : student.email;
+    const answer = await window.pulseboard.getJSON(`/api/v1/classes/${classId}/students/${encodeURIComponent(student.email)}/sessions`);
+    sessions = answer?.sessions ?? [];
+    sessionChoice.replaceChildren(Object.assign(element("option", "", "All sessions"), { value: "" }));
+    for (const session of sessions) {
+      const label = `${new Date(session.startedAt).toLocaleString()} · ${count(session.executions, "cell run")}` +
+        (session.errors ? `, ${count(session.errors, "error")}` : "") + (session.endedAt ? "" : " (open)");
+      sessionChoice.append(Object.assign(element("option", "", label), { value: session.sessionId }));
+    }
+    await loadTimeline();
+  }
+
+  sessionChoice.addEventListener("change", () => loadTimeline());
+
+  async function loadTimeline() {
+    const student = timelineStudent;
+    const chosen = sessions.find((session) => session.sessionId === sessionChoice.value);
+    document.getElementById("timeline-cells").textContent = chosen
+      ? chosen.cells.map((c) => `${c.notebook} ${cell(c.cellIndex)}${c.cellType ? ` (${c.cellType})` : ""} ×${c.executions}` +
+          (c.errors ? `, ${c.errors} failed` : "")).join(" · ") || "No cells run in this session."
+      : "";
     const list = document.getElementById("timeline-events");
     list.replaceChildren(element("li", "muted", "loading…"));
-    panel.hidden = false;
-    const response = await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(student.email)}/timeline?limit=1000`);
+    const session = chosen ? `&sessionId=${encodeURIComponent(chosen.sessionId)}` : "";
+    const response = await fetch(`/api/v1/classes/${classId}/students/${encodeURIComponent(student.email)}/timeline?limit=1000${session}`);
     const body = await response.json().catch(() => ({ events: [] }));
     // Newest first, with dates; the extension's help repeats (every 10 s) fold into one line.
     const items = [];
