@@ -44,8 +44,11 @@ public struct Pulseboard: Sendable {
         let (store, metrics) = try Storage.open(config, instanceID: instanceID, logger: logger)
         let hasher = PasswordHasher(cost: config.bcryptCost)
         // Migrations, the JWT secret and the first admin, on a database of their own (a
-        // connection pool runs once).
-        let (secret, generatedPassword, openClassID) = try await Storage.open(config, logger: logger)
+        // connection pool runs once). At start the database may still be starting too (or, on a
+        // loaded machine, slow to take a first connection): wait longer than a request would.
+        var startup = config
+        startup.databaseWait = max(config.databaseWait, Self.startupDatabaseWait)
+        let (secret, generatedPassword, openClassID) = try await Storage.open(startup, logger: logger)
             .whileRunning { setup in
                 try await setup.migrate(Migrations.all)
                 let secret = try await Bootstrap.jwtSecret(configured: config.jwtSecret, dataDirectory: config.dataDirectory, store: setup)
@@ -240,6 +243,9 @@ public struct Pulseboard: Sendable {
             operationsLog: operationsLog,
             generatedAdminPassword: generatedPassword, routes: routes.routes)
     }
+
+    /// How long the start waits for a PostgreSQL connection before it gives up.
+    static let startupDatabaseWait: Duration = .seconds(30)
 
     /// The slowest a request body may arrive, averaged over each `--idle-timeout` window.
     static let minimumBodyBytesPerSecond = 1024
