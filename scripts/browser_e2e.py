@@ -173,11 +173,6 @@ def class_live_view(browser, server, args):
         # A click on a card opens the student's timeline.
         browser.find_element(By.CSS_SELECTOR, "#students .card").click()
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
-        # One working session at a time, with the cells run in it.
-        WebDriverWait(browser, 5).until(lambda b: len(Select(b.find_element(By.ID, "timeline-session")).options) > 1)
-        Select(browser.find_element(By.ID, "timeline-session")).select_by_index(1)
-        WebDriverWait(browser, 5).until(lambda b: re.search(r"cell \d+.* ×\d+", b.find_element(By.ID, "timeline-cells").text))
-        WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
         no_errors(browser)
         # The roster: a CSV upload through the page reports each refused line.
         browser.find_element(By.CSS_SELECTOR, "#roster summary").click()
