@@ -170,9 +170,15 @@ def class_live_view(browser, server, args):
             return "failed run" in b.find_element(By.ID, "hot-spot-list").text
         WebDriverWait(browser, 20).until(hot_spots)
         assert re.search(r"cell \d+: \d+ failed runs?", browser.find_element(By.ID, "hot-spot-list").text)
-        # A click on a card opens the student's timeline.
-        browser.find_element(By.CSS_SELECTOR, "#students .card").click()
+        # A click on a simulated student's card (the simulator's events carry a session) opens
+        # the timeline; one working session at a time, with the cells run in it.
+        browser.find_element(By.CSS_SELECTOR, '#students .card[data-email="student001@example.com"]').click()
         WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
+        WebDriverWait(browser, 5).until(lambda b: len(Select(b.find_element(By.ID, "timeline-session")).options) > 1)
+        Select(browser.find_element(By.ID, "timeline-session")).select_by_index(1)
+        WebDriverWait(browser, 5).until(lambda b: re.search(r"cell \d+.* ×\d+", b.find_element(By.ID, "timeline-cells").text))
+        WebDriverWait(browser, 5).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-events li div"))
+        browser.find_element(By.ID, "timeline-close").click()
         no_errors(browser)
         # The roster: a CSV upload through the page reports each refused line.
         browser.find_element(By.CSS_SELECTOR, "#roster summary").click()

@@ -59,12 +59,14 @@ public struct AccessTokens: Sendable {
 
 /// bcrypt, run on NIO's blocking thread pool so that it never stalls the cooperative pool.
 public struct PasswordHasher: Sendable {
+    /// The lowest cost an operator may configure (the command line refuses less); tests use
+    /// bcrypt's own minimum, 4, so that hundreds of accounts made at once do not queue for seconds.
     public static let minimumCost: UInt8 = 10
     public static let defaultCost: UInt8 = 12
     let cost: UInt8
 
     public init(cost: UInt8) {
-        self.cost = max(cost, Self.minimumCost)
+        self.cost = min(max(cost, 4), 31)
     }
 
     package func hash(_ password: String) async throws -> String {

@@ -25,13 +25,13 @@ struct LogsController {
         router.get("/logs/requests.csv") { request, context -> Response in
             _ = try context.requireUser([.admin])
             let filter = try Self.filter(request, defaultLimit: 100_000, maxLimit: 100_000)
-            return Self.csv(try OperationsLogCSV.requests(try await reader.requests(filter)), name: "api_logs.csv")
+            return .csvDownload(try OperationsLogCSV.requests(try await reader.requests(filter)), filename: "api_logs.csv")
         }
         router.get("/logs/tasks.csv") { request, context -> Response in
             _ = try context.requireUser([.admin])
             let filter = try Self.filter(request, defaultLimit: 100_000, maxLimit: 100_000)
-            return Self.csv(
-                try OperationsLogCSV.steps(try await reader.steps(from: filter.from, to: filter.to, limit: filter.limit)), name: "task_progress_logs.csv")
+            return .csvDownload(
+                try OperationsLogCSV.steps(try await reader.steps(from: filter.from, to: filter.to, limit: filter.limit)), filename: "task_progress_logs.csv")
         }
         router.get("/logs/trace/{traceId}") { _, context -> Response in
             _ = try context.requireUser([.admin])
@@ -60,12 +60,5 @@ struct LogsController {
         filter.to = try QueryParameter.time(query.get("to"), field: "to").map(Date.init(millisecondsSince1970:))
         filter.limit = try QueryParameter.integer(query.get("limit"), field: "limit", range: 1...maxLimit) ?? defaultLimit
         return filter
-    }
-
-    static func csv(_ text: String, name: String) -> Response {
-        Response(
-            status: .ok,
-            headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name)\""],
-            body: .init(byteBuffer: ByteBuffer(string: CSVTable.byteOrderMark + text)))
     }
 }

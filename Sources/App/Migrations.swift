@@ -509,5 +509,22 @@ package enum Migrations {
                 "CREATE INDEX events_session ON events(class_id, session_id)",
             ]
         ),
+        Migration(
+            version: 20,
+            name: "the messages instances send each other (notices, card changes, progress, access changes), read in order after every reconnect",
+            statements: [
+                """
+                CREATE TABLE relay_log (
+                    instance TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    kind TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (instance, seq)
+                )
+                """,
+                "CREATE INDEX relay_log_created ON relay_log(created_at)",
+            ]
+        ),
     ]
 }

@@ -61,7 +61,7 @@ public struct Pulseboard: Sendable {
         let operationsLog = config.requestLog ? OperationsLog(store: store, telemetry: telemetry, logger: logger) : nil
         let hub = Hub(ringCapacity: config.liveHistory, ringBytes: config.liveHistoryBytes)
         // With several instances on one database, live data travels between them.
-        let relay = store.notifications.map { InstanceRelay(notifications: $0, instanceID: instanceID, telemetry: telemetry, logger: logger) }
+        let relay = store.notifications.map { InstanceRelay(store: store, notifications: $0, instanceID: instanceID, telemetry: telemetry, logger: logger) }
         let classes = Classes(store: store)
         let submissions = Submissions(store: store, files: config.notebookFiles)
         let progress = ClassProgress(store: store, idleAfter: .seconds(config.idleMinutes * 60))
@@ -82,7 +82,7 @@ public struct Pulseboard: Sendable {
         let notifier = Notifier(hub: hub, relay: relay)
         let classChannel = ClassChannel(hub: hub, progress: progress, relay: relay, telemetry: telemetry, logger: logger)
         let processor = EventProcessor(
-            store: store, hub: hub, progress: progress, telemetry: telemetry, logger: logger, channel: classChannel, log: operationsLog)
+            store: store, telemetry: telemetry, logger: logger, channel: classChannel, log: operationsLog)
         let stray = StrayEvents(store: store, telemetry: telemetry, bounds: config.strayEventBounds)
         let writer = Writer(store: metrics, hub: hub, telemetry: telemetry, logger: logger, capacity: config.writeQueuePoints)
         let retention = Duration.seconds(config.retentionDays * 86_400)

@@ -90,14 +90,7 @@ package struct ClassroomController {
                 EventLog.range(classID: record.id, email: nil, fromMs: page.fromMs, toMs: page.toMs, limit: page.limit, offset: page.offset),
                 as: EventLog.Stored.self)
             let csv = try EventCSV.render(try events.map { try $0.object() })
-            return Response(
-                status: .ok,
-                headers: [
-                    .contentType: "text/csv; charset=utf-8",
-                    .contentDisposition: "attachment; filename=\"class-\(record.id)-events.csv\"",
-                ],
-                body: .init(byteBuffer: ByteBuffer(string: CSVTable.byteOrderMark + csv))
-            )
+            return .csvDownload(csv, filename: "class-\(record.id)-events.csv")
         }
         router.post("/classes/{id}/help/{requestId}/resolve") { _, context -> Response in
             let record = try await ClassesController.authorizedClass(context, in: classes)

@@ -14,12 +14,10 @@ import Synchronization
 /// for the sweep that runs at start and every half minute.
 package final class EventProcessor: Service {
     let store: any Database
-    let hub: Hub
     let router: EventRouter
-    let progress: ClassProgress
     let telemetry: Telemetry
     let logger: Logger
-    /// Where the touched students' new cards go.
+    /// Where applied events and the touched students' new cards go.
     let channel: ClassChannel
     /// Waits before the retries of a failed batch.
     let retryDelays: [Duration]
@@ -43,16 +41,14 @@ package final class EventProcessor: Service {
     private let ring: AsyncStream<Void>.Continuation
 
     package init(
-        store: any Database, hub: Hub, router: EventRouter = .standard, progress: ClassProgress, telemetry: Telemetry, logger: Logger,
+        store: any Database, router: EventRouter = .standard, telemetry: Telemetry, logger: Logger,
         channel: ClassChannel, log: OperationsLog? = nil, retryDelays: [Duration] = [.milliseconds(100), .milliseconds(500), .seconds(2)]
     ) {
         self.retryDelays = retryDelays
         self.log = log
         self.channel = channel
         self.store = store
-        self.hub = hub
         self.router = router
-        self.progress = progress
         self.telemetry = telemetry
         self.logger = logger
         (doorbell, ring) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -126,10 +122,9 @@ package final class EventProcessor: Service {
     /// FAILED naming how many events were left for the sweep.
     @discardableResult
     func apply(_ events: [LearningEvent]) async -> Bool {
-        var tasks: [String: TaskRecorder] = [:]
-        for traceID in Set(events.compactMap(\.traceID)) {
-            tasks[traceID] = TaskRecorder(log: log, traceID: traceID, task: Self.taskName, firstOrder: 3)
-        }
+        let totalPerTrace = Dictionary(grouping: events.compactMap(\.traceID)) { $0 }.mapValues(\.count)
+        var tasks = Dictionary(
+            uniqueKeysWithValues: totalPerTrace.keys.map { ($0, TaskRecorder(log: log, traceID: $0, task: Self.taskName, firstOrder: 3)) })
         var applied = events
         var lastError: (any Error)?
         let errors = await attempt(events, retries: retryDelays)
@@ -148,13 +143,12 @@ package final class EventProcessor: Service {
             }
         }
         let appliedPerTrace = Dictionary(grouping: applied.compactMap(\.traceID)) { $0 }.mapValues(\.count)
-        let totalPerTrace = Dictionary(grouping: events.compactMap(\.traceID)) { $0 }.mapValues(\.count)
         for (traceID, total) in totalPerTrace {
             let done = appliedPerTrace[traceID] ?? 0
             let output: JSONValue = ["applied": .integer(Int64(done)), "leftForSweep": .integer(Int64(total - done))]
             tasks[traceID]?.record("applied", done == total ? .success : .failed, output: output, error: done == total ? nil : lastError)
         }
-        await publish(applied)
+        await channel.eventsApplied(applied)
         return applied.count == events.count
     }
 
@@ -181,19 +175,6 @@ package final class EventProcessor: Service {
         return errors
     }
 
-    /// Each student touched gets their new picture on `class:<id>`; each event goes to the
-    /// student's own `progress:<email>` and, for the class's instructors, `progress:<id>:<email>`.
-    private func publish(_ events: [LearningEvent]) async {
-        var touched: [Int64: Set<String>] = [:]
-        for event in events {
-            guard let email = event.email else { continue }
-            touched[event.classID, default: []].insert(email)
-            let update = ProgressEvent(event)
-            hub.publish(channel: LearningChannels.progress(email), data: update)
-            hub.publish(channel: LearningChannels.progress(email, inClass: event.classID), data: update)
-        }
-        await channel.studentsChanged(touched)
-    }
 }
 
 /// What the instructor's live view receives on `class:<id>`.
@@ -215,7 +196,7 @@ package enum ClassUpdate: Encodable, Sendable {
 }
 
 /// What a student's own page receives on `progress:<email>`.
-package struct ProgressEvent: Encodable, Sendable {
+package struct ProgressEvent: Codable, Sendable {
     var eventId: String
     var eventType: String
     var eventTime: String

@@ -41,12 +41,13 @@ package enum LearningChannels {
     }
 }
 
-/// The one publisher of `class:<id>`, an instructor's live view of a class: a student's new card
-/// after anything changed it (events applied, a submission, a help request resolved) and
-/// submissions as they arrive. With several instances on one PostgreSQL it also tells the
-/// others which students' cards changed (class ids and emails, never the cards); they read
-/// those cards from the shared database and publish them to their own subscribers. A message
-/// lost while LISTEN reconnects is made good by the student's next event or a reload of the page.
+/// The one publisher of `class:<id>`, an instructor's live view of a class (a student's new card
+/// after anything changed it: events applied, a submission, a help request resolved; and
+/// submissions as they arrive), and of `progress:`, each applied event for the student and the
+/// class's instructors. With several instances on one PostgreSQL it also tells the others, in
+/// order and through the relay log, so nothing is lost while their LISTEN reconnects: the
+/// progress events whole, and which students' cards changed (class ids and emails, never the
+/// cards), which they read from the shared database and publish to their own subscribers.
 package struct ClassChannel: Sendable {
     let hub: Hub
     let progress: ClassProgress
@@ -59,16 +60,45 @@ package struct ClassChannel: Sendable {
         var email: String
     }
 
+    private struct Progress: Codable {
+        var classId: Int64
+        var email: String
+        var update: ProgressEvent
+    }
+
     package init(hub: Hub, progress: ClassProgress, relay: InstanceRelay?, telemetry: Telemetry, logger: Logger) {
         self.hub = hub
         self.progress = progress
         self.relay = relay
         self.telemetry = telemetry
         self.logger = logger
-        relay?.register("cards") { _, body in
+        relay?.register("cards") { body in
             guard let cards = try? JSONDecoder().decode([Card].self, from: Data(body.utf8)) else { return }
             let touched = Dictionary(grouping: cards, by: \.classId).mapValues { Set($0.map(\.email)) }
             await Self.publishCards(touched, hub: hub, progress: progress, telemetry: telemetry, logger: logger)
+        }
+        relay?.register("progress") { body in
+            guard let updates = try? JSONDecoder().decode([Progress].self, from: Data(body.utf8)) else { return }
+            Self.publishProgress(updates, hub: hub)
+        }
+    }
+
+    /// Events were applied: each goes to the student's own `progress:<email>` and, for the
+    /// class's instructors, `progress:<id>:<email>`; each student touched gets a new card.
+    func eventsApplied(_ events: [LearningEvent]) async {
+        let updates = events.compactMap { event in event.email.map { Progress(classId: event.classID, email: $0, update: ProgressEvent(event)) } }
+        guard !updates.isEmpty else { return }
+        Self.publishProgress(updates, hub: hub)
+        if let relay, let body = try? JSONEncoder().encode(updates) {
+            relay.send("progress", String(decoding: body, as: UTF8.self), consequence: "their progress views miss events")
+        }
+        await studentsChanged(Dictionary(grouping: updates, by: \.classId).mapValues { Set($0.map(\.email)) })
+    }
+
+    private static func publishProgress(_ updates: [Progress], hub: Hub) {
+        for progress in updates {
+            hub.publish(channel: LearningChannels.progress(progress.email), data: progress.update)
+            hub.publish(channel: LearningChannels.progress(progress.email, inClass: progress.classId), data: progress.update)
         }
     }
 
@@ -102,15 +132,11 @@ package struct ClassChannel: Sendable {
         }
     }
 
-    /// Tells the other instances which students' cards changed, 50 to a message (far below
-    /// PostgreSQL's 8,000 bytes).
+    /// Tells the other instances which students' cards changed.
     private func relayCards(_ touched: [Int64: Set<String>]) {
-        guard let relay else { return }
         let cards = touched.flatMap { classID, emails in emails.map { Card(classId: classID, email: $0) } }
-        for start in stride(from: 0, to: cards.count, by: 50) {
-            guard let body = try? JSONEncoder().encode(Array(cards[start..<min(start + 50, cards.count)])) else { continue }
-            relay.send("cards", String(decoding: body, as: UTF8.self), consequence: "their class pages miss a card change")
-        }
+        guard let relay, !cards.isEmpty, let body = try? JSONEncoder().encode(cards) else { return }
+        relay.send("cards", String(decoding: body, as: UTF8.self), consequence: "their class pages miss a card change")
     }
 }
 

@@ -24,3 +24,13 @@ package struct JSONResponse<Value: Encodable> {
         }
     }
 }
+
+extension Response {
+    /// A CSV file to download, starting with a byte order mark so that spreadsheets read UTF-8.
+    package static func csvDownload(_ csv: String, filename: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(filename)\""],
+            body: .init(byteBuffer: ByteBuffer(string: CSVTable.byteOrderMark + csv)))
+    }
+}

@@ -7,7 +7,7 @@ import Synchronization
 
 /// The request context of every route: who is calling (set by `AuthMiddleware`), where from, and
 /// the WebSocket upgrade hook.
-public struct AppRequestContext: ClientAddressRequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+public struct AppRequestContext: WebSocketRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
@@ -61,9 +61,4 @@ package final class Caller: Sendable {
         get { id.withLock { $0 } }
         set { id.withLock { $0 = newValue } }
     }
-}
-
-/// A context that knows its client's address (behind trusted proxies, the client's, not the proxy's).
-package protocol ClientAddressRequestContext: RequestContext {
-    var clientAddress: String { get }
 }

@@ -49,7 +49,7 @@ package struct RequestTelemetryMiddleware: RouterMiddleware {
         response.headers[Self.requestIDHeader] = traceID
         let duration = clock.now - start
         logAndMeasure(request, context, status: response.status.code, duration: duration)
-        guard let requestLog else { return response }
+        guard requestLog != nil else { return response }
         let status = response.status.code
         let responseHeaders = response.headers.map { (name: $0.name.canonicalName, value: $0.value) }
         guard Self.isJSON(response.headers[.contentType]), let length = response.body.contentLength, length <= Redaction.maxCapturedBodyBytes

@@ -13,8 +13,7 @@ package final class AccessChanges: Sendable {
 
     package init(relay: InstanceRelay?) {
         self.relay = relay
-        // Changes announced while the LISTEN connection was away are unknown: treat them as one.
-        relay?.register("access", connected: { [weak self] in self?.signal() }) { [weak self] _, _ in self?.signal() }
+        relay?.register("access") { [weak self] _ in self?.signal() }
     }
 
     /// Calls `onChange` after every change until `stopWatching`; it must return quickly (say,
@@ -39,7 +38,7 @@ package final class AccessChanges: Sendable {
     /// command line's. SQLite has no way to reach a server from another process.
     package static func announce(in store: any Database) async throws {
         guard let notifications = store.notifications else { return }
-        try await InstanceRelay.send("access", from: "command-line", via: notifications)
+        try await InstanceRelay.announce("access", in: store, via: notifications)
     }
 
     private func signal() {

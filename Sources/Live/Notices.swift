@@ -30,8 +30,7 @@ package struct Notice: Codable, Sendable, Equatable {
 
 /// Sends notices to this instance's subscribers and, with several instances on PostgreSQL, to
 /// every other instance's. Notices travel whole, as the other instances have nothing to read them
-/// from (a payload over PostgreSQL's 8,000 bytes, possible only for non-ASCII announcements near
-/// 2,000 characters, stays on its instance with a warning in the log).
+/// from.
 package struct Notifier: Sendable {
     package let hub: Hub
     let relay: InstanceRelay?
@@ -44,7 +43,7 @@ package struct Notifier: Sendable {
     package init(hub: Hub, relay: InstanceRelay?) {
         self.hub = hub
         self.relay = relay
-        relay?.register("notice") { _, body in
+        relay?.register("notice") { body in
             guard let relayed = try? JSONDecoder().decode(Relayed.self, from: Data(body.utf8)) else { return }
             hub.publish(channel: relayed.channel, data: relayed.notice)
         }

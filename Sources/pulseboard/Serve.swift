@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PulseboardAccounts
 import PulseboardApp
 import PulseboardCourses
 import PulseboardKernel
@@ -90,7 +91,7 @@ struct Serve: AsyncParsableCommand {
         config.maxConnectionsPerAddress = try settings.value(
             maxConnectionsPerAddress, .maxConnectionsPerAddress, default: config.maxConnectionsPerAddress)
         config.submissionsDirectory = submissionsDir ?? settings.text(.submissionsDir)
-        guard config.bcryptCost >= 10 else { throw ValidationError("The bcrypt cost is at least 10.") }
+        guard config.bcryptCost >= PasswordHasher.minimumCost else { throw ValidationError("The bcrypt cost is at least \(PasswordHasher.minimumCost).") }
         guard config.databaseWait >= .seconds(1) else { throw ValidationError("The database wait is at least 1 second.") }
         guard config.rateLimit >= 0, config.rateLimitPeriod >= .seconds(1) else {
             throw ValidationError("The rate limit is 0 (none) or more, its period at least 1 second.")

@@ -57,37 +57,57 @@ struct MultiInstanceTests {
         }
     }
 
-    /// Events taken by A and a help request resolved on A both reach an instructor's class view on B.
+    /// Events taken by A and a help request resolved on A reach an instructor's class view and
+    /// progress view on B, in order, also when B's LISTEN connection was cut in between.
     @Test func aClassViewOnOneInstanceFollowsEventsTakenByTheOther() async throws {
-        try await Self.twoInstances { _, a, b in
+        try await Self.twoInstances { url, a, b in
             let admin = try await a.login().accessToken
             let instructor = try await a.tokenForNewUser(role: .instructor, adminToken: admin)
             let course = try await a.createClass("across", token: instructor)
+            let progress = "progress:\(course.id):student001@example.com"
             try await b.ws("/ws", configuration: bigFrames) { inbound, outbound, _ in
                 var reader = LiveReader(inbound)
                 _ = try await reader.authenticate(instructor, on: outbound)
                 #expect(try await reader.subscribe("class:\(course.id)", on: outbound).type == "subscribed")
-                let help = try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: course.ingestToken)
-                #expect(help.status == .ok)
+                #expect(try await a.sendEvents([ExtensionEvent.json("help", cell: 2)], classToken: course.ingestToken).status == .ok)
                 let update = try await reader.next()
                 let card = try #require((update.fields["data"] as? [String: Any])?["student"] as? [String: Any])
-                #expect(update.channel == "class:\(course.id)")
+                #expect(update.channel == "class:\(course.id)" && update.seq == 1)
                 #expect(card["status"] as? String == "needs_help")
+                #expect(try await reader.subscribe(progress, on: outbound).type == "subscribed")
 
+                // B's LISTEN connection is cut; what A takes meanwhile still arrives, in order.
+                try await Self.terminateListeners(url)
+                for cell in 3...5 {
+                    let ran = ExtensionEvent.json("cell_executed", cell: cell, hasError: false)
+                    #expect(try await a.sendEvents([ran], classToken: course.ingestToken).status == .ok)
+                }
                 let open = try #require(try await a.progress(course.id, token: instructor).students?.first?.helpRequest)
                 let resolved = try await a.request(.post, "/api/v1/classes/\(course.id)/help/\(open.id)/resolve", token: instructor)
                 #expect(resolved.status == .noContent)
-                let after = try await reader.next()
-                let resolvedCard = try #require((after.fields["data"] as? [String: Any])?["student"] as? [String: Any])
-                #expect(after.channel == "class:\(course.id)")
-                #expect(resolvedCard["helpRequest"] == nil && resolvedCard["status"] as? String != "needs_help")
+                // Every event's progress, in order, and cards up to the resolved one, numbered
+                // without a gap (events applied together make one card).
+                var cells: [Int] = []
+                var classSeqs: [Int] = []
+                var helpOpen = true
+                while cells.count < 3 || helpOpen {
+                    let message = try await reader.next()
+                    let data = message.fields["data"] as? [String: Any]
+                    if message.channel == progress, let cell = data?["cellIndex"] as? Int { cells.append(cell) }
+                    if message.channel == "class:\(course.id)", let seq = message.seq, let card = data?["student"] as? [String: Any] {
+                        classSeqs.append(seq)
+                        helpOpen = card["helpRequest"] != nil
+                    }
+                }
+                #expect(cells == [3, 4, 5])
+                #expect(classSeqs == Array(2..<(2 + classSeqs.count)))
                 try await outbound.close(.normalClosure, reason: nil)
             }
         }
     }
 
     @Test func handInsAndGradesOnOneInstanceReachTheOther() async throws {
-        try await Self.twoInstances { _, a, b in
+        try await Self.twoInstances { url, a, b in
             let scene = try await SubmissionScene.make(a)
             let aliceID = try await a.userID(scene.alice)
             // A hand-in on A refreshes the class's views on B (the assignment page listens there).
@@ -109,6 +129,8 @@ struct MultiInstanceTests {
                 _ = try await reader.authenticate(scene.alice, on: outbound)
                 #expect(try await reader.subscribe("notifications:\(aliceID)", on: outbound).type == "subscribed")
                 #expect(try await reader.subscribe("broadcast", on: outbound).type == "subscribed")
+                // The grade and the announcement are given while B's LISTEN connection is away.
+                try await Self.terminateListeners(url)
                 #expect(try await a.request(.patch, "/api/v1/submissions/\(submissionID)", token: scene.owner, json: #"{"grade":64}"#).status == .ok)
                 let graded = try await reader.next()
                 #expect(graded.channel == "notifications:\(aliceID)")

@@ -168,7 +168,7 @@ struct RequestLogTests {
             let channel = ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger)
             let broken = EventRouter(fallback: { _ in [SQLStatement("INSERT INTO no_such_table VALUES (1)")] })
             let failing = EventProcessor(
-                store: parts.store, hub: parts.hub, router: broken, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                store: parts.store, router: broken, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: channel, log: log, retryDelays: [.milliseconds(1)])
             var event = try #require(
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "r@example.com").utf8), classID: course.id, arrival: Date()).events.first)
@@ -176,7 +176,7 @@ struct RequestLogTests {
             _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statements())
             #expect(await failing.apply([event]) == false)
             let working = EventProcessor(
-                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger, channel: channel, log: log)
+                store: parts.store, telemetry: parts.telemetry, logger: TestApp.logger, channel: channel, log: log)
             await working.sweep(olderThan: .zero)
             await log.flush()
             let steps = try await OperationsLogReader(store: parts.store).trace("retried-1").steps
@@ -296,13 +296,13 @@ struct RequestLogTests {
 
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pulseboard-export-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: folder) }
-            var command = try LogsCommand.Export.parse(["--data-dir", parts.config.dataDirectory, "--csv", folder.path])
+            let command = try LogsCommand.Export.parse(["--data-dir", parts.config.dataDirectory, "--csv", folder.path])
             try await command.run()
             let exported = try Data(contentsOf: folder.appendingPathComponent("task_progress_logs.csv"))
             #expect(exported == Data(steps.utf8))
             let exportedRequests = try String(contentsOf: folder.appendingPathComponent("api_logs.csv"), encoding: .utf8)
             #expect(exportedRequests.contains(",csv-1,") && exportedRequests.contains(",/auth/login,"))
-            var badTime = try LogsCommand.Export.parse(["--data-dir", parts.config.dataDirectory, "--csv", folder.path, "--from", "yesterday"])
+            let badTime = try LogsCommand.Export.parse(["--data-dir", parts.config.dataDirectory, "--csv", folder.path, "--from", "yesterday"])
             await #expect(throws: (any Error).self) { try await badTime.run() }
         }
     }

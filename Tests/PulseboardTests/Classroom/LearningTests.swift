@@ -396,7 +396,7 @@ struct LearningEventTests {
             broken.register("help") { _ in [SQLStatement("INSERT INTO no_such_table VALUES (1)")] }
             let progress = ClassProgress(store: parts.store)
             let failing = EventProcessor(
-                store: parts.store, hub: parts.hub, router: broken, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                store: parts.store, router: broken, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger),
                 retryDelays: [.milliseconds(1), .milliseconds(1)])
             let event = try #require(
@@ -410,7 +410,7 @@ struct LearningEventTests {
             #expect(metrics.text.contains("pulseboard_event_handler_failures_total 4"))
 
             let working = EventProcessor(
-                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                store: parts.store, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
             await working.sweep(olderThan: .zero)
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
@@ -441,7 +441,7 @@ struct LearningEventTests {
 
             let progress = ClassProgress(store: parts.store)
             let processor = EventProcessor(
-                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                store: parts.store, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
             await processor.sweep(olderThan: .zero)
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
@@ -456,7 +456,7 @@ struct LearningEventTests {
             let admin = try await client.login().accessToken
             let progress = ClassProgress(store: parts.store)
             let processor = EventProcessor(
-                store: parts.store, hub: parts.hub, progress: progress, telemetry: parts.telemetry, logger: TestApp.logger,
+                store: parts.store, telemetry: parts.telemetry, logger: TestApp.logger,
                 channel: ClassChannel(hub: parts.hub, progress: progress, relay: nil, telemetry: parts.telemetry, logger: TestApp.logger))
             let start = Date(timeIntervalSince1970: 1_790_000_000)
             func script(_ tag: String) -> [String] {

@@ -25,7 +25,8 @@ enum TestApp {
         config.port = 0
         config.adminPassword = adminPassword
         config.jwtSecret = "test-secret-that-is-at-least-32-bytes-long"
-        config.bcryptCost = 10
+        // bcrypt's lowest cost: every test makes accounts, and all of them start at once on 2 cores.
+        config.bcryptCost = 4
         config.hostMetrics = false
         // Many tests open PostgreSQL connections at once on 2 cores; only the outage test needs
         // the production wait of 2 s.

@@ -64,7 +64,8 @@ actor TestPostgres {
         let base = try await server()
         try psql(base, "DROP DATABASE IF EXISTS pulseboard_template")
         try psql(base, "CREATE DATABASE pulseboard_template")
-        try await PostgresEngine(url: Self.url(base, database: "pulseboard_template"), logger: TestApp.logger).whileRunning {
+        // A loaded run may take seconds for a first connection: wait as a server's start does.
+        try await PostgresEngine(url: Self.url(base, database: "pulseboard_template"), logger: TestApp.logger, connectionWait: .seconds(30)).whileRunning {
             try await $0.migrate(Migrations.all)
         }
         // Copies need the template without connections: wait until the pool's have gone.
