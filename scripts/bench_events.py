@@ -112,7 +112,7 @@ def pulseboard(args, postgres=None):
     server = Server(binary=binary, extra_args=["--no-host-metrics", "--log-level", "warning", *extra]).start()
     try:
         admin = server.login()
-        status, created = server.request("POST", "/api/v1/classes", {"name": "bench"}, token=admin)
+        status, created = server.request("POST", "/api/v1/classes", {"name": "bench", "code": "bench"}, token=admin)
         assert status == 201, created
         started = time.time()
         result = run_wrk(server.url, "/api/v1/events?token=" + created["ingestToken"], args)

@@ -233,8 +233,10 @@ def stray_events(browser, server):
     assert "pbc_typo-in-" in row.text and "typo.student@example.com" in row.text, row.text
     Select(row.find_element(By.TAG_NAME, "select")).select_by_visible_text("E2E class <i>1</i>")
     row.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(browser, 10).until(lambda b: "1 event assigned to E2E class <i>1</i>." in b.find_element(By.ID, "stray-report").text)
-    WebDriverWait(browser, 10).until(lambda b: not b.find_element(By.ID, "stray").is_displayed())
+    report = browser.find_element(By.ID, "stray-report")
+    WebDriverWait(browser, 10).until(lambda b: report.text, "no report after Assign")
+    assert report.text == "1 event assigned to E2E class <i>1</i>.", report.text
+    WebDriverWait(browser, 10).until(lambda b: not b.find_element(By.ID, "stray-groups").is_displayed())
     no_errors(browser)
     print("browser: an event sent with a mistyped token waited on the classes page and was assigned to the class there")
 

@@ -46,7 +46,9 @@
   async function showStray() {
     const answer = await getJSON("/api/v1/stray-events");
     const groups = answer?.groups ?? [];
-    document.getElementById("stray").hidden = groups.length === 0;
+    // Once every group is assigned the table goes, and the panel stays while it reports that.
+    document.getElementById("stray").hidden = groups.length === 0 && !document.getElementById("stray-report").textContent;
+    document.getElementById("stray-groups").hidden = groups.length === 0;
     const rows = document.querySelector("#stray-groups tbody");
     rows.replaceChildren();
     const classes = [...document.querySelectorAll("#class-list a")].map((link) => ({ id: link.pathname.split("/").pop(), name: link.textContent }));
