@@ -36,6 +36,10 @@ package struct OperationsController {
         }
         router.get("/metrics") { _, _ -> Response in
             if let notifications = store.notifications { telemetry.listenConnected.set(Int64(notifications.isListening ? 1 : 0)) }
+            if let use = store.connectionUse {
+                telemetry.databaseConnectionsInUse.set(Int64(use.inUse))
+                telemetry.databaseConnectionsMaximum.set(Int64(use.maximum))
+            }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -1,9 +1,13 @@
 import Foundation
 import PulseboardDatabase
 
-/// Turns a stored event into the changes it makes to its class's picture (the source document's
-/// event router): one handler per event type, a default one for the rest. Handlers only build
-/// statements; the processor runs them, with the event's "processed" mark, in one transaction.
+/// Turns stored events into the changes they make to their class's picture (the source
+/// document's event router). What every event changes, and the cell executions and notebook
+/// accesses that are most of what the extension sends, are written as sets: a few statements per
+/// batch whatever its size (with PostgreSQL every statement is a round trip). The rarer events
+/// (help requests, a session's end) go through one handler per event type, a default one for the
+/// rest. Nothing here runs SQL: the processor runs the statements, with the events' "processed"
+/// mark, in one transaction.
 package struct EventRouter: Sendable {
     typealias Handler = @Sendable (LearningEvent) -> [SQLStatement]
 
@@ -18,22 +22,22 @@ package struct EventRouter: Sendable {
         for type in types { handlers[type] = handler }
     }
 
-    /// The statements that apply a batch of events, in order. Who each student is, their
-    /// membership, sessions and notebooks are written once per batch, merged the way applying the
-    /// events one by one would leave them (each such statement only keeps the first time, the
-    /// latest time and the last name given) — with PostgreSQL every statement is a round trip.
-    /// Then, per event, where the student is now and its handler's statements. Events without
-    /// an email stay in the raw stream only.
+    /// The statements that apply a batch of events. Each leaves what applying the events one by
+    /// one, in order, would leave (a test compares the two): who the students are, their
+    /// membership, sessions and notebooks, merged per batch (the first time, the latest time, the
+    /// last name given); where each student is and their runs; the cell executions and notebook
+    /// accesses; then each other event's handler. The tables each part writes are not read by the
+    /// parts after it, except the positions, which the cell-run counts read in the same statement.
+    /// Events without an email stay in the raw stream only.
     func statements(for events: [LearningEvent]) -> [SQLStatement] {
         let located = events.filter { $0.email != nil }
-        return Picture.seen(located) + located.flatMap { Picture.position($0) + (handlers[$0.type] ?? fallback)($0) }
+        return Picture.seen(located) + Picture.positions(located) + Picture.executions(located) + Picture.notebookAccesses(located)
+            + located.flatMap { (handlers[$0.type] ?? fallback)($0) }
     }
 
-    /// The handlers for the event types of the JupyterLab extension and its relatives.
+    /// The handlers for the rarer event types of the JupyterLab extension and its relatives.
     static let standard: EventRouter = {
         var router = EventRouter(fallback: { _ in [] })
-        router.register("cell_executed", handler: Picture.execution)
-        router.register("notebook_opened", "notebook_saved", "notebook_closed", handler: Picture.notebookAccess)
         router.register("help", handler: Picture.helpRequested)
         router.register("help_stop", handler: Picture.helpReleased)
         router.register("session_end", handler: Picture.sessionEnded)
@@ -101,20 +105,55 @@ private enum Picture {
         return studentRows + memberRows + sessionRows + notebookRows
     }
 
-    /// Where the student is now: only a newer event moves them.
-    static func position(_ event: LearningEvent) -> [SQLStatement] {
-        let time = SQLValue.integer(event.timeMs)
-        return [
-            SQLStatement(
+    /// Rows per set statement: 2,000 rows of at most 14 values stay below both engines' limits on
+    /// bound values. Cutting a batch into such pieces keeps its meaning: each piece applies its
+    /// events after the piece before it, as one by one would.
+    static let rowsPerStatement = 2_000
+
+    /// Where each student is now and their cell runs. One by one, an event moves the student
+    /// (time, type, and the notebook and cell when it names them) only if it is not older than
+    /// where they are; a cell run counts always, and marks the student's last run failed or not
+    /// when it moved them. As a set: an event moves the student if it is not older than the stored
+    /// position nor than an earlier event of the piece; the last such event sets each field.
+    static func positions(_ events: [LearningEvent]) -> [SQLStatement] {
+        let same = "m.class_id = class_students.class_id AND m.student_id = class_students.student_id"
+        func latest(_ column: String, where condition: String = "") -> String {
+            "(SELECT m.\(column) FROM moved m WHERE \(same)\(condition) ORDER BY m.idx DESC LIMIT 1)"
+        }
+        return stride(from: 0, to: events.count, by: rowsPerStatement).map { start in
+            let piece = events[start..<min(start + rowsPerStatement, events.count)]
+            let rows: [[SQLValue]] = piece.enumerated().map { index, event in
+                let isRun = event.type == "cell_executed"
+                return [
+                    .integer(Int64(index)), .integer(event.classID), SQLValue(event.email), .integer(event.timeMs), .text(event.type),
+                    SQLValue(event.notebookPath), SQLValue(event.cellIndex), SQLValue(event.cellID), SQLValue(isRun),
+                    SQLValue(isRun && (event.hasError ?? false)),
+                ]
+            }
+            return SQLStatement.with(
+                "piece", columns: ["idx", "class_id", "email", "t", "type", "notebook", "cell_index", "cell_id", "is_run", "failed"], rows: rows,
                 """
-                UPDATE class_students SET last_event_at = ?, last_event_type = ?,
-                    notebook_path = COALESCE(?, notebook_path), cell_index = COALESCE(?, cell_index), cell_id = COALESCE(?, cell_id)
-                WHERE class_id = ? AND student_id = \(student) AND (last_event_at IS NULL OR last_event_at <= ?)
-                """,
-                time, .text(event.type), SQLValue(event.notebookPath), SQLValue(event.cellIndex), SQLValue(event.cellID), .integer(event.classID),
-                SQLValue(event.email), time
-            )
-        ]
+                , ordered AS MATERIALIZED (
+                    SELECT CAST(p.idx AS BIGINT) AS idx, CAST(p.class_id AS BIGINT) AS class_id, s.id AS student_id, CAST(p.t AS BIGINT) AS t,
+                        CAST(p.type AS TEXT) AS type, CAST(p.notebook AS TEXT) AS notebook, CAST(p.cell_index AS BIGINT) AS cell_index,
+                        CAST(p.cell_id AS TEXT) AS cell_id, CAST(p.is_run AS BIGINT) AS is_run, CAST(p.failed AS BIGINT) AS failed
+                    FROM piece p JOIN students s ON s.email = p.email
+                ), moved AS MATERIALIZED (
+                    SELECT o.* FROM ordered o JOIN class_students cs ON cs.class_id = o.class_id AND cs.student_id = o.student_id
+                    WHERE (cs.last_event_at IS NULL OR cs.last_event_at <= o.t) AND NOT EXISTS (
+                        SELECT 1 FROM ordered e WHERE e.class_id = o.class_id AND e.student_id = o.student_id AND e.idx < o.idx AND e.t > o.t)
+                )
+                UPDATE class_students SET
+                    cells_executed = cells_executed + (SELECT COUNT(*) FROM ordered m WHERE \(same) AND m.is_run = 1),
+                    last_execution_failed = COALESCE(\(latest("failed", where: " AND m.is_run = 1")), last_execution_failed),
+                    notebook_path = COALESCE(\(latest("notebook", where: " AND m.notebook IS NOT NULL")), notebook_path),
+                    cell_index = COALESCE(\(latest("cell_index", where: " AND m.cell_index IS NOT NULL")), cell_index),
+                    cell_id = COALESCE(\(latest("cell_id", where: " AND m.cell_id IS NOT NULL")), cell_id),
+                    last_event_type = COALESCE(\(latest("type")), last_event_type),
+                    last_event_at = COALESCE(\(latest("t")), last_event_at)
+                WHERE EXISTS (SELECT 1 FROM ordered m WHERE \(same))
+                """)
+        }
     }
 
     /// A class id with a student's email, a session id or a notebook path.
@@ -156,43 +195,58 @@ private enum Picture {
         }
     }
 
-    static func execution(_ event: LearningEvent) -> [SQLStatement] {
-        let failed = event.hasError ?? false
-        let email = SQLValue(event.email)
-        return [
-            SQLStatement(
+    /// The cell runs, each kept once per class and event id.
+    static func executions(_ events: [LearningEvent]) -> [SQLStatement] {
+        let runs = events.filter { $0.type == "cell_executed" }
+        return stride(from: 0, to: runs.count, by: rowsPerStatement).map { start in
+            let rows: [[SQLValue]] = runs[start..<min(start + rowsPerStatement, runs.count)].map { event in
+                [
+                    .integer(event.classID), SQLValue(event.email), .text(event.eventID), .text(event.notebookPath ?? ""), SQLValue(event.cellID),
+                    SQLValue(event.cellIndex), SQLValue(event.executionCount), SQLValue(event.durationMs), SQLValue(event.hasError ?? false),
+                    SQLValue(event.errorMessage.map { String($0.prefix(2_000)) }), SQLValue(event.code.map { String($0.prefix(20_000)) }),
+                    .integer(event.timeMs), SQLValue(event.sessionID), SQLValue(event.cellType),
+                ]
+            }
+            return SQLStatement.with(
+                "run",
+                columns: [
+                    "class_id", "email", "event_id", "notebook_path", "cell_id", "cell_index", "execution_count", "duration_ms", "has_error",
+                    "error_message", "code", "executed_at", "session_id", "cell_type",
+                ], rows: rows,
+                // `WHERE true`: SQLite needs it to read ON CONFLICT after a join.
                 """
                 INSERT INTO cell_executions (class_id, student_id, event_id, notebook_path, cell_id, cell_index, execution_count,
                     duration_ms, has_error, error_message, code, executed_at, session_id, cell_type)
-                VALUES (?, \(student), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (class_id, event_id) DO NOTHING
-                """,
-                .integer(event.classID), email, .text(event.eventID), .text(event.notebookPath ?? ""), SQLValue(event.cellID),
-                SQLValue(event.cellIndex), SQLValue(event.executionCount), SQLValue(event.durationMs), SQLValue(failed),
-                SQLValue(event.errorMessage.map { String($0.prefix(2_000)) }), SQLValue(event.code.map { String($0.prefix(20_000)) }),
-                .integer(event.timeMs), SQLValue(event.sessionID), SQLValue(event.cellType)
-            ),
-            SQLStatement(
-                """
-                UPDATE class_students SET cells_executed = cells_executed + 1,
-                    last_execution_failed = CASE WHEN last_event_at <= ? THEN ? ELSE last_execution_failed END
-                WHERE class_id = ? AND student_id = \(student)
-                """,
-                .integer(event.timeMs), SQLValue(failed), .integer(event.classID), email
-            ),
-        ]
+                SELECT CAST(r.class_id AS BIGINT), s.id, CAST(r.event_id AS TEXT), CAST(r.notebook_path AS TEXT), CAST(r.cell_id AS TEXT),
+                    CAST(r.cell_index AS BIGINT), CAST(r.execution_count AS BIGINT), CAST(r.duration_ms AS DOUBLE PRECISION),
+                    CAST(r.has_error AS BIGINT), CAST(r.error_message AS TEXT), CAST(r.code AS TEXT), CAST(r.executed_at AS BIGINT),
+                    CAST(r.session_id AS TEXT), CAST(r.cell_type AS TEXT)
+                FROM run r JOIN students s ON s.email = r.email WHERE true
+                ON CONFLICT (class_id, event_id) DO NOTHING
+                """)
+        }
     }
 
-    static func notebookAccess(_ event: LearningEvent) -> [SQLStatement] {
-        [
-            SQLStatement(
+    /// Notebooks opened, saved and closed, each kept once per class and event id.
+    static func notebookAccesses(_ events: [LearningEvent]) -> [SQLStatement] {
+        let accesses = events.filter { ["notebook_opened", "notebook_saved", "notebook_closed"].contains($0.type) }
+        return stride(from: 0, to: accesses.count, by: rowsPerStatement).map { start in
+            let rows: [[SQLValue]] = accesses[start..<min(start + rowsPerStatement, accesses.count)].map { event in
+                [
+                    .integer(event.classID), SQLValue(event.email), .text(event.eventID), .text(event.notebookPath ?? ""),
+                    .text(String(event.type.dropFirst("notebook_".count))), .integer(event.timeMs),
+                ]
+            }
+            return SQLStatement.with(
+                "access", columns: ["class_id", "email", "event_id", "notebook_path", "action", "at"], rows: rows,
                 """
                 INSERT INTO notebook_accesses (class_id, student_id, event_id, notebook_path, action, at)
-                VALUES (?, \(student), ?, ?, ?, ?) ON CONFLICT (class_id, event_id) DO NOTHING
-                """,
-                .integer(event.classID), SQLValue(event.email), .text(event.eventID), .text(event.notebookPath ?? ""),
-                .text(String(event.type.dropFirst("notebook_".count))), .integer(event.timeMs)
-            )
-        ]
+                SELECT CAST(a.class_id AS BIGINT), s.id, CAST(a.event_id AS TEXT), CAST(a.notebook_path AS TEXT), CAST(a.action AS TEXT),
+                    CAST(a.at AS BIGINT)
+                FROM access a JOIN students s ON s.email = a.email WHERE true
+                ON CONFLICT (class_id, event_id) DO NOTHING
+                """)
+        }
     }
 
     /// A `help` event: the extension repeats it every 10 s while the student's button is on. A

@@ -21,6 +21,8 @@ public protocol Database: Service {
     /// Messages between the instances that share this database; nil when only one instance can
     /// use it (the embedded engine).
     var notifications: (any InstanceNotifications)? { get }
+    /// Connections leased from the pool now and the most it opens; nil for the embedded engine.
+    var connectionUse: (inUse: Int, maximum: Int)? { get }
 }
 
 /// LISTEN/NOTIFY: short text messages to every instance listening on a channel.

@@ -74,10 +74,23 @@ public struct SQLStatement: Sendable {
     /// both engines' limits on bound values (SQLite 32,766; PostgreSQL 65,535).
     package static func insert(into table: String, columns: [String], rows: [[SQLValue]]) -> SQLStatement? {
         guard !rows.isEmpty else { return nil }
-        let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
         return SQLStatement(
-            "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES " + Array(repeating: tuple, count: rows.count).joined(separator: ", "),
+            "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES " + placeholders(columns: columns.count, rows: rows.count),
             arguments: rows.flatMap { $0 })
+    }
+
+    /// A statement that begins with a table of rows, `WITH name(columns) AS (VALUES …)`, for
+    /// `rest` to read as `name`. Columns of only NULLs have no type on PostgreSQL: `rest` casts
+    /// each column it uses. The same limits on bound values as `insert`.
+    package static func with(_ name: String, columns: [String], rows: [[SQLValue]], _ rest: String) -> SQLStatement {
+        SQLStatement(
+            "WITH \(name)(\(columns.joined(separator: ", "))) AS (VALUES \(placeholders(columns: columns.count, rows: rows.count)))\n" + rest,
+            arguments: rows.flatMap { $0 })
+    }
+
+    private static func placeholders(columns: Int, rows: Int) -> String {
+        let tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        return Array(repeating: tuple, count: rows).joined(separator: ", ")
     }
 
     package func expecting(rows: Int) -> SQLStatement {

@@ -35,6 +35,8 @@ public final class Telemetry: Sendable {
     package let operationsLogFailedWrites: Counter
     /// 1 while this instance's LISTEN connection to PostgreSQL is up, 0 while it reconnects.
     package let listenConnected: Gauge
+    package let databaseConnectionsInUse: Gauge
+    package let databaseConnectionsMaximum: Gauge
     private let notificationsSent = Atomic<Int>(0)
 
     public init() {
@@ -82,6 +84,11 @@ public final class Telemetry: Sendable {
         webSocketConnections = registry.makeGauge(name: "pulseboard_websocket_connections", help: "Open WebSocket connections.")
         listenConnected = registry.makeGauge(
             name: "pulseboard_listen_connected", help: "1 while the LISTEN connection to PostgreSQL is up, 0 while it reconnects (PostgreSQL only).")
+        databaseConnectionsInUse = registry.makeGauge(
+            name: "pulseboard_db_connections_in_use",
+            help: "PostgreSQL connections leased from this instance's pool now, LISTEN included (0 on SQLite).")
+        databaseConnectionsMaximum = registry.makeGauge(
+            name: "pulseboard_db_connections_max", help: "The most PostgreSQL connections this instance opens (--database-pool-size; 0 on SQLite).")
         storedPoints = registry.makeGauge(name: "pulseboard_stored_points", help: "Metric points stored (after each compaction pass).")
         storedBytes = registry.makeGauge(name: "pulseboard_stored_bytes", help: "Bytes of the stored points' compressed chunks (after each compaction pass).")
         storedChunks = registry.makeGauge(name: "pulseboard_stored_chunks", help: "Chunks the points are stored in (after each compaction pass).")

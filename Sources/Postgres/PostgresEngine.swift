@@ -20,10 +20,15 @@ public final class PostgresEngine: Database, InstanceNotifications {
     let connectionWait: Duration
     /// LISTEN connections up now.
     private let listening = Atomic<Int>(0)
+    /// Connections leased now, the LISTEN connection included (PostgresNIO's pool does not tell
+    /// how many it holds idle).
+    private let leased = Atomic<Int>(0)
+    let poolSize: Int
     /// Set as `run()` starts the pool (see `withConnection`).
     private let running = AtomicFlag()
 
     public var isListening: Bool { listening.load(ordering: .relaxed) > 0 }
+    public var connectionUse: (inUse: Int, maximum: Int)? { (leased.load(ordering: .relaxed), poolSize) }
 
     /// `poolSize`: the most connections this instance opens (PostgreSQL's `max_connections` is
     /// shared by every instance and every other client).
@@ -32,6 +37,7 @@ public final class PostgresEngine: Database, InstanceNotifications {
             configuration: try Self.configuration(url, connectTimeout: connectionWait, poolSize: poolSize), backgroundLogger: logger)
         self.logger = logger
         self.connectionWait = connectionWait
+        self.poolSize = poolSize
     }
 
     public func run() async throws {
@@ -228,6 +234,8 @@ public final class PostgresEngine: Database, InstanceNotifications {
             do {
                 try await untilRunning()
                 try await client.withConnection { connection in
+                    leased.add(1, ordering: .relaxed)
+                    defer { leased.subtract(1, ordering: .relaxed) }
                     let notifications = try await connection.listen(channel)
                     listening.add(1, ordering: .relaxed)
                     defer { listening.subtract(1, ordering: .relaxed) }
@@ -311,6 +319,8 @@ public final class PostgresEngine: Database, InstanceNotifications {
                     .finished(
                         try await client.withConnection { connection in
                             connected.set()
+                            self.leased.add(1, ordering: .relaxed)
+                            defer { self.leased.subtract(1, ordering: .relaxed) }
                             return try await body(connection)
                         }
                     )

@@ -194,7 +194,7 @@ struct OutageTests {
                     $0.databaseURL = url
                     $0.databaseWait = .seconds(2)
                 }
-            ) { client, _ in
+            ) { client, parts in
                 let token = try await client.login().accessToken
                 let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: token)
                 let course = try await client.createClass("outage", token: instructor)
@@ -247,7 +247,12 @@ struct OutageTests {
                     #expect(try await reader.next().values == [1])
                     #expect(try await client.request(.get, "/health").status == .ok)
                     try await waitUntil { try await client.request(.get, "/health").text.contains(#""listen":"connected""#) }
-                    #expect(try await client.request(.get, "/metrics").text.contains("pulseboard_listen_connected 1"))
+                    let metrics = try await client.request(.get, "/metrics").text
+                    #expect(metrics.contains("pulseboard_listen_connected 1"))
+                    // The LISTEN connection is leased for as long as it is up; the pool's size is the setting's.
+                    let inUse = metrics.split(separator: "\n").first { $0.hasPrefix("pulseboard_db_connections_in_use ") }
+                    #expect((inUse?.split(separator: " ").last).flatMap { Double($0) } ?? 0 >= 1, "\(inUse ?? "no gauge")")
+                    #expect(metrics.contains("pulseboard_db_connections_max \(parts.config.databasePoolSize)"))
                     try await outbound.close(.normalClosure, reason: nil)
                 }
             }

@@ -471,6 +471,12 @@ struct LearningEventTests {
                     ExtensionEvent.json("help_stop", email: bob, time: start.addingTimeInterval(20), name: "Bob"),
                     ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(25), name: "Bob"),
                     ExtensionEvent.json("session_end", email: ann, time: start.addingTimeInterval(30), name: "Ann D."),
+                    // At the same time as where Ann is: moves her; no cell named: keeps her cell.
+                    ExtensionEvent.json("notebook_saved", email: ann, time: start.addingTimeInterval(30), name: "Ann D.", notebook: "c.ipynb"),
+                    ExtensionEvent.json("cell_executed", email: bob, time: start.addingTimeInterval(26), name: "Bob", cell: 2, hasError: true),
+                    // Older than an earlier event of the batch: counts, moves nothing, leaves the last run's mark.
+                    ExtensionEvent.json("cell_executed", email: bob, time: start.addingTimeInterval(22), name: "Bob", cell: 5, hasError: false),
+                    ExtensionEvent.json("notebook_closed", email: bob, time: start.addingTimeInterval(40), name: "Bob", notebook: "b.ipynb"),
                 ]
             }
             func events(_ tag: String, classID: Int64) throws -> [LearningEvent] {
@@ -478,8 +484,13 @@ struct LearningEventTests {
             }
             let batched = try await client.createClass("batched", token: admin)
             let single = try await client.createClass("single", token: admin)
+            let halves = try await client.createClass("halves", token: admin)
             #expect(await processor.apply(try events("x", classID: batched.id)))
             for event in try events("y", classID: single.id) { #expect(await processor.apply([event])) }
+            // A second batch starts from what the first one stored (Bob's late runs come after his help).
+            let inHalves = try events("z", classID: halves.id)
+            #expect(await processor.apply(Array(inHalves.prefix(6))))
+            #expect(await processor.apply(Array(inHalves.dropFirst(6))))
 
             /// Every row the picture keeps for a class, with the tag taken out of the emails.
             func picture(_ classID: Int64, _ tag: String) async throws -> [String] {
@@ -493,6 +504,12 @@ struct LearningEventTests {
                     "SELECT path, first_seen FROM notebooks WHERE class_id = ? ORDER BY path",
                     "SELECT s.email, h.opened_at, h.closed_at, h.cell_index FROM help_requests h JOIN students s ON s.id = h.student_id WHERE h.class_id = ? ORDER BY h.opened_at",
                     "SELECT COUNT(*) FROM events WHERE class_id = ? AND processed_at IS NULL",
+                    """
+                    SELECT s.email, c.notebook_path, c.cell_id, c.cell_index, c.execution_count, c.duration_ms, c.has_error, c.error_message, c.code,
+                        c.executed_at, c.cell_type FROM cell_executions c JOIN students s ON s.id = c.student_id WHERE c.class_id = ?
+                        ORDER BY c.executed_at, s.email
+                    """,
+                    "SELECT s.email, a.notebook_path, a.action, a.at FROM notebook_accesses a JOIN students s ON s.id = a.student_id WHERE a.class_id = ? ORDER BY a.at, s.email",
                 ]
                 var rows: [String] = []
                 for query in queries {
@@ -502,6 +519,7 @@ struct LearningEventTests {
             }
             let one = try await picture(batched.id, "x")
             #expect(one == (try await picture(single.id, "y")))
+            #expect(try await picture(halves.id, "z") == (try await picture(single.id, "y")))
             #expect(one.contains { $0.contains("Ann D.") } && one.count > 6)
         }
     }
