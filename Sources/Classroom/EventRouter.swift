@@ -50,8 +50,9 @@ package struct EventRouter: Sendable {
 private enum Picture {
     static let student = "(SELECT id FROM students WHERE email = ?)"
 
-    /// What the events of a batch say about who the students are: one statement per student,
-    /// class membership, session and notebook, each with the first and latest time it was seen.
+    /// What the events of a batch say about who the students are: their names and teams, class
+    /// memberships, sessions and notebooks, each with the first and latest time it was seen, as
+    /// sets (each key once per batch, so no statement touches a row twice).
     static func seen(_ events: [LearningEvent]) -> [SQLStatement] {
         var students = Merged<String>()
         var members = Merged<Pair>()
@@ -64,45 +65,61 @@ private enum Picture {
             if let session = event.sessionID { sessions.add(Pair(event.classID, session), event) }
             if let path = event.notebookPath { notebooks.add(Pair(event.classID, path), event) }
         }
-        let studentRows = students.entries.map { email, seen in
-            SQLStatement(
+        let studentRows = pieces(students.entries).map { piece in
+            SQLStatement.with(
+                "seen", columns: ["email", "name", "team", "first_seen", "last_seen"],
+                rows: piece.map { email, seen in [.text(email), SQLValue(seen.name), SQLValue(seen.team), .integer(seen.first), .integer(seen.latest)] },
                 """
-                INSERT INTO students (email, name, team, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+                INSERT INTO students (email, name, team, first_seen, last_seen)
+                SELECT CAST(email AS TEXT), CAST(name AS TEXT), CAST(team AS TEXT), CAST(first_seen AS BIGINT), CAST(last_seen AS BIGINT) FROM seen WHERE true
                 ON CONFLICT (email) DO UPDATE SET
                     name = COALESCE(excluded.name, students.name),
                     team = COALESCE(excluded.team, students.team),
                     last_seen = CASE WHEN excluded.last_seen > students.last_seen THEN excluded.last_seen ELSE students.last_seen END
-                """,
-                .text(email), SQLValue(seen.name), SQLValue(seen.team), .integer(seen.first), .integer(seen.latest)
-            )
+                """)
         }
         // A student new to the class joins by sending events: held for an instructor when the
         // class says so.
-        let memberRows = members.entries.map { member, seen in
-            SQLStatement(
+        let memberRows = pieces(members.entries).map { piece in
+            SQLStatement.with(
+                "member", columns: ["class_id", "email", "joined_at"],
+                rows: piece.map { member, seen in [.integer(member.classID), .text(member.key), .integer(seen.first)] },
                 """
                 INSERT INTO class_students (class_id, student_id, joined_at, joined_by_events, held)
-                SELECT c.id, s.id, ?, 1, c.hold_new_students FROM students s, classes c WHERE s.email = ? AND c.id = ? ON CONFLICT DO NOTHING
-                """,
-                .integer(seen.first), .text(member.key), .integer(member.classID)
-            )
+                SELECT c.id, s.id, CAST(m.joined_at AS BIGINT), 1, c.hold_new_students
+                FROM member m JOIN students s ON s.email = CAST(m.email AS TEXT) JOIN classes c ON c.id = CAST(m.class_id AS BIGINT) WHERE true
+                ON CONFLICT DO NOTHING
+                """)
         }
-        let sessionRows = sessions.entries.map { session, seen in
-            SQLStatement(
+        let sessionRows = pieces(sessions.entries).map { piece in
+            SQLStatement.with(
+                "session", columns: ["class_id", "session_id", "email", "started_at", "last_seen"],
+                rows: piece.map { session, seen in
+                    [.integer(session.classID), .text(session.key), .text(seen.email), .integer(seen.first), .integer(seen.latest)]
+                },
                 """
-                INSERT INTO student_sessions (class_id, session_id, student_id, started_at, last_seen) VALUES (?, ?, \(student), ?, ?)
+                INSERT INTO student_sessions (class_id, session_id, student_id, started_at, last_seen)
+                SELECT CAST(x.class_id AS BIGINT), CAST(x.session_id AS TEXT), s.id, CAST(x.started_at AS BIGINT), CAST(x.last_seen AS BIGINT)
+                FROM session x JOIN students s ON s.email = CAST(x.email AS TEXT) WHERE true
                 ON CONFLICT (class_id, session_id) DO UPDATE SET
                     last_seen = CASE WHEN excluded.last_seen > student_sessions.last_seen THEN excluded.last_seen ELSE student_sessions.last_seen END
-                """,
-                .integer(session.classID), .text(session.key), .text(seen.email), .integer(seen.first), .integer(seen.latest)
-            )
+                """)
         }
-        let notebookRows = notebooks.entries.map { notebook, seen in
-            SQLStatement(
-                "INSERT INTO notebooks (class_id, path, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", .integer(notebook.classID),
-                .text(notebook.key), .integer(seen.first))
+        let notebookRows = pieces(notebooks.entries).map { piece in
+            SQLStatement.with(
+                "notebook", columns: ["class_id", "path", "first_seen"],
+                rows: piece.map { notebook, seen in [.integer(notebook.classID), .text(notebook.key), .integer(seen.first)] },
+                """
+                INSERT INTO notebooks (class_id, path, first_seen)
+                SELECT CAST(class_id AS BIGINT), CAST(path AS TEXT), CAST(first_seen AS BIGINT) FROM notebook WHERE true ON CONFLICT DO NOTHING
+                """)
         }
         return studentRows + memberRows + sessionRows + notebookRows
+    }
+
+    /// A batch cut into pieces of at most `rowsPerStatement`, in order.
+    static func pieces<Item>(_ items: [Item]) -> [ArraySlice<Item>] {
+        stride(from: 0, to: items.count, by: rowsPerStatement).map { items[$0..<min($0 + rowsPerStatement, items.count)] }
     }
 
     /// Rows per set statement: 2,000 rows of at most 14 values stay below both engines' limits on
@@ -114,14 +131,11 @@ private enum Picture {
     /// (time, type, and the notebook and cell when it names them) only if it is not older than
     /// where they are; a cell run counts always, and marks the student's last run failed or not
     /// when it moved them. As a set: an event moves the student if it is not older than the stored
-    /// position nor than an earlier event of the piece; the last such event sets each field.
+    /// position nor than an earlier event of the piece; the last such event sets each field (the
+    /// last one that names it, for the notebook and cell). Every step is a join or a window over
+    /// the piece, so the statement's cost grows with the piece, not with its square.
     static func positions(_ events: [LearningEvent]) -> [SQLStatement] {
-        let same = "m.class_id = class_students.class_id AND m.student_id = class_students.student_id"
-        func latest(_ column: String, where condition: String = "") -> String {
-            "(SELECT m.\(column) FROM moved m WHERE \(same)\(condition) ORDER BY m.idx DESC LIMIT 1)"
-        }
-        return stride(from: 0, to: events.count, by: rowsPerStatement).map { start in
-            let piece = events[start..<min(start + rowsPerStatement, events.count)]
+        pieces(events).map { piece in
             let rows: [[SQLValue]] = piece.enumerated().map { index, event in
                 let isRun = event.type == "cell_executed"
                 return [
@@ -137,21 +151,38 @@ private enum Picture {
                     SELECT CAST(p.idx AS BIGINT) AS idx, CAST(p.class_id AS BIGINT) AS class_id, s.id AS student_id, CAST(p.t AS BIGINT) AS t,
                         CAST(p.type AS TEXT) AS type, CAST(p.notebook AS TEXT) AS notebook, CAST(p.cell_index AS BIGINT) AS cell_index,
                         CAST(p.cell_id AS TEXT) AS cell_id, CAST(p.is_run AS BIGINT) AS is_run, CAST(p.failed AS BIGINT) AS failed
-                    FROM piece p JOIN students s ON s.email = p.email
+                    FROM piece p JOIN students s ON s.email = CAST(p.email AS TEXT)
+                ), timed AS MATERIALIZED (
+                    SELECT o.*, MAX(o.t) OVER (PARTITION BY o.class_id, o.student_id ORDER BY o.idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                        AS earlier FROM ordered o
                 ), moved AS MATERIALIZED (
-                    SELECT o.* FROM ordered o JOIN class_students cs ON cs.class_id = o.class_id AND cs.student_id = o.student_id
-                    WHERE (cs.last_event_at IS NULL OR cs.last_event_at <= o.t) AND NOT EXISTS (
-                        SELECT 1 FROM ordered e WHERE e.class_id = o.class_id AND e.student_id = o.student_id AND e.idx < o.idx AND e.t > o.t)
+                    SELECT m.* FROM timed m JOIN class_students cs ON cs.class_id = m.class_id AND cs.student_id = m.student_id
+                    WHERE (cs.last_event_at IS NULL OR cs.last_event_at <= m.t) AND (m.earlier IS NULL OR m.earlier <= m.t)
+                ), latest AS MATERIALIZED (
+                    SELECT class_id, student_id, MAX(idx) AS last_idx, MAX(CASE WHEN is_run = 1 THEN idx END) AS run_idx,
+                        MAX(CASE WHEN notebook IS NOT NULL THEN idx END) AS notebook_idx,
+                        MAX(CASE WHEN cell_index IS NOT NULL THEN idx END) AS cell_index_idx,
+                        MAX(CASE WHEN cell_id IS NOT NULL THEN idx END) AS cell_id_idx
+                    FROM moved GROUP BY class_id, student_id
+                ), outcome AS MATERIALIZED (
+                    SELECT r.class_id, r.student_id, r.runs, lr.failed, ln.notebook, lci.cell_index, lcd.cell_id, lt.type, lt.t
+                    FROM (SELECT class_id, student_id, SUM(is_run) AS runs FROM ordered GROUP BY class_id, student_id) r
+                    LEFT JOIN latest l ON l.class_id = r.class_id AND l.student_id = r.student_id
+                    LEFT JOIN ordered lr ON lr.idx = l.run_idx
+                    LEFT JOIN ordered ln ON ln.idx = l.notebook_idx
+                    LEFT JOIN ordered lci ON lci.idx = l.cell_index_idx
+                    LEFT JOIN ordered lcd ON lcd.idx = l.cell_id_idx
+                    LEFT JOIN ordered lt ON lt.idx = l.last_idx
                 )
                 UPDATE class_students SET
-                    cells_executed = cells_executed + (SELECT COUNT(*) FROM ordered m WHERE \(same) AND m.is_run = 1),
-                    last_execution_failed = COALESCE(\(latest("failed", where: " AND m.is_run = 1")), last_execution_failed),
-                    notebook_path = COALESCE(\(latest("notebook", where: " AND m.notebook IS NOT NULL")), notebook_path),
-                    cell_index = COALESCE(\(latest("cell_index", where: " AND m.cell_index IS NOT NULL")), cell_index),
-                    cell_id = COALESCE(\(latest("cell_id", where: " AND m.cell_id IS NOT NULL")), cell_id),
-                    last_event_type = COALESCE(\(latest("type")), last_event_type),
-                    last_event_at = COALESCE(\(latest("t")), last_event_at)
-                WHERE EXISTS (SELECT 1 FROM ordered m WHERE \(same))
+                    cells_executed = class_students.cells_executed + outcome.runs,
+                    last_execution_failed = COALESCE(outcome.failed, class_students.last_execution_failed),
+                    notebook_path = COALESCE(outcome.notebook, class_students.notebook_path),
+                    cell_index = COALESCE(outcome.cell_index, class_students.cell_index),
+                    cell_id = COALESCE(outcome.cell_id, class_students.cell_id),
+                    last_event_type = COALESCE(outcome.type, class_students.last_event_type),
+                    last_event_at = COALESCE(outcome.t, class_students.last_event_at)
+                FROM outcome WHERE class_students.class_id = outcome.class_id AND class_students.student_id = outcome.student_id
                 """)
         }
     }
@@ -198,8 +229,8 @@ private enum Picture {
     /// The cell runs, each kept once per class and event id.
     static func executions(_ events: [LearningEvent]) -> [SQLStatement] {
         let runs = events.filter { $0.type == "cell_executed" }
-        return stride(from: 0, to: runs.count, by: rowsPerStatement).map { start in
-            let rows: [[SQLValue]] = runs[start..<min(start + rowsPerStatement, runs.count)].map { event in
+        return pieces(runs).map { piece in
+            let rows: [[SQLValue]] = piece.map { event in
                 [
                     .integer(event.classID), SQLValue(event.email), .text(event.eventID), .text(event.notebookPath ?? ""), SQLValue(event.cellID),
                     SQLValue(event.cellIndex), SQLValue(event.executionCount), SQLValue(event.durationMs), SQLValue(event.hasError ?? false),
@@ -230,8 +261,8 @@ private enum Picture {
     /// Notebooks opened, saved and closed, each kept once per class and event id.
     static func notebookAccesses(_ events: [LearningEvent]) -> [SQLStatement] {
         let accesses = events.filter { ["notebook_opened", "notebook_saved", "notebook_closed"].contains($0.type) }
-        return stride(from: 0, to: accesses.count, by: rowsPerStatement).map { start in
-            let rows: [[SQLValue]] = accesses[start..<min(start + rowsPerStatement, accesses.count)].map { event in
+        return pieces(accesses).map { piece in
+            let rows: [[SQLValue]] = piece.map { event in
                 [
                     .integer(event.classID), SQLValue(event.email), .text(event.eventID), .text(event.notebookPath ?? ""),
                     .text(String(event.type.dropFirst("notebook_".count))), .integer(event.timeMs),
