@@ -36,8 +36,10 @@ package struct OperationsController {
         }
         router.get("/metrics") { _, _ -> Response in
             if let notifications = store.notifications { telemetry.listenConnected.set(Int64(notifications.isListening ? 1 : 0)) }
-            if let use = store.connectionUse {
+            // While the database is away the pool's gauges keep their last values.
+            if let use = try? await store.connectionUse() {
                 telemetry.databaseConnectionsInUse.set(Int64(use.inUse))
+                telemetry.databaseConnectionsIdle.set(Int64(use.idle))
                 telemetry.databaseConnectionsMaximum.set(Int64(use.maximum))
             }
             return Response(

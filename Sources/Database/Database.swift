@@ -21,8 +21,21 @@ public protocol Database: Service {
     /// Messages between the instances that share this database; nil when only one instance can
     /// use it (the embedded engine).
     var notifications: (any InstanceNotifications)? { get }
-    /// Connections leased from the pool now and the most it opens; nil for the embedded engine.
-    var connectionUse: (inUse: Int, maximum: Int)? { get }
+    /// The connection pool now: nil for the embedded engine.
+    func connectionUse() async throws -> ConnectionUse?
+}
+
+/// A connection pool's connections: leased (`inUse`), open and waiting (`idle`), and the most it opens.
+public struct ConnectionUse: Sendable {
+    public var inUse: Int
+    public var idle: Int
+    public var maximum: Int
+
+    public init(inUse: Int, idle: Int, maximum: Int) {
+        self.inUse = inUse
+        self.idle = idle
+        self.maximum = maximum
+    }
 }
 
 /// LISTEN/NOTIFY: short text messages to every instance listening on a channel.

@@ -36,6 +36,7 @@ public final class Telemetry: Sendable {
     /// 1 while this instance's LISTEN connection to PostgreSQL is up, 0 while it reconnects.
     package let listenConnected: Gauge
     package let databaseConnectionsInUse: Gauge
+    package let databaseConnectionsIdle: Gauge
     package let databaseConnectionsMaximum: Gauge
     private let notificationsSent = Atomic<Int>(0)
 
@@ -87,6 +88,8 @@ public final class Telemetry: Sendable {
         databaseConnectionsInUse = registry.makeGauge(
             name: "pulseboard_db_connections_in_use",
             help: "PostgreSQL connections leased from this instance's pool now, LISTEN included (0 on SQLite).")
+        databaseConnectionsIdle = registry.makeGauge(
+            name: "pulseboard_db_connections_idle", help: "PostgreSQL connections of this instance's pool open and waiting for a lease (0 on SQLite).")
         databaseConnectionsMaximum = registry.makeGauge(
             name: "pulseboard_db_connections_max", help: "The most PostgreSQL connections this instance opens (--database-pool-size; 0 on SQLite).")
         storedPoints = registry.makeGauge(name: "pulseboard_stored_points", help: "Metric points stored (after each compaction pass).")

@@ -20,21 +20,32 @@ public final class PostgresEngine: Database, InstanceNotifications {
     let connectionWait: Duration
     /// LISTEN connections up now.
     private let listening = Atomic<Int>(0)
-    /// Connections leased now, the LISTEN connection included (PostgresNIO's pool does not tell
-    /// how many it holds idle).
+    /// Connections leased now, the LISTEN connection included.
     private let leased = Atomic<Int>(0)
     let poolSize: Int
+    /// What this process's connections call themselves on the server (`application_name`), so
+    /// that `pg_stat_activity` tells how many are open: PostgresNIO's pool does not.
+    let applicationName: String
     /// Set as `run()` starts the pool (see `withConnection`).
     private let running = AtomicFlag()
 
     public var isListening: Bool { listening.load(ordering: .relaxed) > 0 }
-    public var connectionUse: (inUse: Int, maximum: Int)? { (leased.load(ordering: .relaxed), poolSize) }
+
+    /// Leases counted here, open connections as the server lists them: the connection that
+    /// counted them is back in the pool, idle, when the leases are read.
+    public func connectionUse() async throws -> ConnectionUse? {
+        let open = try await single("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = \(applicationName)", as: Int64.self) ?? 0
+        let inUse = leased.load(ordering: .relaxed)
+        return ConnectionUse(inUse: inUse, idle: max(0, Int(open) - inUse), maximum: poolSize)
+    }
 
     /// `poolSize`: the most connections this instance opens (PostgreSQL's `max_connections` is
     /// shared by every instance and every other client).
     public init(url: String, logger: Logger, connectionWait: Duration = .seconds(2), poolSize: Int = 16) throws {
-        client = PostgresClient(
-            configuration: try Self.configuration(url, connectTimeout: connectionWait, poolSize: poolSize), backgroundLogger: logger)
+        applicationName = "pulseboard-\(UUID().uuidString.prefix(8).lowercased())"
+        var configuration = try Self.configuration(url, connectTimeout: connectionWait, poolSize: poolSize)
+        configuration.options.additionalStartupParameters.append(("application_name", applicationName))
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         self.connectionWait = connectionWait
         self.poolSize = poolSize

@@ -12,7 +12,7 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
     package let pool: DatabasePool
     /// One instance per database file: nobody to notify.
     public let notifications: (any InstanceNotifications)? = nil
-    public let connectionUse: (inUse: Int, maximum: Int)? = nil
+    public func connectionUse() async throws -> ConnectionUse? { nil }
 
     public init(path: String) throws {
         var configuration = Configuration()

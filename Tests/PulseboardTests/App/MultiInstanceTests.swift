@@ -249,10 +249,14 @@ struct OutageTests {
                     try await waitUntil { try await client.request(.get, "/health").text.contains(#""listen":"connected""#) }
                     let metrics = try await client.request(.get, "/metrics").text
                     #expect(metrics.contains("pulseboard_listen_connected 1"))
-                    // The LISTEN connection is leased for as long as it is up; the pool's size is the setting's.
-                    let inUse = metrics.split(separator: "\n").first { $0.hasPrefix("pulseboard_db_connections_in_use ") }
-                    #expect((inUse?.split(separator: " ").last).flatMap { Double($0) } ?? 0 >= 1, "\(inUse ?? "no gauge")")
-                    #expect(metrics.contains("pulseboard_db_connections_max \(parts.config.databasePoolSize)"))
+                    // Leased: the LISTEN connection (for as long as it is up); idle: at least the one
+                    // that counted the pool's connections on the server; the pool's size is the setting's.
+                    func gauge(_ name: String) -> Double? {
+                        metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+                    }
+                    #expect(gauge("pulseboard_db_connections_in_use") ?? 0 >= 1)
+                    #expect(gauge("pulseboard_db_connections_idle") ?? 0 >= 1)
+                    #expect(gauge("pulseboard_db_connections_max") == Double(parts.config.databasePoolSize))
                     try await outbound.close(.normalClosure, reason: nil)
                 }
             }
