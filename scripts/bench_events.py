@@ -19,7 +19,6 @@ or PULSEBOARD_BIN)."""
 import argparse
 import importlib.util
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_peers import wait_until  # noqa: E402
+from bench_peers import THREAD_IDS, wait_until, wrk_summary  # noqa: E402
 from postgres_server import Postgres  # noqa: E402
 from pulseboard_process import Server, free_port  # noqa: E402
 
@@ -36,13 +35,8 @@ WRK_THREADS = 2
 
 # Each request: BATCH events of STUDENTS students, ids unique across threads and requests, stamped
 # with the time they are sent. Mostly cell executions (one in ten failing), some saves and help.
-WRK_SCRIPT = r"""
+WRK_SCRIPT = THREAD_IDS + r"""
 local counter = 0
-local threads = 0
-function setup(thread)
-  thread:set("id", threads)
-  threads = threads + 1
-end
 function init(args)
   id = tonumber(wrk.thread:get("id")) or 0
 end
@@ -89,14 +83,10 @@ def run_wrk(url, path, args):
     output = subprocess.run(["wrk", "-t", str(WRK_THREADS), "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency",
                              "-s", file.name, url], capture_output=True, text=True, check=True).stdout
     os.unlink(file.name)
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    ok = requests - (int(failed.group(1)) if failed else 0)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {"events": ok * args.batch, "rate": ok * args.batch / args.seconds, "failed": requests - ok,
-            "socket_errors": errors.group(1) if errors else "",
-            "p50": re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1),
-            "p99": re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)}
+    summary = wrk_summary(output)
+    ok = summary["requests"] - summary["failed"]
+    return {"events": ok * args.batch, "rate": ok * args.batch / args.seconds, "failed": summary["failed"],
+            "socket_errors": summary["socket_errors"], "p50": summary["p50"], "p99": summary["p99"]}
 
 
 def wait_applied(unapplied, started, limit=600):

@@ -49,13 +49,17 @@ PACKAGES = {"wrk": "wrk", "influxd": "influxdb", "victoria-metrics": "victoria-m
 # index as its milliseconds), values a random walk per series with two decimals, as a sensor
 # sends (regular values would flatter every compressor). FORMAT is "json" (Pulseboard) or
 # "line" (line protocol).
-WRK_SCRIPT = r"""
-local counter = 0
+# Numbers wrk's threads 0, 1, … (`id` in each thread): every script here starts with it.
+THREAD_IDS = r"""
 local threads = 0
 function setup(thread)
   thread:set("id", threads)
   threads = threads + 1
 end
+"""
+
+WRK_SCRIPT = THREAD_IDS + r"""
+local counter = 0
 function init(args)
   id = tonumber(wrk.thread:get("id")) or 0
   math.randomseed(id + 1)
@@ -94,12 +98,7 @@ end
 
 
 # A wrk script that sends prepared bodies (files BODIES/<thread>-<n>), each once, in order.
-FILES_SCRIPT = r"""
-local threads = 0
-function setup(thread)
-  thread:set("id", threads)
-  threads = threads + 1
-end
+FILES_SCRIPT = THREAD_IDS + r"""
 function init(args)
   id = tonumber(wrk.thread:get("id")) or 0
   bodies = {}
@@ -178,17 +177,23 @@ def run_wrk(url, path, body_format, headers, args, server_pid):
         shutil.rmtree(prepared, ignore_errors=True)
     if status != 0:
         raise RuntimeError("wrk failed: " + output)
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    if prepared and requests > count * WRK_THREADS:
-        print(f"warning: {requests} requests sent {count * WRK_THREADS} prepared bodies again; raise REMOTE_WRITE_CEILING", flush=True)
+    summary = wrk_summary(output)
+    if prepared and summary["requests"] > count * WRK_THREADS:
+        print(f"warning: {summary['requests']} requests sent {count * WRK_THREADS} prepared bodies again; raise REMOTE_WRITE_CEILING", flush=True)
+    ok = summary["requests"] - summary["failed"]
+    return {"points": ok * args.batch, "rate": ok * args.batch / args.seconds, "p50": summary["p50"], "p99": summary["p99"],
+            "rss": peak_rss_mb(server_pid), "failed": summary["failed"], "socket_errors": summary["socket_errors"],
+            "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}
+
+
+def wrk_summary(output):
+    """What wrk printed: requests sent, those answered other than 2xx/3xx, socket errors, p50, p99."""
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: .*", output)
-    ok = requests - (int(failed.group(1)) if failed else 0)
-    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)
-    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)
-    return {"points": ok * args.batch, "rate": ok * args.batch / args.seconds, "p50": p50, "p99": p99, "rss": peak_rss_mb(server_pid),
-            "failed": requests - ok, "socket_errors": errors.group(0) if errors else "",
-            "generator_cpu": (usage.ru_utime + usage.ru_stime) / args.seconds}
+    return {"requests": int(re.search(r"(\d+) requests in", output).group(1)), "failed": int(failed.group(1)) if failed else 0,
+            "socket_errors": errors.group(0) if errors else "",
+            "p50": re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1),
+            "p99": re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)}
 
 
 def prepare_remote_write_bodies(folder, args):

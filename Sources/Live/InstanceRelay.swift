@@ -109,7 +109,7 @@ package final class InstanceRelay: Service {
 
     /// Rings `kind` on the other instances and waits for PostgreSQL to take the NOTIFY.
     package func ring(_ kind: String) async throws {
-        try await notifications.notify(Self.channel, payload: "\(kind):\(instanceID)")
+        try await notifications.notify(Self.channel, payload: Self.payload(kind, from: instanceID))
         telemetry.liveNotificationSent()
     }
 
@@ -125,8 +125,10 @@ package final class InstanceRelay: Service {
     static func announce(_ kind: String, _ body: String = "", in store: any Database, via notifications: any InstanceNotifications) async throws {
         let sender = "command-line-\(UUID().uuidString.lowercased())"
         try await store.transaction([append(instance: sender, seq: 1, kind: kind, body: body)])
-        try await notifications.notify(channel, payload: "\(logKind):\(sender)")
+        try await notifications.notify(channel, payload: payload(logKind, from: sender))
     }
+
+    private static func payload(_ kind: String, from sender: String) -> String { "\(kind):\(sender)" }
 
     private static func append(instance: String, seq: Int64, kind: String, body: String) -> SQLStatement {
         SQLStatement(

@@ -244,9 +244,7 @@ public final class PostgresEngine: Database, InstanceNotifications {
         while !Task.isCancelledOrShuttingDown {
             do {
                 try await untilRunning()
-                try await client.withConnection { connection in
-                    leased.add(1, ordering: .relaxed)
-                    defer { leased.subtract(1, ordering: .relaxed) }
+                try await withCountedLease { connection in
                     let notifications = try await connection.listen(channel)
                     listening.add(1, ordering: .relaxed)
                     defer { listening.subtract(1, ordering: .relaxed) }
@@ -302,6 +300,15 @@ public final class PostgresEngine: Database, InstanceNotifications {
         }
     }
 
+    /// A lease from the pool, counted in `leased` while it is held.
+    private func withCountedLease<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            leased.add(1, ordering: .relaxed)
+            defer { leased.subtract(1, ordering: .relaxed) }
+            return try await body(connection)
+        }
+    }
+
     /// Waits until `run()` has started the pool (at most `limit`, else `StoreError.unavailable`).
     /// PostgresNIO keeps a lease made before its pool runs, never serves it and does not give it
     /// up when cancelled: a LISTEN started by a service before the store's `run()`, or a
@@ -322,16 +329,14 @@ public final class PostgresEngine: Database, InstanceNotifications {
     /// errors the server reports about a statement stay what they are.
     package func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let connected = AtomicFlag()
-        let (client, wait) = (self.client, connectionWait)
+        let wait = connectionWait
         try await untilRunning(within: wait)
         do {
             return try await withThrowingTaskGroup(of: ConnectionRace<T>.self) { group in
                 group.addTask {
                     .finished(
-                        try await client.withConnection { connection in
+                        try await self.withCountedLease { connection in
                             connected.set()
-                            self.leased.add(1, ordering: .relaxed)
-                            defer { self.leased.subtract(1, ordering: .relaxed) }
                             return try await body(connection)
                         }
                     )
