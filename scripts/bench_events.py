@@ -108,7 +108,7 @@ def pulseboard(args, postgres=None):
         assert status == 201, created
         started = time.time()
         result = run_wrk(server.url, "/api/v1/events?token=" + created["ingestToken"], args)
-        query = "SELECT COUNT(*) FROM events WHERE processed_at IS NULL"
+        query = "SELECT COUNT(*) FROM events_unapplied"
         if postgres:
             def unapplied():
                 return int(subprocess.run(["psql", postgres.url(), "-Atc", query], capture_output=True, text=True, check=True).stdout)

@@ -526,5 +526,21 @@ package enum Migrations {
                 "CREATE INDEX relay_log_created ON relay_log(created_at)",
             ]
         ),
+        Migration(
+            version: 21,
+            name: "the events not yet applied to the class picture are kept apart, so applying one deletes a small row instead of rewriting the event",
+            statements: [
+                """
+                CREATE TABLE events_unapplied (
+                    class_id BIGINT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    PRIMARY KEY (class_id, event_id)
+                )
+                """,
+                "INSERT INTO events_unapplied (class_id, event_id) SELECT class_id, event_id FROM events WHERE processed_at IS NULL",
+                "DROP INDEX events_unprocessed",
+                "ALTER TABLE events DROP COLUMN processed_at",
+            ]
+        ),
     ]
 }

@@ -3,7 +3,9 @@ import PulseboardDatabase
 import PulseboardKernel
 
 /// The raw event stream (table `events`): every event as received, once per class and event id,
-/// kept for timelines, export and for re-applying what a crash left unprocessed.
+/// kept for timelines and export. The keys of the events not yet applied to the class picture
+/// are in `events_unapplied`, written in the ingest commit and deleted as they are applied, so
+/// that what a crash or a failure left behind is applied by the sweep.
 package enum EventLog {
     /// The events as rows stored once per class and event id, in the writer's commit.
     static func rows(_ events: [LearningEvent], receivedAt: Date) -> RowsOnce {
@@ -17,18 +19,19 @@ package enum EventLog {
                     .integer(receivedAt.millisecondsSince1970), SQLValue(event.email), .text(event.payload), SQLValue(event.traceID),
                     SQLValue(event.sessionID),
                 ]
-            })
+            },
+            pendingTable: "events_unapplied")
     }
 
     /// Marks events applied (or, for `Stored.event()` failures, given up): one statement per class
-    /// and 500 events (far below both engines' limits on bound values).
-    static func markProcessed(_ events: [some StoredEventKey], at now: Date) -> [SQLStatement] {
+    /// and 2,000 events (far below both engines' limits on bound values).
+    static func markProcessed(_ events: [some StoredEventKey]) -> [SQLStatement] {
         Dictionary(grouping: events, by: \.classID).sorted { $0.key < $1.key }.flatMap { classID, events in
-            stride(from: 0, to: events.count, by: 500).map { start in
-                let ids = events[start..<min(start + 500, events.count)].map { SQLValue.text($0.eventID) }
+            stride(from: 0, to: events.count, by: 2_000).map { start in
+                let ids = events[start..<min(start + 2_000, events.count)].map { SQLValue.text($0.eventID) }
                 return SQLStatement(
-                    "UPDATE events SET processed_at = ? WHERE class_id = ? AND event_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))",
-                    arguments: [.integer(now.millisecondsSince1970), .integer(classID)] + ids)
+                    "DELETE FROM events_unapplied WHERE class_id = ? AND event_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))",
+                    arguments: [.integer(classID)] + ids)
             }
         }
     }
@@ -66,14 +69,19 @@ package enum EventLog {
         var description: String { "the stored payload of event \(eventID) of class \(classID) is not a JSON object" }
     }
 
-    /// Events stored but not yet applied to the class picture, oldest first.
     /// Events not applied yet, received before `receivedBefore`, oldest first.
     static func unprocessed(limit: Int, receivedBefore: Date = .distantFuture) -> SQLStatement {
         SQLStatement(
-            "SELECT \(Stored.columns) FROM events WHERE processed_at IS NULL AND received_at < ? ORDER BY id LIMIT ?",
+            """
+            SELECT \(Stored.columns) FROM events WHERE (class_id, event_id) IN (SELECT class_id, event_id FROM events_unapplied)
+            AND received_at < ? ORDER BY id LIMIT ?
+            """,
             .integer(receivedBefore.millisecondsSince1970), .integer(Int64(limit))
         )
     }
+
+    /// Forgets the unapplied events of deleted classes (their events went with the class).
+    static let forgetDeletedClasses = SQLStatement("DELETE FROM events_unapplied WHERE class_id NOT IN (SELECT id FROM classes)")
 
     /// A class's events in [from, to), optionally of one student and one of their sessions,
     /// oldest first, paged.

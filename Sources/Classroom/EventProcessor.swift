@@ -97,6 +97,7 @@ package final class EventProcessor: Service {
     /// and was received at least `olderThan` ago (default `sweepAge`).
     func sweep(olderThan age: Duration? = nil) async {
         do {
+            try await store.transaction([EventLog.forgetDeletedClasses])
             while true {
                 let before = Date().addingTimeInterval(-(age ?? sweepAge).seconds)
                 let stored = try await store.select(EventLog.unprocessed(limit: 500, receivedBefore: before), as: EventLog.Stored.self)
@@ -109,7 +110,7 @@ package final class EventProcessor: Service {
                     }
                 }
                 // Given up on, so that the events after them are applied.
-                if !unreadable.isEmpty { try await store.transaction(EventLog.markProcessed(unreadable, at: Date())) }
+                if !unreadable.isEmpty { try await store.transaction(EventLog.markProcessed(unreadable)) }
                 guard !stored.isEmpty, await apply(events) else { return }
             }
         } catch {
@@ -156,8 +157,7 @@ package final class EventProcessor: Service {
     /// errors of the failed tries (empty when the first succeeded, one more than `retries` when
     /// all failed).
     private func attempt(_ events: [LearningEvent], retries: [Duration]) async -> [any Error] {
-        let now = Date()
-        let statements = router.statements(for: events) + EventLog.markProcessed(events, at: now)
+        let statements = router.statements(for: events) + EventLog.markProcessed(events)
         var errors: [any Error] = []
         for delay in [Duration.zero] + retries {
             if delay > .zero { try? await Task.sleep(for: delay) }

@@ -150,13 +150,18 @@ package struct RowsOnce: Sendable {
     /// The unique key that decides whether a row is new: a prefix of `columns`.
     let keyColumns: Int
     package var rows: [[SQLValue]]
+    /// A table of the key columns only where the new rows' keys are written too, in the same
+    /// commit: the rows a later step still has to handle (it deletes each key when done, so
+    /// the big table is never rewritten to say so).
+    let pendingTable: String?
 
-    package init(table: String, columns: [String], keyColumns: Int, rows: [[SQLValue]]) {
+    package init(table: String, columns: [String], keyColumns: Int, rows: [[SQLValue]], pendingTable: String? = nil) {
         precondition(keyColumns > 0 && keyColumns <= columns.count)
         self.table = table
         self.columns = columns
         self.keyColumns = keyColumns
         self.rows = rows
+        self.pendingTable = pendingTable
     }
 
     var key: ArraySlice<String> { columns.prefix(keyColumns) }
@@ -183,6 +188,15 @@ package struct RowsOnce: Sendable {
     package func newRows(returnedKeys: [SQLRow]) -> [Int] {
         var fresh = Set(returnedKeys)
         return rows.indices.filter { fresh.remove(Array(rows[$0].prefix(keyColumns))) != nil }
+    }
+
+    /// What writes the new rows' keys into `pendingTable` (nothing without one).
+    package func pendingStatements(newRows: [Int], maxArguments: Int = 30_000) -> [SQLStatement] {
+        guard let pendingTable else { return [] }
+        let keys = newRows.map { Array(rows[$0].prefix(keyColumns)) }
+        return stride(from: 0, to: keys.count, by: maxArguments / keyColumns).compactMap { start in
+            SQLStatement.insert(into: pendingTable, columns: Array(key), rows: Array(keys[start..<min(start + maxArguments / keyColumns, keys.count)]))
+        }
     }
 }
 

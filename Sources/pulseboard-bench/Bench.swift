@@ -127,7 +127,7 @@ struct Bench: AsyncParsableCommand {
                 let clock = ContinuousClock()
                 let start = clock.now
                 let events = try await eventIngest(http, base, classToken: classToken, batch: 100)
-                let unprocessed = SQLStatement("SELECT COUNT(*) FROM events WHERE processed_at IS NULL")
+                let unprocessed = SQLStatement("SELECT COUNT(*) FROM events_unapplied")
                 while try await pulseboard.store.select(unprocessed).first?.first?.int != 0 { try await Task.sleep(for: .milliseconds(100)) }
                 print(
                     "| batch 100, \(connections) connections | \(Int(events.pointsPerSecond)) | \(ms(events.p50)) | \(ms(events.p99)) | \(String(format: "%.1f", (clock.now - start).seconds)) s (ingest ran \(Int(seconds)) s) |"

@@ -72,6 +72,9 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                         returned += try await PostgresEngine.run(statement, on: connection, logger: logger)
                     }
                     newRows = rowsOnce.newRows(returnedKeys: returned)
+                    for statement in rowsOnce.pendingStatements(newRows: newRows) {
+                        _ = try await PostgresEngine.run(statement, on: connection, logger: logger)
+                    }
                 }
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }

@@ -48,10 +48,11 @@ package final class SQLiteMetricsStore: MetricsStore {
                     }
                     points[id, default: []].append((point.timestampMs, point.value))
                 }
-                let newRows =
-                    try batch.rowsOnce.map { rowsOnce in
-                        rowsOnce.newRows(returnedKeys: try rowsOnce.statements().flatMap { try SQLiteEngine.run($0, in: db) })
-                    } ?? []
+                var newRows: [Int] = []
+                if let rowsOnce = batch.rowsOnce {
+                    newRows = rowsOnce.newRows(returnedKeys: try rowsOnce.statements().flatMap { try SQLiteEngine.run($0, in: db) })
+                    for statement in rowsOnce.pendingStatements(newRows: newRows) { _ = try SQLiteEngine.run(statement, in: db) }
+                }
                 outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }
             let sorted = Chunk.sorted(points)

@@ -173,7 +173,7 @@ struct RequestLogTests {
             var event = try #require(
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "r@example.com").utf8), classID: course.id, arrival: Date()).events.first)
             event.traceID = "retried-1"
-            _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statements())
+            _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statementsAsNew)
             #expect(await failing.apply([event]) == false)
             let working = EventProcessor(
                 store: parts.store, telemetry: parts.telemetry, logger: TestApp.logger, channel: channel, log: log)

@@ -402,7 +402,7 @@ struct LearningEventTests {
             let event = try #require(
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "retry@example.com").utf8), classID: course.id, arrival: Date()).events.first)
             // Stored by the writer's statement, as ingest would.
-            _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statements())
+            _ = try await parts.store.transaction(EventLog.rows([event], receivedAt: Date()).statementsAsNew)
             #expect(await failing.apply([event]) == false)
             let unprocessed = try await parts.store.select(EventLog.unprocessed(limit: 10), as: EventLog.Stored.self)
             #expect(unprocessed.map(\.eventID).contains(event.eventID))
@@ -415,6 +415,17 @@ struct LearningEventTests {
             await working.sweep(olderThan: .zero)
             #expect(try await parts.store.select(EventLog.unprocessed(limit: 10)).isEmpty)
             #expect(try await progress.students(classID: course.id).first?.status == .needsHelp)
+
+            // A class deleted before its events were applied: its events went with it, and the
+            // sweep forgets that they were waiting.
+            let gone = try await client.createClass("gone", token: admin)
+            var orphan = event
+            orphan.classID = gone.id
+            _ = try await parts.store.transaction(EventLog.rows([orphan], receivedAt: Date()).statementsAsNew)
+            #expect(try await client.request(.delete, "/api/v1/classes/\(gone.id)", token: admin).status == .noContent)
+            #expect(try await parts.store.selectCount(SQLStatement("SELECT COUNT(*) FROM events_unapplied")) == 1)
+            await working.sweep(olderThan: .zero)
+            #expect(try await parts.store.selectCount(SQLStatement("SELECT COUNT(*) FROM events_unapplied")) == 0)
         }
     }
 
@@ -430,7 +441,7 @@ struct LearningEventTests {
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "after@example.com").utf8), classID: course.id, arrival: now).events.first)
             var bad = good
             (bad.eventID, bad.email, bad.payload) = ("bad-1", "after@example.com", "not json")
-            _ = try await parts.store.transaction(EventLog.rows([bad], receivedAt: now).statements() + EventLog.rows([good], receivedAt: now).statements())
+            _ = try await parts.store.transaction(EventLog.rows([bad], receivedAt: now).statementsAsNew + EventLog.rows([good], receivedAt: now).statementsAsNew)
             let stored = try await parts.store.select(EventLog.unprocessed(limit: 10), as: EventLog.Stored.self)
             #expect(stored.map(\.eventID) == ["bad-1", good.eventID])
             #expect(throws: EventLog.UnreadableEvent.self) { try stored[0].event() }
@@ -503,7 +514,7 @@ struct LearningEventTests {
                     "SELECT s.email, ss.started_at, ss.last_seen, ss.ended_at FROM student_sessions ss JOIN students s ON s.id = ss.student_id WHERE ss.class_id = ? ORDER BY s.email",
                     "SELECT path, first_seen FROM notebooks WHERE class_id = ? ORDER BY path",
                     "SELECT s.email, h.opened_at, h.closed_at, h.cell_index FROM help_requests h JOIN students s ON s.id = h.student_id WHERE h.class_id = ? ORDER BY h.opened_at",
-                    "SELECT COUNT(*) FROM events WHERE class_id = ? AND processed_at IS NULL",
+                    "SELECT COUNT(*) FROM events_unapplied WHERE class_id = ?",
                     """
                     SELECT s.email, c.notebook_path, c.cell_id, c.cell_index, c.execution_count, c.duration_ms, c.has_error, c.error_message, c.code,
                         c.executed_at, c.cell_type FROM cell_executions c JOIN students s ON s.id = c.student_id WHERE c.class_id = ?

@@ -74,20 +74,25 @@ import Testing
     }
 
     @Test(arguments: TestEngine.all)
-    func rowsOnceReportsWhichRowsWereNew(engine: TestEngine) async throws {
-        try await Self.withDatabase(engine) { database, _ in
-            let columns = ["name", "value"]
-            let first = RowsOnce(table: "server_secrets", columns: columns, keyColumns: 1, rows: [[.text("a"), .text("1")], [.text("b"), .text("2")]])
-            let returned = try await database.transaction(first.statements()).flatMap { $0 }
-            #expect(first.newRows(returnedKeys: returned) == [0, 1])
+    func rowsOnceReportsWhichRowsWereNewAndMarksThemPending(engine: TestEngine) async throws {
+        try await Self.withDatabase(engine) { database, metrics in
+            try await database.transaction([SQLStatement("CREATE TABLE pending_names (name TEXT PRIMARY KEY)")])
+            func commit(_ rows: [[SQLValue]]) async throws -> [Int] {
+                let once = RowsOnce(table: "server_secrets", columns: ["name", "value"], keyColumns: 1, rows: rows, pendingTable: "pending_names")
+                let outcomes = try await metrics.commit([IngestBatch(rowsOnce: once) { _ in }], now: Date())
+                guard case .stored(_, let newRows) = outcomes.first else { throw UnexpectedRow(table: "server_secrets", row: []) }
+                return newRows
+            }
+            #expect(try await commit([[.text("a"), .text("1")], [.text("b"), .text("2")]]) == [0, 1])
             // Known keys, and a key repeated within the rows, are stored once.
-            let second = RowsOnce(
-                table: "server_secrets", columns: columns, keyColumns: 1,
-                rows: [[.text("b"), .text("3")], [.text("c"), .text("4")], [.text("c"), .text("5")]])
-            let again = try await database.transaction(second.statements()).flatMap { $0 }
-            #expect(second.newRows(returnedKeys: again) == [1])
+            #expect(try await commit([[.text("b"), .text("3")], [.text("c"), .text("4")], [.text("c"), .text("5")]]) == [1])
             let stored = try await database.select(SQLStatement("SELECT name, value FROM server_secrets ORDER BY name"))
             #expect(stored == [[.text("a"), .text("1")], [.text("b"), .text("2")], [.text("c"), .text("4")]])
+            // Only new rows are pending: a repeat of a row already handled is not handled again.
+            try await database.transaction([SQLStatement("DELETE FROM pending_names WHERE name = 'a'")])
+            #expect(try await commit([[.text("a"), .text("6")]]) == [])
+            let pending = try await database.select(SQLStatement("SELECT name FROM pending_names ORDER BY name"))
+            #expect(pending == [[.text("b")], [.text("c")]])
         }
     }
 
@@ -135,7 +140,13 @@ import Testing
             try await database.transaction([
                 SQLStatement(
                     "INSERT INTO classes (name, code, description, owner_id, token_hash, token_prefix, created_at, updated_at) VALUES ('C', 'c1', '', ?, 'h', 'p', 0, 0)",
-                    .integer(owner.id))
+                    .integer(owner.id)),
+                // One event applied to the class picture, one not yet.
+                SQLStatement(
+                    """
+                    INSERT INTO events (class_id, event_id, event_type, event_time, received_at, payload, processed_at)
+                    VALUES (1, 'applied', 'cell_executed', 0, 0, '{}', 5), (1, 'waiting', 'cell_executed', 0, 0, '{}', NULL)
+                    """),
             ])
             // Points of two series over three days, out of order and with a repeated timestamp,
             // as the points table of that release kept them.
@@ -158,6 +169,7 @@ import Testing
             #expect(versions.compactMap { $0.first?.int } == Migrations.all.map { Int64($0.version) })
             let classes = try await database.select(SQLStatement("SELECT code, hold_new_students FROM classes"))
             #expect(classes == [[.text("c1"), .integer(0)]])
+            #expect(try await database.select(SQLStatement("SELECT class_id, event_id FROM events_unapplied")) == [[.integer(1), .text("waiting")]])
             for id: Int64 in [1, 2] {
                 let expected = legacy.filter { $0.series == id }.map { (timestampMs: $0.ts, value: $0.value) }.sorted(by: Chunk.inOrder)
                 let found = try await metrics.points(seriesID: id, fromMs: 0, toMs: .max, limit: 1_000)

@@ -170,3 +170,9 @@ struct AnyCodable: Decodable {
         number = try? container.decode(Double.self)
     }
 }
+
+extension RowsOnce {
+    /// What the writer runs for these rows when none of them is stored yet: the rows, and their
+    /// keys in the pending table.
+    var statementsAsNew: [SQLStatement] { statements() + pendingStatements(newRows: Array(rows.indices)) }
+}
