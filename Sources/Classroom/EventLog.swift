@@ -49,7 +49,7 @@ package enum EventLog {
         /// The payload: the JSON object the event was stored as. Anything else is an error that
         /// names the event, never a row skipped.
         func object() throws -> [String: JSONValue] {
-            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else {
+            guard case .object(let object) = try? JSONValue(parsing: Data(payload.utf8)) else {
                 throw UnreadableEvent(classID: classID, eventID: eventID)
             }
             return object

@@ -67,7 +67,7 @@ package struct EventsController {
         if let testEvents {
             open.post("/test/events/{testId}") { request, context in
                 let body = try await request.readDecompressedBody(upTo: maxBodyBytes)
-                guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else {
+                guard let json = try? JSONValue(parsing: body) else {
                     throw APIError.badRequest("The body is not JSON.", code: "malformed")
                 }
                 let events = if case .array(let events) = json { events } else { [json] }

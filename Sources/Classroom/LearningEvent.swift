@@ -60,7 +60,7 @@ package enum EventParser {
     }
 
     static func parse(_ body: Data, classID: Int64, arrival: Date) throws(Failure) -> Parsed {
-        guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else { throw .notJSON }
+        guard let json = try? JSONValue(parsing: body) else { throw .notJSON }
         let elements: [JSONValue]
         switch json {
         case .array(let array): elements = array
@@ -69,14 +69,13 @@ package enum EventParser {
         }
         guard elements.count <= maxEvents else { throw .tooManyEvents(elements.count) }
         var parsed = Parsed(events: [], ignored: 0, droppedFields: 0)
-        let encoder = JSONEncoder()
         for element in elements {
             guard case .object(let object) = element else {
                 parsed.ignored += 1
                 continue
             }
             var reader = FieldReader(object: object)
-            parsed.events.append(reader.event(classID: classID, arrival: arrival, encoder: encoder))
+            parsed.events.append(reader.event(classID: classID, arrival: arrival))
             parsed.droppedFields += reader.dropped
         }
         return parsed
@@ -85,14 +84,14 @@ package enum EventParser {
     /// The event again from its stored payload (to apply events left unprocessed by a crash).
     static func event(from object: [String: JSONValue], classID: Int64, receivedAt: Date) -> LearningEvent {
         var reader = FieldReader(object: object)
-        return reader.event(classID: classID, arrival: receivedAt, encoder: JSONEncoder())
+        return reader.event(classID: classID, arrival: receivedAt)
     }
 
     private struct FieldReader {
         var object: [String: JSONValue]
         var dropped = 0
 
-        mutating func event(classID: Int64, arrival: Date, encoder: JSONEncoder) -> LearningEvent {
+        mutating func event(classID: Int64, arrival: Date) -> LearningEvent {
             let eventID = string("eventId").flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } ?? UUID().uuidString.lowercased()
             let time = string("eventTime").flatMap { Timestamp.parse($0)?.millisecondsSince1970 } ?? arrival.millisecondsSince1970
             let sentType = string("eventType").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) } ?? "unknown"
@@ -121,8 +120,7 @@ package enum EventParser {
             // Serialised last: without the fields dropped above, with the id and time filled in.
             object["eventId"] = .string(eventID)
             object["eventTime"] = .string(Timestamp.format(milliseconds: time))
-            let payload = (try? encoder.encode(object)) ?? Data("{}".utf8)
-            event.payload = String(decoding: payload, as: UTF8.self)
+            event.payload = JSONValue.object(object).jsonText
             return event
         }
 

@@ -129,7 +129,7 @@ package struct StrayEvents: Sendable {
                 "SELECT id, received_at, payload FROM stray_events WHERE \(Self.groupCondition) ORDER BY id LIMIT ?",
                 arguments: Self.groupArguments(tokenLabel, classHint) + [.integer(Int64(limit))]), as: Row.self)
         let events = rows.compactMap { row -> LearningEvent? in
-            guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(row.payload.utf8)) else { return nil }
+            guard case .object(let object) = try? JSONValue(parsing: Data(row.payload.utf8)) else { return nil }
             return EventParser.event(from: object, classID: classID, receivedAt: row.receivedAt)
         }
         return (rows.map(\.id), events)

@@ -256,7 +256,7 @@ package struct SubmissionsController {
 
     /// The fields of a grading request: nil when absent, `.some(nil)` when null.
     static func gradeChange(_ body: Data) throws -> (grade: Double??, feedback: String??) {
-        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: body) else {
+        guard case .object(let object) = try? JSONValue(parsing: body) else {
             throw APIError.badRequest("The body is not a JSON object.", code: "malformed")
         }
         if let other = object.keys.sorted().first(where: { $0 != "grade" && $0 != "feedback" }) {

@@ -122,22 +122,26 @@ public struct SQLStatement: Sendable {
     /// The same statement with PostgreSQL's numbered placeholders (`$1`, `$2`, …). A `?` inside
     /// a string literal (`'…'`, where `''` is a quote) or a quoted name (`"…"`) stays a `?`.
     package var numberedPlaceholders: String {
-        var result = ""
+        // Over bytes: the characters that matter are ASCII, and walking graphemes of statements
+        // with thousands of placeholders took a twelfth of the server's time on event ingest.
+        var result: [UInt8] = []
+        result.reserveCapacity(sql.utf8.count * 2)
         var number = 0
-        var quote: Character?
-        for character in sql {
+        var quote: UInt8?
+        for byte in sql.utf8 {
             if let open = quote {
-                if character == open { quote = nil }
-            } else if character == "'" || character == "\"" {
-                quote = character
-            } else if character == "?" {
+                if byte == open { quote = nil }
+            } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+                quote = byte
+            } else if byte == UInt8(ascii: "?") {
                 number += 1
-                result += "$\(number)"
+                result.append(UInt8(ascii: "$"))
+                result.append(contentsOf: String(number).utf8)
                 continue
             }
-            result.append(character)
+            result.append(byte)
         }
-        return result
+        return String(decoding: result, as: UTF8.self)
     }
 }
 

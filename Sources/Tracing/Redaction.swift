@@ -41,7 +41,7 @@ package enum Redaction {
     package static func jsonBody(_ bytes: Data) -> String? {
         let text: String
         if mayHoldSecret(bytes) {
-            guard let value = try? JSONDecoder().decode(JSONValue.self, from: bytes) else { return nil }
+            guard let value = try? JSONValue(parsing: bytes) else { return nil }
             text = encode(redact(value))
         } else {
             guard let first = bytes.first(where: { !" \t\r\n".utf8.contains($0) }), first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
