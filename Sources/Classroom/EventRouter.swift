@@ -4,9 +4,9 @@ import PulseboardDatabase
 /// Turns stored events into the changes they make to their class's picture (the source
 /// document's event router). What every event changes, and the cell executions and notebook
 /// accesses that are most of what the extension sends, are written as sets: a few statements per
-/// batch whatever its size (with PostgreSQL every statement is a round trip). The rarer events
-/// (help requests, a session's end) go through one handler per event type, a default one for the
-/// rest. Nothing here runs SQL: the processor runs the statements, with the events' "processed"
+/// batch whatever its size (with PostgreSQL every statement is a round trip). Help requests take
+/// a few statements per student and batch; the rarer events (a session's end) go through one
+/// handler per event type, a default one for the rest. Nothing here runs SQL: the processor runs the statements, with the events' "processed"
 /// mark, in one transaction.
 package struct EventRouter: Sendable {
     typealias Handler = @Sendable (LearningEvent) -> [SQLStatement]
@@ -32,14 +32,12 @@ package struct EventRouter: Sendable {
     func statements(for events: [LearningEvent]) -> [SQLStatement] {
         let located = events.filter { $0.email != nil }
         return Picture.seen(located) + Picture.positions(located) + Picture.executions(located) + Picture.notebookAccesses(located)
-            + located.flatMap { (handlers[$0.type] ?? fallback)($0) }
+            + Picture.helpSessions(located) + located.flatMap { (handlers[$0.type] ?? fallback)($0) }
     }
 
     /// The handlers for the rarer event types of the JupyterLab extension and its relatives.
     static let standard: EventRouter = {
         var router = EventRouter(fallback: { _ in [] })
-        router.register("help", handler: Picture.helpRequested)
-        router.register("help_stop", handler: Picture.helpReleased)
         router.register("session_end", handler: Picture.sessionEnded)
         return router
     }()
@@ -280,10 +278,50 @@ private enum Picture {
         }
     }
 
-    /// A `help` event: the extension repeats it every 10 s while the student's button is on. A
-    /// repeat of the running help session only marks the session as still on; a new request is
-    /// opened only when none runs. A request an instructor closed ("Helped") keeps its session
-    /// running until the student's `help_stop` or `HelpSession.quietPeriod` without repeats.
+    /// The `help` and `help_stop` events of a batch, in order per student. The extension repeats
+    /// `help` every 10 s while the button is on, so most are repeats of a session the previous
+    /// `help` left running: such a repeat only moves the session's `last_help_at` forward, and a
+    /// run of them is one statement with the latest time (moving forward to each time in turn
+    /// ends at the latest). A repeat counts as one when it comes within `HelpSession.quietPeriod`
+    /// of the run's latest time, so that even a session an instructor closed is still running.
+    static func helpSessions(_ events: [LearningEvent]) -> [SQLStatement] {
+        var statements: [SQLStatement] = []
+        /// Per class and student: the latest time of the run of repeats, and whether it has more
+        /// than its first `help` (whose statements are written already).
+        var runs: [Pair: (latest: Int64, repeated: Bool)] = [:]
+        func endRun(_ key: Pair) {
+            guard let run = runs.removeValue(forKey: key), run.repeated else { return }
+            statements.append(
+                SQLStatement(
+                    """
+                    UPDATE help_requests SET last_help_at = ?
+                    WHERE id = (SELECT MAX(id) FROM help_requests WHERE class_id = ? AND student_id = \(student)) AND COALESCE(last_help_at, opened_at) <= ?
+                    """,
+                    .integer(run.latest), .integer(key.classID), .text(key.key), .integer(run.latest)))
+        }
+        for event in events where event.type == "help" || event.type == "help_stop" {
+            guard let email = event.email else { continue }
+            let key = Pair(event.classID, email)
+            if event.type == "help", let run = runs[key], event.timeMs <= run.latest + HelpSession.quietPeriod.milliseconds {
+                runs[key] = (max(run.latest, event.timeMs), true)
+                continue
+            }
+            endRun(key)
+            if event.type == "help" {
+                statements += helpRequested(event)
+                runs[key] = (event.timeMs, false)
+            } else {
+                statements += helpReleased(event)
+            }
+        }
+        for key in Array(runs.keys) { endRun(key) }
+        return statements
+    }
+
+    /// A `help` event that does not repeat the batch's previous one: it marks the running help
+    /// session as still on, or opens a new request when none runs. A request an instructor closed
+    /// ("Helped") keeps its session running until the student's `help_stop` or
+    /// `HelpSession.quietPeriod` without repeats.
     static func helpRequested(_ event: LearningEvent) -> [SQLStatement] {
         let quietSince = event.timeMs - HelpSession.quietPeriod.milliseconds
         return [

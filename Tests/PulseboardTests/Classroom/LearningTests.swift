@@ -488,6 +488,15 @@ struct LearningEventTests {
                     // Older than an earlier event of the batch: counts, moves nothing, leaves the last run's mark.
                     ExtensionEvent.json("cell_executed", email: bob, time: start.addingTimeInterval(22), name: "Bob", cell: 5, hasError: false),
                     ExtensionEvent.json("notebook_closed", email: bob, time: start.addingTimeInterval(40), name: "Bob", notebook: "b.ipynb"),
+                    // Repeats of Bob's running help, the last one late; Ann's help repeated after more than the quiet period.
+                    ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(35), name: "Bob"),
+                    ExtensionEvent.json("help", email: ann, time: start.addingTimeInterval(100), name: "Ann D.", cell: 7),
+                    ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(50), name: "Bob"),
+                    ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(31), name: "Bob"),
+                    ExtensionEvent.json("help", email: ann, time: start.addingTimeInterval(200), name: "Ann D."),
+                    ExtensionEvent.json("help_stop", email: bob, time: start.addingTimeInterval(55), name: "Bob"),
+                    ExtensionEvent.json("help", email: bob, time: start.addingTimeInterval(56), name: "Bob"),
+                    ExtensionEvent.json("help", email: ann, time: start.addingTimeInterval(230), name: "Ann D."),
                 ]
             }
             func events(_ tag: String, classID: Int64) throws -> [LearningEvent] {
@@ -513,7 +522,10 @@ struct LearningEventTests {
                     """,
                     "SELECT s.email, ss.started_at, ss.last_seen, ss.ended_at FROM student_sessions ss JOIN students s ON s.id = ss.student_id WHERE ss.class_id = ? ORDER BY s.email",
                     "SELECT path, first_seen FROM notebooks WHERE class_id = ? ORDER BY path",
-                    "SELECT s.email, h.opened_at, h.closed_at, h.cell_index FROM help_requests h JOIN students s ON s.id = h.student_id WHERE h.class_id = ? ORDER BY h.opened_at",
+                    """
+                    SELECT s.email, h.opened_at, h.closed_at, h.closed_by, h.last_help_at, h.released_at, h.cell_index
+                    FROM help_requests h JOIN students s ON s.id = h.student_id WHERE h.class_id = ? ORDER BY h.opened_at
+                    """,
                     "SELECT COUNT(*) FROM events_unapplied WHERE class_id = ?",
                     """
                     SELECT s.email, c.notebook_path, c.cell_id, c.cell_index, c.execution_count, c.duration_ms, c.has_error, c.error_message, c.code,
