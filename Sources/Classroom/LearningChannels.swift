@@ -120,6 +120,11 @@ package struct ClassChannel: Sendable {
     /// event or a reload.
     private static func publishCards(_ touched: [Int64: Set<String>], hub: Hub, progress: ClassProgress, telemetry: Telemetry, logger: Logger) async {
         for (classID, emails) in touched {
+            // Cards are read only for the classes whose page someone has open (or had lately).
+            guard hub.keepsMessages(on: LearningChannels.classView(classID)) else {
+                hub.passOver(channel: LearningChannels.classView(classID), count: emails.count)
+                continue
+            }
             // One query per class, however many students it touched.
             do {
                 for student in try await progress.students(classID: classID, emails: emails.sorted()) {

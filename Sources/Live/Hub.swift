@@ -51,7 +51,7 @@ public final class Hub: Sendable {
         state.withLock { state in
             var entry = state.channels[channel] ?? Channel()
             entry.seq += 1
-            if entry.subscribers.isEmpty, !Self.isNotice(channel), entry.lastFollowed.map({ .now - $0 > resumeWindow }) ?? true {
+            if !keepsMessages(entry, channel) {
                 entry.recent.removeAll()
                 entry.recentBytes = 0
                 state.channels[channel] = entry
@@ -99,6 +99,29 @@ public final class Hub: Sendable {
             guard state.channels[channel]?.subscribers.removeValue(forKey: subscriber.id) != nil else { return }
             state.channels[channel]?.lastFollowed = .now
         }
+    }
+
+    /// Whether messages on the channel are kept (and so worth making): someone follows it or
+    /// did within `resumeWindow`, or it is a notice channel.
+    public func keepsMessages(on channel: String) -> Bool {
+        state.withLock { state in keepsMessages(state.channels[channel] ?? Channel(), channel) }
+    }
+
+    /// Counts `count` messages on a channel that does not keep them, without making them (their
+    /// content would come from the database): its sequence moves on, so that a client resuming
+    /// from before them is told to reload rather than left without them.
+    public func passOver(channel: String, count: Int) {
+        state.withLock { state in
+            var entry = state.channels[channel] ?? Channel()
+            entry.seq += UInt64(count)
+            entry.recent.removeAll()
+            entry.recentBytes = 0
+            state.channels[channel] = entry
+        }
+    }
+
+    private func keepsMessages(_ entry: Channel, _ channel: String) -> Bool {
+        !entry.subscribers.isEmpty || Self.isNotice(channel) || entry.lastFollowed.map { .now - $0 <= resumeWindow } ?? false
     }
 
     private static func isNotice(_ channel: String) -> Bool {

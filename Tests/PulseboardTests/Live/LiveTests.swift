@@ -195,6 +195,16 @@ struct LiveTests {
         forgetful.subscribe(again, to: "metrics:gone", since: 0, epoch: forgetful.epoch)
         forgetful.subscribe(again, to: "notifications:7", since: 0, epoch: forgetful.epoch)
         #expect(await types(again) == ["subscribed", "reset", "subscribed", "data"])
+
+        // What decides whether messages are worth making (a class card is read from the
+        // database only then); those not made still move the sequence on.
+        #expect(hub.keepsMessages(on: "metrics:seen") && forgetful.keepsMessages(on: "notifications:7"))
+        #expect(!forgetful.keepsMessages(on: "metrics:never") && !hub.keepsMessages(on: "class:9"))
+        hub.passOver(channel: "class:9", count: 2)
+        #expect(hub.sequence(of: "class:9") == 2)
+        let resuming = LiveSubscriber(queueCapacity: 100) {}
+        hub.subscribe(resuming, to: "class:9", since: 1, epoch: hub.epoch)
+        #expect(await types(resuming) == ["subscribed", "reset"])
     }
 
     @Test(arguments: TestEngine.all) func subscribingNeedsAuthenticationAndTheRightRole(engine: TestEngine) async throws {
