@@ -54,7 +54,10 @@ pool = None
 async def lifespan(_):
     global pool
     pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=16)
-    async with pool.acquire() as connection:
+    async with pool.acquire() as connection, connection.transaction():
+        # Both workers start at once, and two concurrent CREATE TABLE IF NOT EXISTS can collide
+        # in PostgreSQL's catalog (a unique violation that killed a worker now and then).
+        await connection.execute("SELECT pg_advisory_xact_lock(4004)")
         await connection.execute(SCHEMA)
     yield
     await pool.close()
