@@ -119,20 +119,25 @@ package struct ClassChannel: Sendable {
     /// (`pulseboard_class_cards_unpublished_total`): the page shows them at the student's next
     /// event or a reload.
     private static func publishCards(_ touched: [Int64: Set<String>], hub: Hub, progress: ClassProgress, telemetry: Telemetry, logger: Logger) async {
-        for (classID, emails) in touched {
-            // Cards are read only for the classes whose page someone has open (or had lately).
-            guard hub.keepsMessages(on: LearningChannels.classView(classID)) else {
-                hub.passOver(channel: LearningChannels.classView(classID), count: emails.count)
-                continue
-            }
-            // One query per class, however many students it touched.
-            do {
-                for student in try await progress.students(classID: classID, emails: emails.sorted()) {
-                    hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
+        // One query per class, however many students it touched; the classes at once (each on
+        // its own connection with PostgreSQL), since an instructor waits for each card.
+        await withTaskGroup(of: Void.self) { group in
+            for (classID, emails) in touched {
+                // Cards are read only for the classes whose page someone has open (or had lately).
+                guard hub.keepsMessages(on: LearningChannels.classView(classID)) else {
+                    hub.passOver(channel: LearningChannels.classView(classID), count: emails.count)
+                    continue
                 }
-            } catch {
-                telemetry.classCardsUnpublished.increment(by: Int64(emails.count))
-                logger.warning("Class cards not published", metadata: ["class": "\(classID)", "students": "\(emails.count)", "error": "\(error)"])
+                group.addTask {
+                    do {
+                        for student in try await progress.students(classID: classID, emails: emails.sorted()) {
+                            hub.publish(channel: LearningChannels.classView(classID), data: ClassUpdate.student(student))
+                        }
+                    } catch {
+                        telemetry.classCardsUnpublished.increment(by: Int64(emails.count))
+                        logger.warning("Class cards not published", metadata: ["class": "\(classID)", "students": "\(emails.count)", "error": "\(error)"])
+                    }
+                }
             }
         }
     }
