@@ -441,7 +441,8 @@ struct LearningEventTests {
                 try EventParser.parse(Data(ExtensionEvent.json("help", email: "after@example.com").utf8), classID: course.id, arrival: now).events.first)
             var bad = good
             (bad.eventID, bad.email, bad.payload) = ("bad-1", "after@example.com", "not json")
-            _ = try await parts.store.transaction(EventLog.rows([bad], receivedAt: now).statementsAsNew + EventLog.rows([good], receivedAt: now).statementsAsNew)
+            _ = try await parts.store.transaction(
+                EventLog.rows([bad], receivedAt: now).statementsAsNew + EventLog.rows([good], receivedAt: now).statementsAsNew)
             let stored = try await parts.store.select(EventLog.unprocessed(limit: 10), as: EventLog.Stored.self)
             #expect(stored.map(\.eventID) == ["bad-1", good.eventID])
             #expect(throws: EventLog.UnreadableEvent.self) { try stored[0].event() }

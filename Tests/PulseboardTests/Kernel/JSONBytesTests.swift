@@ -11,7 +11,9 @@ struct JSONBytesTests {
     /// A document as clients write them and as they might: numbers in every JSON form, escapes,
     /// non-ASCII text, nesting, nulls, repeated keys, odd whitespace.
     static func randomDocument(_ generator: inout some RandomNumberGenerator, depth: Int = 0) -> String {
-        let numbers = ["0", "-0", "21.5", "-7", "1e3", "2.5E-3", "123456789012345678901234567890", "0.1", "-1.25e+2", "42", "9223372036854775807", "9223372036854775808"]
+        let numbers = [
+            "0", "-0", "21.5", "-7", "1e3", "2.5E-3", "123456789012345678901234567890", "0.1", "-1.25e+2", "42", "9223372036854775807", "9223372036854775808",
+        ]
         let strings = [#""cpu""#, #""caf\u00e9""#, #""a\"b\\c\/d""#, #""\ud83d\ude00 ok""#, #""tab\there\n""#, "\"héllo チームA\"", #""""#, #""\u0001""#]
         let spaces = ["", " ", "\n", "\t", "\r\n  "]
         func space() -> String { spaces.randomElement(using: &generator)! }
@@ -94,7 +96,8 @@ struct JSONBytesTests {
                 // Out of a double's range: refused, as the metrics reader refuses it; Foundation
                 // reads some of these as 0.
                 continue
-            case (let expected, let read): Issue.record("Foundation: \(String(describing: expected)), ours: \(String(describing: read)), body: \(text.debugDescription)")
+            case (let expected, let read):
+                Issue.record("Foundation: \(String(describing: expected)), ours: \(String(describing: read)), body: \(text.debugDescription)")
             }
         }
         #expect(refused > 1_000)
@@ -111,7 +114,9 @@ struct JSONBytesTests {
     }
 
     @Test func deepNestingIsRefused() {
-        #expect(throws: DecodingError.self) { try JSONValue(parsing: Data((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONValue(parsing: Data((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8))
+        }
         #expect((try? JSONValue(parsing: Data((String(repeating: "[", count: 100) + String(repeating: "]", count: 100)).utf8))) != nil)
     }
 
