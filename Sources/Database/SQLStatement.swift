@@ -194,6 +194,24 @@ package struct RowsOnce: Sendable {
         return rows.indices.filter { fresh.remove(Array(rows[$0].prefix(keyColumns))) != nil }
     }
 
+    /// The rows of several parts (the requests of one commit) as one, so that a commit of many
+    /// small requests is a few statements rather than two per request (each a round trip with
+    /// PostgreSQL). The parts are of the same table; `split` gives each its new rows back.
+    package init(merging parts: [RowsOnce]) {
+        let first = parts[0]
+        precondition(parts.allSatisfy { $0.table == first.table && $0.columns == first.columns && $0.pendingTable == first.pendingTable })
+        self.init(table: first.table, columns: first.columns, keyColumns: first.keyColumns, rows: parts.flatMap(\.rows), pendingTable: first.pendingTable)
+    }
+
+    /// The new rows of a merge (`init(merging:)`), as the indices within each part.
+    package static func split(_ newRows: [Int], into parts: [RowsOnce]) -> [[Int]] {
+        var start = 0
+        return parts.map { part in
+            defer { start += part.rows.count }
+            return newRows.filter { (start..<start + part.rows.count).contains($0) }.map { $0 - start }
+        }
+    }
+
     /// What writes the new rows' keys into `pendingTable` (nothing without one).
     package func pendingStatements(newRows: [Int], maxArguments: Int = 30_000) -> [SQLStatement] {
         guard let pendingTable else { return [] }

@@ -43,6 +43,8 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
             var outcomes: [CommitOutcome] = []
             var created: [SeriesKey: Int64] = [:]
             var points: [Int64: [Chunk.Point]] = [:]
+            /// The batches' rows stored once, all in one go after the loop.
+            var once: [(outcome: Int, points: Int, rows: RowsOnce)] = []
             for batch in batches {
                 if let key = batch.idempotencyKey {
                     let claimed = try await connection.query(
@@ -65,18 +67,22 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
                     points[id, default: []].append((point.timestampMs, point.value))
                     keys[id] = point.series
                 }
-                var newRows: [Int] = []
-                if let rowsOnce = batch.rowsOnce {
-                    var returned: [SQLRow] = []
-                    for statement in rowsOnce.statements() {
-                        returned += try await PostgresEngine.run(statement, on: connection, logger: logger)
-                    }
-                    newRows = rowsOnce.newRows(returnedKeys: returned)
-                    for statement in rowsOnce.pendingStatements(newRows: newRows) {
-                        _ = try await PostgresEngine.run(statement, on: connection, logger: logger)
-                    }
+                if let rowsOnce = batch.rowsOnce { once.append((outcomes.count, batch.points.count, rowsOnce)) }
+                outcomes.append(.stored(points: batch.points.count))
+            }
+            if !once.isEmpty {
+                let merged = RowsOnce(merging: once.map(\.rows))
+                var returned: [SQLRow] = []
+                for statement in merged.statements() {
+                    returned += try await PostgresEngine.run(statement, on: connection, logger: logger)
                 }
-                outcomes.append(.stored(points: batch.points.count, newRows: newRows))
+                let newRows = merged.newRows(returnedKeys: returned)
+                for statement in merged.pendingStatements(newRows: newRows) {
+                    _ = try await PostgresEngine.run(statement, on: connection, logger: logger)
+                }
+                for (part, new) in zip(once, RowsOnce.split(newRows, into: once.map(\.rows))) {
+                    outcomes[part.outcome] = .stored(points: part.points, newRows: new)
+                }
             }
             if !points.isEmpty {
                 let sorted = Chunk.sorted(points)

@@ -26,6 +26,8 @@ package final class SQLiteMetricsStore: MetricsStore {
         let (outcomes, created) = try await engine.pool.write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
             var created: [SeriesKey: Int64] = [:]
             var outcomes: [CommitOutcome] = []
+            /// The batches' rows stored once, all in one go after the loop.
+            var once: [(outcome: Int, points: Int, rows: RowsOnce)] = []
             let claimKey = try db.cachedStatement(
                 sql: "INSERT INTO idempotency_keys (key, created_at, points) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"
             )
@@ -48,12 +50,16 @@ package final class SQLiteMetricsStore: MetricsStore {
                     }
                     points[id, default: []].append((point.timestampMs, point.value))
                 }
-                var newRows: [Int] = []
-                if let rowsOnce = batch.rowsOnce {
-                    newRows = rowsOnce.newRows(returnedKeys: try rowsOnce.statements().flatMap { try SQLiteEngine.run($0, in: db) })
-                    for statement in rowsOnce.pendingStatements(newRows: newRows) { _ = try SQLiteEngine.run(statement, in: db) }
+                if let rowsOnce = batch.rowsOnce { once.append((outcomes.count, batch.points.count, rowsOnce)) }
+                outcomes.append(.stored(points: batch.points.count))
+            }
+            if !once.isEmpty {
+                let merged = RowsOnce(merging: once.map(\.rows))
+                let newRows = merged.newRows(returnedKeys: try merged.statements().flatMap { try SQLiteEngine.run($0, in: db) })
+                for statement in merged.pendingStatements(newRows: newRows) { _ = try SQLiteEngine.run(statement, in: db) }
+                for (part, new) in zip(once, RowsOnce.split(newRows, into: once.map(\.rows))) {
+                    outcomes[part.outcome] = .stored(points: part.points, newRows: new)
                 }
-                outcomes.append(.stored(points: batch.points.count, newRows: newRows))
             }
             let sorted = Chunk.sorted(points)
             try Self.executeInGroups(

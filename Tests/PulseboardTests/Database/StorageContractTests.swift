@@ -93,6 +93,23 @@ import Testing
             #expect(try await commit([[.text("a"), .text("6")]]) == [])
             let pending = try await database.select(SQLStatement("SELECT name FROM pending_names ORDER BY name"))
             #expect(pending == [[.text("b")], [.text("c")]])
+
+            // Requests that share a commit are stored together, and each is told its own new
+            // rows: a key new to the table counts for the first request that has it.
+            let requests: [[[SQLValue]]] = [
+                [[.text("d"), .text("7")], [.text("a"), .text("8")]],
+                [[.text("e"), .text("9")], [.text("d"), .text("10")]],
+                [],
+                [[.text("e"), .text("11")], [.text("f"), .text("12")]],
+            ]
+            let outcomes = try await metrics.commit(
+                requests.map { rows in
+                    IngestBatch(rowsOnce: RowsOnce(table: "server_secrets", columns: ["name", "value"], keyColumns: 1, rows: rows, pendingTable: "pending_names")) { _ in }
+                }, now: Date())
+            #expect(outcomes == [.stored(points: 0, newRows: [0]), .stored(points: 0, newRows: [0]), .stored(points: 0, newRows: []), .stored(points: 0, newRows: [1])])
+            let names = try await database.select(SQLStatement("SELECT name, value FROM server_secrets WHERE name > 'c' ORDER BY name"))
+            #expect(names == [[.text("d"), .text("7")], [.text("e"), .text("9")], [.text("f"), .text("12")]])
+            #expect(try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM pending_names")) == 5)
         }
     }
 
