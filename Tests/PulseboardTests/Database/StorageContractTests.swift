@@ -104,9 +104,14 @@ import Testing
             ]
             let outcomes = try await metrics.commit(
                 requests.map { rows in
-                    IngestBatch(rowsOnce: RowsOnce(table: "server_secrets", columns: ["name", "value"], keyColumns: 1, rows: rows, pendingTable: "pending_names")) { _ in }
+                    IngestBatch(
+                        rowsOnce: RowsOnce(table: "server_secrets", columns: ["name", "value"], keyColumns: 1, rows: rows, pendingTable: "pending_names")
+                    ) { _ in }
                 }, now: Date())
-            #expect(outcomes == [.stored(points: 0, newRows: [0]), .stored(points: 0, newRows: [0]), .stored(points: 0, newRows: []), .stored(points: 0, newRows: [1])])
+            #expect(
+                outcomes == [
+                    .stored(points: 0, newRows: [0]), .stored(points: 0, newRows: [0]), .stored(points: 0, newRows: []), .stored(points: 0, newRows: [1]),
+                ])
             let names = try await database.select(SQLStatement("SELECT name, value FROM server_secrets WHERE name > 'c' ORDER BY name"))
             #expect(names == [[.text("d"), .text("7")], [.text("e"), .text("9")], [.text("f"), .text("12")]])
             #expect(try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM pending_names")) == 5)
