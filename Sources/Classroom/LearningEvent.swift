@@ -2,8 +2,9 @@ import Foundation
 import PulseboardKernel
 
 /// One event from a student's JupyterLab (the cell-monitor extension's format, source document
-/// 004). Every field but the id, type and time is optional; `payload` is the event as received,
-/// with `eventId` and `eventTime` filled in, so the raw stream can be replayed and exported.
+/// 004). Every field but the id, type and time is optional; `payload` is the event as received
+/// (its very text, when it had an id and a time and nothing was dropped; otherwise re-written
+/// with `eventId` and `eventTime` filled in), so the raw stream can be replayed and exported.
 /// `type` is the extension's name for it (`EventParser.synonyms`); `email` identifies the
 /// student: the `emailAddress`, or else the `userId` of the source documents' own clients.
 public struct LearningEvent: Sendable, Equatable {
@@ -60,25 +61,50 @@ package enum EventParser {
     }
 
     static func parse(_ body: Data, classID: Int64, arrival: Date) throws(Failure) -> Parsed {
-        guard let json = try? JSONValue(parsing: body) else { throw .notJSON }
-        let elements: [JSONValue]
-        switch json {
-        case .array(let array): elements = array
-        case .object: elements = [json]
-        default: throw .notAnObjectOrArray
+        // The body's events, each with its text as sent (stored as its payload when nothing of
+        // it was dropped or filled in); nil when the body is JSON but neither array nor object.
+        let read: [(value: JSONValue, text: String)]?
+        do {
+            read = try JSONBytes.reading(body) { reader in
+                reader.skipWhitespace()
+                var elements: [(value: JSONValue, text: String)] = []
+                let isArray = reader.peek() == UInt8(ascii: "[")
+                if isArray {
+                    reader.position += 1
+                    var first = true
+                    while try reader.nextElement(&first) { elements.append(try Self.element(&reader)) }
+                } else {
+                    elements.append(try Self.element(&reader))
+                }
+                try reader.expectEnd()
+                if !isArray {
+                    guard case .object = elements[0].value else { return nil }
+                }
+                return elements
+            }
+        } catch {
+            throw .notJSON
         }
+        guard let elements = read else { throw .notAnObjectOrArray }
         guard elements.count <= maxEvents else { throw .tooManyEvents(elements.count) }
         var parsed = Parsed(events: [], ignored: 0, droppedFields: 0)
         for element in elements {
-            guard case .object(let object) = element else {
+            guard case .object(let object) = element.value else {
                 parsed.ignored += 1
                 continue
             }
             var reader = FieldReader(object: object)
-            parsed.events.append(reader.event(classID: classID, arrival: arrival))
+            parsed.events.append(reader.event(classID: classID, arrival: arrival, sent: element.text))
             parsed.droppedFields += reader.dropped
         }
         return parsed
+    }
+
+    /// One value of the body, with its text as sent.
+    private static func element(_ reader: inout JSONBytes) throws -> (value: JSONValue, text: String) {
+        let start = reader.position
+        let value = try reader.value()
+        return (value, String(decoding: UnsafeRawBufferPointer(rebasing: reader.bytes[start..<reader.position]), as: UTF8.self))
     }
 
     /// The event again from its stored payload (to apply events left unprocessed by a crash).
@@ -91,9 +117,12 @@ package enum EventParser {
         var object: [String: JSONValue]
         var dropped = 0
 
-        mutating func event(classID: Int64, arrival: Date) -> LearningEvent {
+        /// The event; `sent` is its text as sent, kept as its payload when nothing was dropped
+        /// and its id and time were there as they are stored.
+        mutating func event(classID: Int64, arrival: Date, sent: String? = nil) -> LearningEvent {
             let eventID = string("eventId").flatMap { $0.isEmpty ? nil : String($0.prefix(200)) } ?? UUID().uuidString.lowercased()
-            let time = string("eventTime").flatMap { Timestamp.parse($0)?.millisecondsSince1970 } ?? arrival.millisecondsSince1970
+            let sentTime = string("eventTime").flatMap { Timestamp.parse($0)?.millisecondsSince1970 }
+            let time = sentTime ?? arrival.millisecondsSince1970
             let sentType = string("eventType").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) } ?? "unknown"
             let (type, failedByName) = EventParser.synonyms[sentType] ?? (sentType, nil)
             let identifier = string("emailAddress") ?? string("userId")
@@ -117,10 +146,14 @@ package enum EventParser {
                 durationMs: number("executionDurationMs") ?? number("duration"),
                 payload: ""
             )
-            // Serialised last: without the fields dropped above, with the id and time filled in.
-            object["eventId"] = .string(eventID)
-            object["eventTime"] = .string(Timestamp.format(milliseconds: time))
-            event.payload = JSONValue.object(object).jsonText
+            if let sent, dropped == 0, sentTime != nil, object["eventId"] == .string(eventID) {
+                event.payload = sent
+            } else {
+                // Serialised last: without the fields dropped above, with the id and time filled in.
+                object["eventId"] = .string(eventID)
+                object["eventTime"] = .string(Timestamp.format(milliseconds: time))
+                event.payload = JSONValue.object(object).jsonText
+            }
             return event
         }
 

@@ -194,6 +194,11 @@ struct LearningEventTests {
             let payload = try #require(rows.first?[1].string)
             #expect(payload.contains(#""surprise":1"#) && payload.contains("eventId") && payload.contains("eventTime"))
             #expect(!payload.contains("cellIndex"))
+            // A complete event is kept as its very text (spacing, order and escapes as sent).
+            let exact = #"{ "emailAddress":"exact@example.com", "eventId" : "x-1","eventType":"help","eventTime":"2026-12-07T10:00:00Z","note":"café" }"#
+            #expect(try await client.request(.post, "/api/v1/events?token=\(token)", json: "[" + exact + "]").status == .ok)
+            let kept = try await parts.store.select(SQLStatement("SELECT payload FROM events WHERE email = ?", .text("exact@example.com")))
+            #expect(kept.first?.first?.string == exact)
             let metrics = try await client.request(.get, "/metrics", token: admin)
             #expect(metrics.text.contains("pulseboard_event_fields_dropped_total 2"))
         }
