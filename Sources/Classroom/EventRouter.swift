@@ -6,8 +6,8 @@ import PulseboardDatabase
 /// accesses that are most of what the extension sends, are written as sets: a few statements per
 /// batch whatever its size (with PostgreSQL every statement is a round trip). Help requests take
 /// a few statements per student and batch; the rarer events (a session's end) go through one
-/// handler per event type, a default one for the rest. Nothing here runs SQL: the processor runs the statements, with the events' "processed"
-/// mark, in one transaction.
+/// handler per event type, a default one for the rest. Nothing here runs SQL: the processor runs
+/// the statements, with the deletion of the events' unapplied keys, in one transaction.
 package struct EventRouter: Sendable {
     typealias Handler = @Sendable (LearningEvent) -> [SQLStatement]
 

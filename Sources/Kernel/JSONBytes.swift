@@ -69,47 +69,40 @@ package struct JSONBytes {
     /// Positions at the next element of an array (whose opening bracket was read); false after
     /// the closing bracket. `first` is true before the first element.
     package mutating func nextElement(_ first: inout Bool) throws -> Bool {
-        skipWhitespace()
-        if first {
-            first = false
-        } else {
-            switch next() {
-            case UInt8(ascii: ","): skipWhitespace()
-            case UInt8(ascii: "]"): return false
-            default: throw Self.notJSON
-            }
-        }
-        if peek() == UInt8(ascii: "]") {
-            position += 1
-            return false
-        }
-        return true
+        try nextItem(&first, closing: UInt8(ascii: "]"))
     }
 
     /// The next key of an object (whose opening brace was read), positioned at its value;
     /// nil after the closing brace. `first` is true before the first member. Keys of a
     /// skipped object are only scanned (`read: false`, answered as "").
     package mutating func nextMember(_ first: inout Bool, read: Bool = true) throws -> String? {
-        skipWhitespace()
-        if first {
-            first = false
-        } else {
-            switch next() {
-            case UInt8(ascii: ","): skipWhitespace()
-            case UInt8(ascii: "}"): return nil
-            default: throw Self.notJSON
-            }
-        }
-        if peek() == UInt8(ascii: "}") {
-            position += 1
-            return nil
-        }
+        guard try nextItem(&first, closing: UInt8(ascii: "}")) else { return nil }
         guard peek() == UInt8(ascii: "\"") else { throw Self.notJSON }
         let key = read ? try string() : try skipString()
         skipWhitespace()
         guard next() == UInt8(ascii: ":") else { throw Self.notJSON }
         skipWhitespace()
         return key
+    }
+
+    /// Past the comma before the next item of an array or object (or a trailing comma), or the
+    /// `closing` bracket: false after that.
+    private mutating func nextItem(_ first: inout Bool, closing: UInt8) throws -> Bool {
+        skipWhitespace()
+        if first {
+            first = false
+        } else {
+            switch next() {
+            case UInt8(ascii: ","): skipWhitespace()
+            case closing: return false
+            default: throw Self.notJSON
+            }
+        }
+        if peek() == closing {
+            position += 1
+            return false
+        }
+        return true
     }
 
     /// A JSON number's text, checked against JSON's grammar (Swift's `Double(_:)` also
