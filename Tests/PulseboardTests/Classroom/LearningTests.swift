@@ -553,6 +553,28 @@ struct LearningEventTests {
         }
     }
 
+    /// What the body reader refuses, and how: JSON of another shape is named as such, anything
+    /// that is not JSON (trailing text included) is malformed, and non-objects in an array are
+    /// only counted.
+    @Test func theEventBodyIsAnArrayOfObjectsOrOneObject() throws {
+        func failure(_ body: String) -> EventParser.Failure? {
+            do {
+                _ = try EventParser.parse(Data(body.utf8), classID: 1, arrival: Date())
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(failure("42") == .notAnObjectOrArray)
+        #expect(failure(#""text""#) == .notAnObjectOrArray)
+        #expect(failure("42 x") == .notJSON)
+        #expect(failure("{} x") == .notJSON)
+        #expect(failure("[{},") == .notJSON)
+        #expect(failure(" {} ") == nil)
+        let parsed = try EventParser.parse(Data(#"[1, {"eventType":"help"}, "x"]"#.utf8), classID: 1, arrival: Date())
+        #expect(parsed.events.map(\.type) == ["help"] && parsed.ignored == 2)
+    }
+
     @Test(arguments: TestEngine.all) func theTestAPIExistsOnlyWhenEnabled(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine) { client, _ in
             let absent = try await client.request(.post, "/api/v1/test/events/t1", json: "[]")
