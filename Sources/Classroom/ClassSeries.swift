@@ -39,7 +39,7 @@ package struct ClassSeriesSource: PrometheusSource {
         for (record, metric, labels) in try await candidates(matchers, caller: caller) {
             let span = request.span
             let all = Self.minutes(from: max(span.lowerBound, record.createdAt.millisecondsSince1970), to: span.upperBound)
-            let minutes = request.needed(all).map { all[$0] }
+            let minutes = request.needed(all).flatMap { all[$0] }
             guard minutes.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
             guard !minutes.isEmpty else { continue }
             try body(StoredSeries(labels: labels, timestamps: minutes, values: try await values(metric, classID: record.id, minutes: minutes)))

@@ -28,25 +28,48 @@ public struct SampleRequest: Hashable, Sendable {
     /// From the first window's start to the last one's end.
     public var span: ClosedRange<Int64> { windows.first!.lowerBound...windows.map(\.upperBound).max()! }
 
-    /// The samples of `timestamps` (sorted) that the request needs, by index.
-    public func needed(_ timestamps: [Int64]) -> [Int] {
-        var kept: [Int] = []
-        if lastOnly {
-            // Windows end in ascending order: one pass finds each one's last sample.
-            var after = 0  // the first sample after the window's end
-            for window in windows {
-                while after < timestamps.count, timestamps[after] <= window.upperBound { after += 1 }
-                if after > 0, timestamps[after - 1] >= window.lowerBound, kept.last != after - 1 { kept.append(after - 1) }
-            }
-        } else {
-            var window = 0
-            for (index, timestamp) in timestamps.enumerated() {
-                while window < windows.count, windows[window].upperBound < timestamp { window += 1 }
-                guard window < windows.count else { break }
-                if windows[window].contains(timestamp) { kept.append(index) }
+    /// The samples of `timestamps` (sorted) that the request needs, as ascending runs of
+    /// indices. Found by binary search per window, so that a week of samples costs the steps,
+    /// not the samples.
+    public func needed(_ timestamps: [Int64]) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        func keep(_ run: Range<Int>) {
+            guard !run.isEmpty else { return }
+            if let last = runs.last, last.upperBound >= run.lowerBound {
+                runs[runs.count - 1] = last.lowerBound..<max(last.upperBound, run.upperBound)
+            } else {
+                runs.append(run)
             }
         }
-        return kept
+        var searched = 0  // windows ascend, and so does where each one ends
+        for window in windows {
+            let after = Self.firstIndex(in: timestamps, from: searched) { $0 > window.upperBound }
+            if lastOnly {
+                if after > 0, timestamps[after - 1] >= window.lowerBound { keep((after - 1)..<after) }
+            } else {
+                keep(Self.firstIndex(in: timestamps, from: searched) { $0 >= window.lowerBound }..<after)
+            }
+            searched = after
+        }
+        return runs
+    }
+
+    /// The first index from `start` whose timestamp satisfies `isPast` (false, then true, along
+    /// the sorted timestamps), or the count.
+    private static func firstIndex(in timestamps: [Int64], from start: Int, where isPast: (Int64) -> Bool) -> Int {
+        var (low, high) = (start, timestamps.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if isPast(timestamps[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
+    /// The samples of a sorted series that the request needs.
+    public func kept(timestamps: [Int64], values: [Double]) -> (timestamps: [Int64], values: [Double]) {
+        let runs = needed(timestamps)
+        if runs == [0..<timestamps.count] { return (timestamps, values) }
+        return (runs.flatMap { timestamps[$0] }, runs.flatMap { values[$0] })
     }
 }
 

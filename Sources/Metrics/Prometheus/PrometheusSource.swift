@@ -83,28 +83,46 @@ struct CallerSeriesStore: SeriesStore {
 
 extension MetricsStore {
     /// The samples of a series that a query needs, one per timestamp (of several points of one
-    /// timestamp the greatest value, the last in `Chunk.inOrder`, stands). Each chunk over the
-    /// request's span is decoded and only the points the request needs are kept from it.
+    /// timestamp the greatest value, the last in `Chunk.inOrder`, stands). Of each chunk over
+    /// the request's span only the points the request needs are kept. Chunks that follow one
+    /// another in time, each in order (what compaction leaves), are simply joined; others
+    /// (overlapping, or with late points) are merged by sorting.
     func samples(seriesID: Int64, request: SampleRequest) async throws -> (timestamps: [Int64], values: [Double]) {
         let span = request.span
-        var kept: [Chunk.Point] = []
-        for chunk in try await chunks(seriesID: seriesID, fromMs: span.lowerBound, toMs: span.upperBound) {
-            let points = try Chunk.points(of: [chunk])
-            kept += request.needed(points.map(\.timestampMs)).map { points[$0] }
-        }
-        kept.sort(by: Chunk.inOrder)
         var timestamps: [Int64] = []
         var values: [Double] = []
-        for point in kept {
-            if timestamps.last == point.timestampMs {
-                values[values.count - 1] = point.value
-            } else {
-                timestamps.append(point.timestampMs)
-                values.append(point.value)
+        var joined = true
+        for chunk in try await chunks(seriesID: seriesID, fromMs: span.lowerBound, toMs: span.upperBound) {
+            let points = try ChunkCodec.decodeColumns(chunk.data)
+            let inOrder = zip(points.timestamps, points.timestamps.dropFirst()).allSatisfy { $0 < $1 }
+            // Out of order, a chunk's needed points cannot be told apart yet: all are kept until sorted.
+            let runs = inOrder ? request.needed(points.timestamps) : [points.timestamps.indices]
+            if let first = runs.first, let last = timestamps.last, points.timestamps[first.lowerBound] <= last { joined = false }
+            joined = joined && inOrder
+            for run in runs {
+                timestamps += points.timestamps[run]
+                values += points.values[run]
             }
         }
-        // Chunks may overlap: what each kept is a superset of what the request needs.
-        let needed = request.needed(timestamps)
-        return needed.count == timestamps.count ? (timestamps, values) : (needed.map { timestamps[$0] }, needed.map { values[$0] })
+        if !joined {
+            (timestamps, values) = Self.merged(timestamps, values)
+        }
+        // Each chunk kept what it needs; together some of it may not be (an earlier sample of
+        // a step that a later chunk also has).
+        return request.kept(timestamps: timestamps, values: values)
+    }
+
+    /// Sorted by `Chunk.inOrder`, one sample per timestamp (the last of equal ones).
+    private static func merged(_ timestamps: [Int64], _ values: [Double]) -> (timestamps: [Int64], values: [Double]) {
+        var merged: (timestamps: [Int64], values: [Double]) = ([], [])
+        for point in zip(timestamps, values).map({ (timestampMs: $0, value: $1) }).sorted(by: Chunk.inOrder) {
+            if merged.timestamps.last == point.timestampMs {
+                merged.values[merged.values.count - 1] = point.value
+            } else {
+                merged.timestamps.append(point.timestampMs)
+                merged.values.append(point.value)
+            }
+        }
+        return merged
     }
 }

@@ -76,38 +76,50 @@ package enum ChunkCodec {
         return bits.bytes
     }
 
-    package static func decode(_ bytes: [UInt8]) throws(Unreadable) -> [(timestampMs: Int64, value: Double)] {
+    package static func decode(_ bytes: some Collection<UInt8>) throws(Unreadable) -> [(timestampMs: Int64, value: Double)] {
+        let columns = try decodeColumns(bytes)
+        return Array(zip(columns.timestamps, columns.values))
+    }
+
+    /// The points as two columns, in the chunk's order: what a query scans.
+    package static func decodeColumns(_ bytes: some Collection<UInt8>) throws(Unreadable) -> (timestamps: [Int64], values: [Double]) {
         var offset = 0
-        guard bytes.first == version else { throw Unreadable(reason: "not a chunk of version \(version)") }
+        let bytes = BitReader.padded(bytes)
+        let byteCount = bytes.count - BitReader.padding
+        guard byteCount > 0, bytes[0] == version else { throw Unreadable(reason: "not a chunk of version \(version)") }
         offset = 1
-        let count = try readVarint(bytes, at: &offset)
-        guard count > 0 else { return [] }
+        let count = try readVarint(bytes, at: &offset, limit: byteCount)
+        guard count > 0 else { return ([], []) }
         // Every point after the first takes at least two bits.
-        guard count <= UInt64(bytes.count) * 4 + 1 else { throw Unreadable(reason: "the point count does not fit the chunk") }
-        guard offset < bytes.count else { throw Unreadable(reason: "cut short in the header") }
+        guard count <= UInt64(byteCount) * 4 + 1 else { throw Unreadable(reason: "the point count does not fit the chunk") }
+        guard offset < byteCount else { throw Unreadable(reason: "cut short in the header") }
         let mode = bytes[offset]
         offset += 1
         guard mode == xorValues || Int(mode) <= maximumDecimalPlaces else { throw Unreadable(reason: "an unknown value mode") }
         let scale = mode == xorValues ? nil : powersOfTen[Int(mode)]
-        var time = unzigzag(try readVarint(bytes, at: &offset))
-        var reader = BitReader(bytes: bytes, bitOffset: offset * 8)
+        var time = unzigzag(try readVarint(bytes, at: &offset, limit: byteCount))
+        var reader = BitReader(padded: bytes, bitOffset: offset * 8)
         var value = try reader.read(64)
         var scaled = Int64(bitPattern: value)
-        var points: [(timestampMs: Int64, value: Double)] = [(time, scale.map { Double(scaled) / $0 } ?? Double(bitPattern: value))]
-        points.reserveCapacity(Int(count))
+        var timestamps = [time]
+        var values = [scale.map { Double(scaled) / $0 } ?? Double(bitPattern: value)]
+        timestamps.reserveCapacity(Int(count))
+        values.reserveCapacity(Int(count))
 
         var delta: Int64 = 0
         var window: (leading: Int, trailing: Int)? = nil
         for _ in 1..<count {
             delta = delta &+ (try readBucketed(&reader))
             time = time &+ delta
+            timestamps.append(time)
             if let scale {
                 scaled = scaled &+ (try readBucketed(&reader))
-                points.append((time, Double(scaled) / scale))
+                values.append(Double(scaled) / scale)
                 continue
             }
-            if try reader.read(1) == 1 {
-                if try reader.read(1) == 1 {
+            let control = try reader.readOnes(upTo: 2)
+            if control > 0 {
+                if control == 2 {
                     let leading = Int(try reader.read(5))
                     var meaningful = Int(try reader.read(6))
                     if meaningful == 0 { meaningful = 64 }
@@ -117,9 +129,9 @@ package enum ChunkCodec {
                 guard let window else { throw Unreadable(reason: "a value reuses a bit window before one was set") }
                 value ^= try reader.read(64 - window.leading - window.trailing) << window.trailing
             }
-            points.append((time, Double(bitPattern: value)))
+            values.append(Double(bitPattern: value))
         }
-        return points
+        return (timestamps, values)
     }
 
     /// The fewest decimal places (0...6) that give back every value exactly, bit for bit, as
@@ -160,9 +172,8 @@ package enum ChunkCodec {
         bits.write(UInt64(bitPattern: dod), count: 64)
     }
 
-    private static func readBucketed(_ reader: inout BitReader) throws(Unreadable) -> Int64 {
-        var ones = 0
-        while ones < 5, try reader.read(1) == 1 { ones += 1 }
+    @inline(__always) private static func readBucketed(_ reader: inout BitReader) throws(Unreadable) -> Int64 {
+        let ones = try reader.readOnes(upTo: 5)
         if ones == 0 { return 0 }
         if ones == 5 { return Int64(bitPattern: try reader.read(64)) }
         let valueBits = buckets[ones - 1].valueBits
@@ -184,10 +195,10 @@ package enum ChunkCodec {
         bytes.append(UInt8(rest))
     }
 
-    static func readVarint(_ bytes: [UInt8], at offset: inout Int) throws(Unreadable) -> UInt64 {
+    static func readVarint(_ bytes: [UInt8], at offset: inout Int, limit: Int? = nil) throws(Unreadable) -> UInt64 {
         var value: UInt64 = 0
         for shift in stride(from: 0, to: 64, by: 7) {
-            guard offset < bytes.count else { throw Unreadable(reason: "cut short in the header") }
+            guard offset < (limit ?? bytes.count) else { throw Unreadable(reason: "cut short in the header") }
             let byte = bytes[offset]
             offset += 1
             value |= UInt64(byte & 0x7F) << shift
@@ -197,55 +208,88 @@ package enum ChunkCodec {
     }
 }
 
-/// Bits appended most significant first.
+/// Bits appended most significant first, gathered 64 at a time.
 struct BitWriter {
-    private(set) var bytes: [UInt8]
-    /// Bits still free in the last byte (8 when a new byte is needed).
-    private var free = 8
+    private var full: [UInt8]
+    /// Bits not yet in `full`, from the most significant end of `pending`.
+    private var pending: UInt64 = 0
+    private var pendingCount = 0
 
     init(bytes: [UInt8] = []) {
-        self.bytes = bytes
+        full = bytes
+    }
+
+    /// What was written, the last byte padded with zeros.
+    var bytes: [UInt8] {
+        full + (0..<(pendingCount + 7) / 8).map { UInt8(truncatingIfNeeded: pending >> (56 - 8 * $0)) }
     }
 
     /// Appends the low `count` bits of `value` (0...64).
     mutating func write(_ value: UInt64, count: Int) {
-        var remaining = count
-        while remaining > 0 {
-            if free == 8 { bytes.append(0) }
-            let take = min(free, remaining)
-            let chunk = UInt8(truncatingIfNeeded: (value >> (remaining - take)) & ((1 << take) - 1))
-            bytes[bytes.count - 1] |= chunk << (free - take)
-            free -= take
-            remaining -= take
-            if free == 0 { free = 8 }
+        guard count > 0 else { return }
+        let bits = count == 64 ? value : value & (1 << count &- 1)
+        let room = 64 - pendingCount
+        if count < room {
+            pending |= bits << (room - count)
+            pendingCount += count
+            return
         }
+        // Fill `pending`, move it to `full`, and keep what did not fit.
+        let rest = count - room
+        pending |= bits >> rest
+        withUnsafeBytes(of: pending.bigEndian) { full.append(contentsOf: $0) }
+        pending = rest == 0 ? 0 : bits << (64 - rest)
+        pendingCount = rest
     }
 }
 
-/// Reads what `BitWriter` wrote.
+/// Reads what `BitWriter` wrote, 64 bits at a time from a copy of the bytes with `padding` zero
+/// bytes after them, so that a read near the end needs no bounds check of its own.
 struct BitReader {
-    let bytes: [UInt8]
+    static let padding = 9
+    private let padded: [UInt8]
+    private let bitCount: Int
     private var position: Int
 
-    init(bytes: [UInt8], bitOffset: Int) {
-        self.bytes = bytes
+    /// The bytes with the padding the reader needs.
+    static func padded(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        var padded: [UInt8] = []
+        padded.reserveCapacity(bytes.count + padding)
+        padded.append(contentsOf: bytes)
+        padded.append(contentsOf: repeatElement(0, count: padding))
+        return padded
+    }
+
+    init(padded: [UInt8], bitOffset: Int) {
+        self.padded = padded
+        bitCount = (padded.count - Self.padding) * 8
         position = bitOffset
     }
 
+    /// The 64 bits from the current position, most significant first (zeros past the end).
+    @inline(__always) private func peek() -> UInt64 {
+        let byte = position >> 3
+        let word = padded.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: byte, as: UInt64.self)) }
+        let shift = position & 7
+        return shift == 0 ? word : word << shift | UInt64(padded[byte + 8]) >> (8 - shift)
+    }
+
     /// The next `count` bits (0...64) as the low bits of the answer.
-    mutating func read(_ count: Int) throws(ChunkCodec.Unreadable) -> UInt64 {
-        guard position + count <= bytes.count * 8 else { throw ChunkCodec.Unreadable(reason: "cut short in the points") }
-        var value: UInt64 = 0
-        var remaining = count
-        while remaining > 0 {
-            let byte = bytes[position >> 3]
-            let used = position & 7
-            let take = min(8 - used, remaining)
-            let bits = (UInt64(byte) >> (8 - used - take)) & ((1 << take) - 1)
-            value = value << take | bits
-            position += take
-            remaining -= take
-        }
+    @inline(__always) mutating func read(_ count: Int) throws(ChunkCodec.Unreadable) -> UInt64 {
+        guard position + count <= bitCount else { throw ChunkCodec.Unreadable(reason: "cut short in the points") }
+        guard count > 0 else { return 0 }
+        let value = peek() >> (64 - count)
+        position += count
         return value
+    }
+
+    /// How many 1 bits come next, up to `limit` (< 64), and the 0 that ends them when there are
+    /// fewer: consumed.
+    @inline(__always) mutating func readOnes(upTo limit: Int) throws(ChunkCodec.Unreadable) -> Int {
+        let ones = min((~peek()).leadingZeroBitCount, limit)
+        let used = ones < limit ? ones + 1 : ones
+        guard position + used <= bitCount else { throw ChunkCodec.Unreadable(reason: "cut short in the points") }
+        position += used
+        return ones
     }
 }

@@ -44,7 +44,7 @@ package struct Chunk: Sendable {
 
     /// The points of these chunks, in no particular order.
     static func points(of chunks: some Collection<StoredChunk>) throws -> [Point] {
-        try chunks.flatMap { try ChunkCodec.decode([UInt8]($0.data)) }
+        try chunks.flatMap { try ChunkCodec.decode($0.data) }
     }
 
     static func placeholders(_ count: Int) -> String { Array(repeating: "?", count: count).joined(separator: ", ") }

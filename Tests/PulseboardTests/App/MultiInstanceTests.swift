@@ -206,11 +206,15 @@ struct OutageTests {
                     try await client.ws("/ws", configuration: bigFrames) { teacherInbound, teacherOutbound, _ in
                         var teacher = LiveReader(teacherInbound)
                         _ = try await teacher.authenticate(instructor, on: teacherOutbound)
+                        Checkpoints.reached("stopping PostgreSQL (first)")
                         try await postgres.stop()
+                        Checkpoints.reached("a subscription while PostgreSQL is down")
                         // The database did not answer: not "forbidden" but "try again".
                         let unchecked = try await teacher.subscribe("class:\(course.id)", on: teacherOutbound)
                         #expect(unchecked.type == "error" && unchecked.code == "unavailable", "\(unchecked.fields)")
+                        Checkpoints.reached("starting PostgreSQL (first)")
                         try await postgres.start()
+                        Checkpoints.reached("subscribing again")
                         var answer = try await teacher.subscribe("class:\(course.id)", on: teacherOutbound)
                         let deadline = ContinuousClock.now + .seconds(30)
                         while answer.type != "subscribed", ContinuousClock.now < deadline {
@@ -219,9 +223,12 @@ struct OutageTests {
                         }
                         #expect(answer.type == "subscribed", "\(answer.fields)")
                         try await teacherOutbound.close(.normalClosure, reason: nil)
+                        Checkpoints.reached("closing the instructor's socket")
                     }
 
+                    Checkpoints.reached("stopping PostgreSQL (second)")
                     try await postgres.stop()
+                    Checkpoints.reached("requests while PostgreSQL is down")
                     let clock = ContinuousClock()
                     let start = clock.now
                     let refused = try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage")
@@ -240,11 +247,15 @@ struct OutageTests {
                     try await outbound.send(#"{"op":"ping"}"#)
                     #expect(try await reader.next().type == "pong")
 
+                    Checkpoints.reached("starting PostgreSQL (second)")
                     try await postgres.start()
+                    Checkpoints.reached("ingesting after the outage")
                     try await waitUntil {
                         try await client.ingest(#"[{"name":"outage","value":1}]"#, token: token, idempotencyKey: "during-outage").status == .ok
                     }
+                    Checkpoints.reached("reading the point live")
                     #expect(try await reader.next().values == [1])
+                    Checkpoints.reached("health and metrics after the outage")
                     #expect(try await client.request(.get, "/health").status == .ok)
                     try await waitUntil { try await client.request(.get, "/health").text.contains(#""listen":"connected""#) }
                     let metrics = try await client.request(.get, "/metrics").text

@@ -11,10 +11,10 @@ struct MemorySeriesStore: SeriesStore {
         matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, _ body: (StoredSeries) throws -> Void
     ) async throws {
         for series in all where matchers.allSatisfy({ $0.matches(series.labels) }) {
-            let kept = request.needed(series.timestamps)
-            guard kept.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
-            if !kept.isEmpty {
-                try body(StoredSeries(labels: series.labels, timestamps: kept.map { series.timestamps[$0] }, values: kept.map { series.values[$0] }))
+            let kept = request.kept(timestamps: series.timestamps, values: series.values)
+            guard kept.timestamps.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+            if !kept.timestamps.isEmpty {
+                try body(StoredSeries(labels: series.labels, timestamps: kept.timestamps, values: kept.values))
             }
         }
     }

@@ -50,17 +50,23 @@ enum TestApp {
         logger: Logger = TestApp.logger,
         _ test: @Sendable (any TestClientProtocol, Parts) async throws -> Void
     ) async throws {
-        var config = config(configure)
-        if engine == .postgres && config.databaseURL == nil {
-            config.databaseURL = try await TestPostgres.shared.newDatabase()
-        }
-        defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
-        let pulseboard = try await Pulseboard.build(config, logger: logger)
-        let parts = Parts(
-            store: pulseboard.store, metrics: pulseboard.metrics, hub: pulseboard.hub, telemetry: pulseboard.telemetry,
-            operationsLog: pulseboard.operationsLog, config: config)
-        try await pulseboard.application.test(framework) { client in
-            try await test(client, parts)
+        try await Checkpoints.track("making a database") {
+            var config = config(configure)
+            if engine == .postgres && config.databaseURL == nil {
+                config.databaseURL = try await TestPostgres.shared.newDatabase()
+            }
+            defer { try? FileManager.default.removeItem(atPath: config.dataDirectory) }
+            Checkpoints.reached("building the app")
+            let pulseboard = try await Pulseboard.build(config, logger: logger)
+            let parts = Parts(
+                store: pulseboard.store, metrics: pulseboard.metrics, hub: pulseboard.hub, telemetry: pulseboard.telemetry,
+                operationsLog: pulseboard.operationsLog, config: config)
+            Checkpoints.reached("starting the app")
+            try await pulseboard.application.test(framework) { client in
+                Checkpoints.reached("the test's body")
+                try await test(client, parts)
+                Checkpoints.reached("stopping the app")
+            }
         }
     }
 
