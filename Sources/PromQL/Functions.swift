@@ -131,7 +131,9 @@ enum RangeFunction {
         guard window.count >= 2 else { return nil }
         let (first, last) = (window.lowerBound, window.upperBound - 1)
         var result = values[last] - values[first]
-        if isCounter {
+        // Resets are rare: a search for one (comparisons only) spares most windows the
+        // additions, which wait for one another.
+        if isCounter, zip(values[first..<last], values[(first + 1)...last]).contains(where: { $1 < $0 }) {
             var previous = values[first]
             for value in values[(first + 1)...last] {
                 if value < previous { result += previous }
@@ -173,8 +175,20 @@ enum RangeFunction {
         return covariance / variance
     }
 
-    /// The mean, as an incremental Kahan sum, as Prometheus's avg_over_time computes it.
+    /// The mean. Prometheus's avg_over_time takes it as an incremental Kahan sum
+    /// (`incrementalMean`), two divisions a sample, each waiting for the last; a Kahan sum
+    /// divided once by the count is several times faster and agrees with it to far better than
+    /// the 1e-9 the differential test allows (both are compensated). When that sum is not
+    /// finite (an infinity or NaN among the values, or an overflow that the incremental mean
+    /// avoids), the incremental mean is the answer, for Prometheus's rules on infinities.
     static func average(_ values: ArraySlice<Double>) -> Double {
+        var sum = Kahan()
+        for value in values { sum.add(value) }
+        return sum.sum.isFinite ? sum.total / Double(values.count) : incrementalMean(values)
+    }
+
+    /// The mean as Prometheus 2.42's avg_over_time computes it.
+    static func incrementalMean(_ values: ArraySlice<Double>) -> Double {
         var mean = Kahan()
         var count = 0.0
         for value in values {

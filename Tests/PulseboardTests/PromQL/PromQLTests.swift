@@ -144,6 +144,27 @@ struct MemorySeriesStore: SeriesStore {
         try await Self.expect("quantile(0.5, requests_total)", at: 30, ["{}": 12])
     }
 
+    /// avg_over_time divides a Kahan sum once; Prometheus takes an incremental mean. They agree
+    /// to 1e-12 on values of mixed magnitudes and signs, and infinities follow Prometheus's rules.
+    @Test func averageAgreesWithPrometheusIncrementalMean() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let scale = pow(10, Double.random(in: -6...12, using: &generator))
+            let values = (0..<Int.random(in: 1...700, using: &generator)).map { _ in
+                Double.random(in: -0.2...1, using: &generator) * scale
+            }
+            let fast = RangeFunction.average(values[...])
+            let incremental = RangeFunction.incrementalMean(values[...])
+            #expect(abs(fast - incremental) <= 1e-12 * max(abs(fast), abs(incremental)), "\(values)")
+        }
+        for values: [Double] in [[1, .infinity, 2], [.infinity, -.infinity], [1, .nan], [.greatestFiniteMagnitude, .greatestFiniteMagnitude]] {
+            let fast = RangeFunction.average(values[...])
+            let incremental = RangeFunction.incrementalMean(values[...])
+            #expect(fast == incremental || (fast.isNaN && incremental.isNaN), "\(values)")
+        }
+        #expect(RangeFunction.average([Double.greatestFiniteMagnitude, .greatestFiniteMagnitude][...]) == .greatestFiniteMagnitude)
+    }
+
     @Test func vectorMatchingPairsSeriesAndRefusesAmbiguity() async throws {
         #expect(
             try await Self.vector("requests_total / on(instance) requests_total", at: 30) == ["{instance=\"a\"}": 1, "{instance=\"b\"}": 1])

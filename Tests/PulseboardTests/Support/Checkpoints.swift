@@ -30,8 +30,9 @@ enum Checkpoints {
     /// Records that the current tracked test reached `checkpoint`.
     static func reached(_ checkpoint: String) {
         guard let id = current else { return }
-        entries.withLock {
-            $0[id]?.checkpoint = checkpoint; $0[id]?.since = .now
+        entries.withLock { entries in
+            entries[id]?.checkpoint = checkpoint
+            entries[id]?.since = .now
         }
     }
 
