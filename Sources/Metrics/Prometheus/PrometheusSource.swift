@@ -31,10 +31,17 @@ package final class StoredMetricsSource: PrometheusSource {
     package func forEachSeries(
         matching matchers: [LabelMatcher], request: SampleRequest, sampleLimit: Int, caller: UserClaims, _ body: (StoredSeries) throws -> Void
     ) async throws {
-        for (id, labels) in try await matchingSeries(matchers, caller: caller) {
-            let (timestamps, values) = try await store.samples(seriesID: id, request: request)
-            guard timestamps.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
-            if !timestamps.isEmpty { try body(StoredSeries(labels: labels, timestamps: timestamps, values: values)) }
+        let matching = try await matchingSeries(matchers, caller: caller)
+        let span = request.span
+        // The chunks of a few series a statement: a statement per series costs a thread hop
+        // each, one for all would hold a week of every series' bytes at once.
+        for group in stride(from: 0, to: matching.count, by: 16).map({ matching[$0..<min($0 + 16, matching.count)] }) {
+            let chunks = try await store.chunks(seriesIDs: group.map(\.id), fromMs: span.lowerBound, toMs: span.upperBound)
+            for (id, labels) in group {
+                let (timestamps, values) = try Self.samples(of: chunks[id] ?? [], request: request)
+                guard timestamps.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+                if !timestamps.isEmpty { try body(StoredSeries(labels: labels, timestamps: timestamps, values: values)) }
+            }
         }
     }
 
@@ -81,18 +88,17 @@ struct CallerSeriesStore: SeriesStore {
     }
 }
 
-extension MetricsStore {
+extension StoredMetricsSource {
     /// The samples of a series that a query needs, one per timestamp (of several points of one
-    /// timestamp the greatest value, the last in `Chunk.inOrder`, stands). Of each chunk over
-    /// the request's span only the points the request needs are kept. Chunks that follow one
+    /// timestamp the greatest value, the last in `Chunk.inOrder`, stands), from its chunks over
+    /// the request's span. Of each chunk only the points the request needs are kept. Chunks that follow one
     /// another in time, each in order (what compaction leaves), are simply joined; others
     /// (overlapping, or with late points) are merged by sorting.
-    func samples(seriesID: Int64, request: SampleRequest) async throws -> (timestamps: [Int64], values: [Double]) {
-        let span = request.span
+    static func samples(of chunks: [StoredChunk], request: SampleRequest) throws -> (timestamps: [Int64], values: [Double]) {
         var timestamps: [Int64] = []
         var values: [Double] = []
         var joined = true
-        for chunk in try await chunks(seriesID: seriesID, fromMs: span.lowerBound, toMs: span.upperBound) {
+        for chunk in chunks {
             let points = try ChunkCodec.decodeColumns(chunk.data)
             let inOrder = zip(points.timestamps, points.timestamps.dropFirst()).allSatisfy { $0 < $1 }
             // Out of order, a chunk's needed points cannot be told apart yet: all are kept until sorted.

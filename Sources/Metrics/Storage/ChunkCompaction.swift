@@ -28,7 +28,7 @@ extension MetricsStore {
             guard let seriesID = window.first?.int, let start = window.last?.int else { throw UnexpectedRow(table: "chunk windows", row: window) }
             let chunks = try await database.select(
                 SQLStatement(
-                    "SELECT id, start_ts, end_ts, count, data FROM chunks WHERE series_id = ? AND start_ts >= ? AND start_ts < ? AND count < ? AND end_ts < ?",
+                    "SELECT series_id, id, start_ts, end_ts, count, data FROM chunks WHERE series_id = ? AND start_ts >= ? AND start_ts < ? AND count < ? AND end_ts < ?",
                     .integer(seriesID), .integer(start), .integer(start + Chunk.windowMs), .integer(small), .integer(closed)),
                 as: StoredChunk.self)
             guard chunks.count > 1 else { continue }

@@ -66,6 +66,7 @@ package struct Chunk: Sendable {
 /// a compaction may replace chunks between two statements, and bytes fetched by id afterwards
 /// would then be missing (a history answer without those points).
 struct StoredChunk: Decodable {
+    var seriesId: Int64
     var id: Int64
     var startTs: Int64
     var endTs: Int64

@@ -126,11 +126,20 @@ extension MetricsStore {
 
     /// The chunks of a series that overlap [from, to], by first timestamp, with their bytes.
     func chunks(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> [StoredChunk] {
-        try await database.select(
+        try await chunks(seriesIDs: [seriesID], fromMs: fromMs, toMs: toMs)[seriesID] ?? []
+    }
+
+    /// The chunks of several series that overlap [from, to], by series, each by first timestamp:
+    /// one statement for them all.
+    func chunks(seriesIDs: [Int64], fromMs: Int64, toMs: Int64) async throws -> [Int64: [StoredChunk]] {
+        let found = try await database.select(
             SQLStatement(
-                "SELECT id, start_ts, end_ts, count, data FROM chunks WHERE series_id = ? AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts, id",
-                .integer(seriesID), .integer(fromMs), .integer(toMs)),
+                """
+                SELECT series_id, id, start_ts, end_ts, count, data FROM chunks
+                WHERE series_id IN (\(Chunk.placeholders(seriesIDs.count))) AND end_ts >= ? AND start_ts <= ? ORDER BY series_id, start_ts, id
+                """, arguments: seriesIDs.map { .integer($0) } + [.integer(fromMs), .integer(toMs)]),
             as: StoredChunk.self)
+        return Dictionary(grouping: found, by: \.seriesId)
     }
 
     /// Retention: chunks whose last point is before `pointsBefore` (so a chunk that straddles
