@@ -33,21 +33,19 @@ public struct SampleRequest: Hashable, Sendable {
     /// not the samples.
     public func needed(_ timestamps: [Int64]) -> [Range<Int>] {
         var runs: [Range<Int>] = []
-        func keep(_ run: Range<Int>) {
-            guard !run.isEmpty else { return }
-            if let last = runs.last, last.upperBound >= run.lowerBound {
-                runs[runs.count - 1] = last.lowerBound..<max(last.upperBound, run.upperBound)
-            } else {
-                runs.append(run)
-            }
-        }
         var searched = 0  // windows ascend, and so does where each one ends
         for window in windows {
             let after = Self.firstIndex(in: timestamps, from: searched) { $0 > window.upperBound }
-            if lastOnly {
-                if after > 0, timestamps[after - 1] >= window.lowerBound { keep((after - 1)..<after) }
-            } else {
-                keep(Self.firstIndex(in: timestamps, from: searched) { $0 >= window.lowerBound }..<after)
+            let first =
+                lastOnly
+                ? (after > 0 && timestamps[after - 1] >= window.lowerBound ? after - 1 : after)
+                : Self.firstIndex(in: timestamps, from: searched) { $0 >= window.lowerBound }
+            if first < after {
+                if let last = runs.last, last.upperBound >= first {
+                    runs[runs.count - 1] = last.lowerBound..<Swift.max(last.upperBound, after)
+                } else {
+                    runs.append(first..<after)
+                }
             }
             searched = after
         }
@@ -55,9 +53,16 @@ public struct SampleRequest: Hashable, Sendable {
     }
 
     /// The first index from `start` whose timestamp satisfies `isPast` (false, then true, along
-    /// the sorted timestamps), or the count.
+    /// the sorted timestamps), or the count. The answer is mostly a few samples on (the next
+    /// step's), so the search gallops from `start` before it halves.
     private static func firstIndex(in timestamps: [Int64], from start: Int, where isPast: (Int64) -> Bool) -> Int {
-        var (low, high) = (start, timestamps.count)
+        var low = start  // no index before it is past
+        var bound = 1
+        while low + bound - 1 < timestamps.count, !isPast(timestamps[low + bound - 1]) {
+            low += bound
+            bound *= 2
+        }
+        var high = Swift.min(low + bound - 1, timestamps.count)  // past, or the count
         while low < high {
             let middle = (low + high) / 2
             if isPast(timestamps[middle]) { high = middle } else { low = middle + 1 }

@@ -70,7 +70,7 @@ public enum ResponseJSON {
         out.append(UInt8(ascii: "["))
         appendTimestamp(timestampMs, to: &out)
         out += ",\"".utf8
-        out += format(value).utf8
+        appendValue(value, to: &out)
         out += "\"]".utf8
     }
 
@@ -78,7 +78,14 @@ public enum ResponseJSON {
     static func appendTimestamp(_ milliseconds: Int64, to out: inout [UInt8]) {
         if milliseconds < 0 { out.append(UInt8(ascii: "-")) }
         let magnitude = milliseconds.magnitude
-        out.append(contentsOf: String(magnitude / 1000).utf8)
+        // The seconds' digits, last first, then turned around.
+        let start = out.count
+        var seconds = magnitude / 1000
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(seconds % 10))
+            seconds /= 10
+        } while seconds > 0
+        out[start...].reverse()
         let fraction = magnitude % 1000
         guard fraction != 0 else { return }
         out.append(UInt8(ascii: "."))
@@ -95,17 +102,36 @@ public enum ResponseJSON {
 
     /// Go's `strconv.FormatFloat(v, 'f' or 'e', -1, 64)` as Prometheus chooses between them.
     public static func format(_ value: Double) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
-        if value == 0 { return value.sign == .minus ? "-0" : "0" }
-        let magnitude = Swift.abs(value)
+        var out: [UInt8] = []
+        appendValue(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `format(value)` written into `out`.
+    static func appendValue(_ value: Double, to out: inout [UInt8]) {
         // Swift's description has the shortest digits that read back exactly, as Go's -1
         // precision, and is already Go's 'f' form unless it has an exponent (below 1e-4 or from
         // 2^53) or ends in ".0".
-        let text = value.description
-        if magnitude >= 1e-6 && magnitude < 1e21 && !text.utf8.contains(UInt8(ascii: "e")) {
-            return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+        let magnitude = Swift.abs(value)
+        if magnitude >= 1e-6 && magnitude < 1e21 {
+            var text = value.description
+            let written = text.withUTF8 { bytes in
+                guard !bytes.contains(UInt8(ascii: "e")) else { return false }
+                let count = bytes.count
+                let wholeNumber = count >= 2 && bytes[count - 2] == UInt8(ascii: ".") && bytes[count - 1] == UInt8(ascii: "0")
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[..<(wholeNumber ? count - 2 : count)]))
+                return true
+            }
+            if written { return }
         }
+        out += spelledOut(value).utf8
+    }
+
+    /// What `appendValue` does not take from Swift's description as it is.
+    private static func spelledOut(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == 0 { return value.sign == .minus ? "-0" : "0" }
         var (digits, exponent) = decimalDigits(Swift.abs(value))
         let sign = value < 0 ? "-" : ""
         if Swift.abs(value) < 1e-6 || Swift.abs(value) >= 1e21 {

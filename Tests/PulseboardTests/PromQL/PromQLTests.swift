@@ -144,6 +144,40 @@ struct MemorySeriesStore: SeriesStore {
         try await Self.expect("quantile(0.5, requests_total)", at: 30, ["{}": 12])
     }
 
+    /// What a store keeps of a series, against the definition: every sample in a window (range
+    /// selectors, whose overlapping windows the engine merges), or the latest of each window
+    /// (instant selectors), on random series and steps.
+    @Test func sampleRequestsKeepWhatTheStepsNeed() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var time = Int64.random(in: 0...100, using: &generator)
+            let timestamps = (0..<Int.random(in: 0...300, using: &generator)).map { _ in
+                time += Int64.random(in: 1...(Bool.random(using: &generator) ? 3 : 200), using: &generator)
+                return time
+            }
+            let step = Int64.random(in: 1...120, using: &generator)
+            let width = Int64.random(in: 0...300, using: &generator)
+            let first = Int64.random(in: 0...50, using: &generator)
+            let ends = (0..<Int64.random(in: 1...40, using: &generator)).map { first + $0 * step }
+            let windows = ends.map { ($0 - width)...$0 }
+            let lastOnly = Bool.random(using: &generator)
+            var merged: [ClosedRange<Int64>] = []
+            for window in windows {
+                if let last = merged.last, window.lowerBound <= last.upperBound + 1 {
+                    merged[merged.count - 1] = last.lowerBound...max(last.upperBound, window.upperBound)
+                } else {
+                    merged.append(window)
+                }
+            }
+            let request = SampleRequest(windows: lastOnly ? windows : merged, lastOnly: lastOnly)
+            let expected =
+                lastOnly
+                ? Set(windows.compactMap { window in timestamps.lastIndex { window.contains($0) } }).sorted()
+                : timestamps.indices.filter { index in windows.contains { $0.contains(timestamps[index]) } }
+            #expect(request.needed(timestamps).flatMap { Array($0) } == expected, "\(timestamps) \(windows) \(lastOnly)")
+        }
+    }
+
     /// avg_over_time divides a Kahan sum once; Prometheus takes an incremental mean. They agree
     /// to 1e-12 on values of mixed magnitudes and signs, and infinities follow Prometheus's rules.
     @Test func averageAgreesWithPrometheusIncrementalMean() {
