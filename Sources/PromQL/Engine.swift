@@ -74,7 +74,18 @@ public struct SampleRequest: Hashable, Sendable {
     public func kept(timestamps: [Int64], values: [Double]) -> (timestamps: [Int64], values: [Double]) {
         let runs = needed(timestamps)
         if runs == [0..<timestamps.count] { return (timestamps, values) }
-        return (runs.flatMap { timestamps[$0] }, runs.flatMap { values[$0] })
+        return (Self.gather(runs, of: timestamps), Self.gather(runs, of: values))
+    }
+
+    /// The elements of `runs`, through one buffer pointer (a slice per run would retain the
+    /// array each time, and an instant selector's runs are one sample each).
+    private static func gather<Element>(_ runs: [Range<Int>], of elements: [Element]) -> [Element] {
+        var gathered: [Element] = []
+        gathered.reserveCapacity(runs.reduce(0) { $0 + $1.count })
+        elements.withUnsafeBufferPointer { source in
+            for run in runs { gathered.append(contentsOf: UnsafeBufferPointer(rebasing: source[run])) }
+        }
+        return gathered
     }
 }
 

@@ -78,14 +78,17 @@ public enum ResponseJSON {
     static func appendTimestamp(_ milliseconds: Int64, to out: inout [UInt8]) {
         if milliseconds < 0 { out.append(UInt8(ascii: "-")) }
         let magnitude = milliseconds.magnitude
-        // The seconds' digits, last first, then turned around.
-        let start = out.count
-        var seconds = magnitude / 1000
-        repeat {
-            out.append(UInt8(ascii: "0") + UInt8(seconds % 10))
-            seconds /= 10
-        } while seconds > 0
-        out[start...].reverse()
+        // The seconds' digits, written from the last one back into a buffer on the stack.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var first = digits.count
+            var seconds = magnitude / 1000
+            repeat {
+                first -= 1
+                digits[first] = UInt8(ascii: "0") + UInt8(seconds % 10)
+                seconds /= 10
+            } while seconds > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[first...]))
+        }
         let fraction = magnitude % 1000
         guard fraction != 0 else { return }
         out.append(UInt8(ascii: "."))

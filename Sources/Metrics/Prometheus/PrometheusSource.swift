@@ -102,13 +102,11 @@ extension StoredMetricsSource {
             let points = try ChunkCodec.decodeColumns(chunk.data)
             let inOrder = zip(points.timestamps, points.timestamps.dropFirst()).allSatisfy { $0 < $1 }
             // Out of order, a chunk's needed points cannot be told apart yet: all are kept until sorted.
-            let runs = inOrder ? request.needed(points.timestamps) : [points.timestamps.indices]
-            if let first = runs.first, let last = timestamps.last, points.timestamps[first.lowerBound] <= last { joined = false }
+            let kept = inOrder ? request.kept(timestamps: points.timestamps, values: points.values) : points
+            if let first = kept.timestamps.first, let last = timestamps.last, first <= last { joined = false }
             joined = joined && inOrder
-            for run in runs {
-                timestamps += points.timestamps[run]
-                values += points.values[run]
-            }
+            timestamps += kept.timestamps
+            values += kept.values
         }
         if !joined {
             (timestamps, values) = Self.merged(timestamps, values)
