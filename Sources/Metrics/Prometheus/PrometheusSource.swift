@@ -34,15 +34,35 @@ package final class StoredMetricsSource: PrometheusSource {
         let matching = try await matchingSeries(matchers, caller: caller)
         let span = request.span
         // The chunks of a few series a statement: a statement per series costs a thread hop
-        // each, one for all would hold a week of every series' bytes at once.
-        for group in stride(from: 0, to: matching.count, by: 16).map({ matching[$0..<min($0 + 16, matching.count)] }) {
+        // each, one for all would hold a week of every series' bytes at once. They are decoded
+        // a series per core at a time, and handed on in order.
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        for group in Self.slices(of: matching, size: 16) {
             let chunks = try await store.chunks(seriesIDs: group.map(\.id), fromMs: span.lowerBound, toMs: span.upperBound)
-            for (id, labels) in group {
-                let (timestamps, values) = try Self.samples(of: chunks[id] ?? [], request: request)
-                guard timestamps.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
-                if !timestamps.isEmpty { try body(StoredSeries(labels: labels, timestamps: timestamps, values: values)) }
+            for part in Self.slices(of: group, size: cores) {
+                let decoded = try await withThrowingTaskGroup(of: (Int, StoredSeries).self) { tasks in
+                    for (offset, series) in part.enumerated() {
+                        let own = chunks[series.id] ?? []
+                        tasks.addTask {
+                            let (timestamps, values) = try Self.samples(of: own, request: request)
+                            return (offset, StoredSeries(labels: series.labels, timestamps: timestamps, values: values))
+                        }
+                    }
+                    var decoded: [StoredSeries?] = Array(repeating: nil, count: part.count)
+                    for try await (offset, series) in tasks { decoded[offset] = series }
+                    return decoded.compactMap { $0 }
+                }
+                for series in decoded where !series.timestamps.isEmpty {
+                    guard series.timestamps.count <= sampleLimit else { throw PromQLError.execution(QueryEngine.tooManySamples) }
+                    try body(series)
+                }
             }
         }
+    }
+
+    private static func slices<Element>(of elements: some RandomAccessCollection<Element>, size: Int) -> [ArraySlice<Element>] {
+        let all = Array(elements)
+        return stride(from: 0, to: all.count, by: size).map { all[$0..<min($0 + size, all.count)] }
     }
 
     package func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels] {

@@ -193,7 +193,9 @@ struct OutageTests {
                 configure: {
                     $0.databaseURL = url
                     $0.databaseWait = .seconds(2)
-                }
+                },
+                // Its stop after the outage is where a loaded run has hung: name the service.
+                logger: CheckpointLogHandler.logger
             ) { client, parts in
                 let token = try await client.login().accessToken
                 let instructor = try await client.tokenForNewUser(role: .instructor, adminToken: token)

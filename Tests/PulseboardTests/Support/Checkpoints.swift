@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import Testing
 
@@ -47,5 +48,34 @@ enum Checkpoints {
                 FileHandle.standardError.write(Data(text.utf8))
             }
         }
+    }
+}
+
+/// A logger that prints what `TestApp.logger` prints (warnings and worse) and turns the service
+/// group's steps of a graceful shutdown into checkpoints, so that a stop that never ends names
+/// the service it waits for.
+struct CheckpointLogHandler: LogHandler {
+    private var printed = StreamLogHandler.standardOutput(label: "pulseboard-test")
+    var logLevel: Logger.Level = .debug
+    var metadataProvider: Logger.MetadataProvider?
+
+    static var logger: Logger { Logger(label: "pulseboard-test") { _ in CheckpointLogHandler() } }
+
+    var metadata: Logger.Metadata {
+        get { printed.metadata }
+        set { printed.metadata = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { printed[metadataKey: key] }
+        set { printed[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let message = event.message.description
+        if ["Triggering graceful shutdown for service", "Service finished", "Caught cancellation."].contains(message) {
+            Checkpoints.reached("stopping the app: \(message) \(event.metadata?["sl-service"].map { "\($0)" } ?? "")")
+        }
+        if event.level >= .warning { printed.log(event: event) }
     }
 }
