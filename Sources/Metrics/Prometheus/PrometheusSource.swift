@@ -111,9 +111,9 @@ struct CallerSeriesStore: SeriesStore {
 extension StoredMetricsSource {
     /// The samples of a series that a query needs, one per timestamp (of several points of one
     /// timestamp the greatest value, the last in `Chunk.inOrder`, stands), from its chunks over
-    /// the request's span. Of each chunk only the points the request needs are kept. Chunks that follow one
-    /// another in time, each in order (what compaction leaves), are simply joined; others
-    /// (overlapping, or with late points) are merged by sorting.
+    /// the request's span. Of each chunk only the points the request needs are kept. Chunks that
+    /// follow one another in time, each in order (what compaction leaves), are simply joined;
+    /// others (overlapping, or with late points) are merged by sorting.
     static func samples(of chunks: [StoredChunk], request: SampleRequest) throws -> (timestamps: [Int64], values: [Double]) {
         var timestamps: [Int64] = []
         var values: [Double] = []

@@ -144,9 +144,9 @@ struct MemorySeriesStore: SeriesStore {
         try await Self.expect("quantile(0.5, requests_total)", at: 30, ["{}": 12])
     }
 
-    /// What a store keeps of a series, against the definition: every sample in a window (range
-    /// selectors, whose overlapping windows the engine merges), or the latest of each window
-    /// (instant selectors), on random series and steps.
+    /// What a store keeps of a series for the engine's requests, against the definition: every
+    /// sample in a step's window (range selectors), or the latest of each window (instant
+    /// selectors), on random series and steps.
     @Test func sampleRequestsKeepWhatTheStepsNeed() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {
@@ -157,19 +157,10 @@ struct MemorySeriesStore: SeriesStore {
             }
             let step = Int64.random(in: 1...120, using: &generator)
             let width = Int64.random(in: 0...300, using: &generator)
-            let first = Int64.random(in: 0...50, using: &generator)
-            let ends = (0..<Int64.random(in: 1...40, using: &generator)).map { first + $0 * step }
-            let windows = ends.map { ($0 - width)...$0 }
+            let steps = Steps(startMs: Int64.random(in: 0...50, using: &generator), stepMs: step, count: Int.random(in: 1...40, using: &generator))
+            let windows = (0..<steps.count).map { (steps.time($0) - width)...steps.time($0) }
             let lastOnly = Bool.random(using: &generator)
-            var merged: [ClosedRange<Int64>] = []
-            for window in windows {
-                if let last = merged.last, window.lowerBound <= last.upperBound + 1 {
-                    merged[merged.count - 1] = last.lowerBound...max(last.upperBound, window.upperBound)
-                } else {
-                    merged.append(window)
-                }
-            }
-            let request = SampleRequest(windows: lastOnly ? windows : merged, lastOnly: lastOnly)
+            let request = QueryEngine.request(VectorSelector(matchers: []), rangeMs: lastOnly ? nil : width, steps: steps, lookbackMs: width)
             let expected =
                 lastOnly
                 ? Set(windows.compactMap { window in timestamps.lastIndex { window.contains($0) } }).sorted()
