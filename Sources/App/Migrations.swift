@@ -542,5 +542,20 @@ package enum Migrations {
                 "ALTER TABLE events DROP COLUMN processed_at",
             ]
         ),
+        Migration(
+            version: 22,
+            name: "the point log: commits of the SQLite engine, folded into chunks, rollups and the series' last values every second",
+            statements: [
+                // Each row is one commit's points (`PointLog`); PostgreSQL writes its chunks at
+                // once and never uses the table.
+                """
+                CREATE TABLE point_log (
+                    id {{id}},
+                    count BIGINT NOT NULL,
+                    data {{blob}} NOT NULL
+                )
+                """
+            ]
+        ),
     ]
 }

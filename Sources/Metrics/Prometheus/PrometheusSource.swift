@@ -66,10 +66,7 @@ package final class StoredMetricsSource: PrometheusSource {
     }
 
     package func labelSets(matching matchers: [LabelMatcher], fromMs: Int64, toMs: Int64, caller: UserClaims) async throws -> [Labels] {
-        let withData = Set(
-            try await store.database.select(
-                SQLStatement("SELECT DISTINCT series_id FROM chunks WHERE end_ts >= ? AND start_ts <= ?", .integer(fromMs), .integer(toMs))
-            ).compactMap { $0.first?.int })
+        let withData = try await store.seriesWithPoints(fromMs: fromMs, toMs: toMs)
         return try await matchingSeries(matchers, caller: caller).filter { withData.contains($0.id) }.map(\.labels)
     }
 

@@ -14,6 +14,9 @@ package protocol MetricsStore: Sendable {
     /// The log of commits that other instances sharing the database read to publish them live;
     /// nil when no other instance can share it.
     var liveLog: (any LiveLog)? { get }
+    /// Makes every committed point readable in chunks, rollups and the series' last values; the
+    /// reads below call it first (SQLite folds its point log, PostgreSQL has nothing to do).
+    func settle() async throws
 }
 
 /// Commits in the order an instance made them, for the other instances (`PointRelay`).
@@ -43,6 +46,7 @@ extension MetricsStore {
     }
 
     func listSeries() async throws -> [SeriesSummary] {
+        try await settle()
         let stored = try await storedSizes()
         return try await database.select(SQLStatement("SELECT id, name, tags, last_ts, last_value FROM series ORDER BY name, tags"), as: SeriesRow.self).map {
             row in
@@ -54,6 +58,7 @@ extension MetricsStore {
 
     /// What the chunks of each series hold and take, by series id.
     package func storedSizes() async throws -> [Int64: StoredSize] {
+        try await settle()
         var sizes: [Int64: StoredSize] = [:]
         for row in try await database.select(
             SQLStatement("SELECT series_id, COUNT(*), CAST(SUM(count) AS BIGINT), CAST(SUM(LENGTH(data)) AS BIGINT) FROM chunks GROUP BY series_id"))
@@ -93,7 +98,8 @@ extension MetricsStore {
 
     /// Sum of the rollup counts of the buckets that start in [from, to).
     func countRollup(_ rollup: Rollup, seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> Int64 {
-        try await database.selectCount(
+        try await settle()
+        return try await database.selectCount(
             SQLStatement(
                 "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM \(rollup.table) WHERE series_id = ? AND bucket >= ? AND bucket < ?",
                 .integer(seriesID), .integer(fromMs), .integer(toMs)))
@@ -104,6 +110,7 @@ extension MetricsStore {
     /// negative, so integer division floors alike in both engines.
     func buckets(seriesID: Int64, fromMs: Int64, toMs: Int64, widthMs: Int64, source: Rollup?) async throws -> [Bucket] {
         guard let source else { return try await rawBuckets(seriesID: seriesID, fromMs: fromMs, toMs: toMs, widthMs: widthMs) }
+        try await settle()
         let width = SQLValue.integer(widthMs)
         return try await database.select(
             SQLStatement(
@@ -124,6 +131,14 @@ extension MetricsStore {
         return buckets.values.sorted { $0.startMs < $1.startMs }
     }
 
+    /// The ids of the series with chunks that overlap [from, to].
+    func seriesWithPoints(fromMs: Int64, toMs: Int64) async throws -> Set<Int64> {
+        try await settle()
+        return Set(
+            try await database.select(SQLStatement("SELECT DISTINCT series_id FROM chunks WHERE end_ts >= ? AND start_ts <= ?", .integer(fromMs), .integer(toMs)))
+                .compactMap { $0.first?.int })
+    }
+
     /// The chunks of a series that overlap [from, to], by first timestamp, with their bytes.
     func chunks(seriesID: Int64, fromMs: Int64, toMs: Int64) async throws -> [StoredChunk] {
         try await chunks(seriesIDs: [seriesID], fromMs: fromMs, toMs: toMs)[seriesID] ?? []
@@ -132,6 +147,7 @@ extension MetricsStore {
     /// The chunks of several series that overlap [from, to], by series, each by first timestamp:
     /// one statement for them all.
     func chunks(seriesIDs: [Int64], fromMs: Int64, toMs: Int64) async throws -> [Int64: [StoredChunk]] {
+        try await settle()
         let found = try await database.select(
             SQLStatement(
                 """

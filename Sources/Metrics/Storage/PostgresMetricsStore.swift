@@ -195,6 +195,9 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
     package func knownSeriesID(_ key: SeriesKey) -> Int64? {
         seriesIDs.withLock { $0[key] }
     }
+
+    /// Every commit stores its chunks, rollups and last values at once.
+    package func settle() async throws {}
 }
 
 /// A commit as the live log keeps it: per series its name, its canonical tags and the chunk the

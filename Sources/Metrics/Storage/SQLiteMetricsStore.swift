@@ -5,25 +5,98 @@ import PulseboardKernel
 import PulseboardSQLite
 import Synchronization
 
-/// Points, series and rollups in SQLite, written with GRDB's cached statements: the writer's
-/// group commit is one transaction that inserts a chunk per series and an upsert per rollup bucket.
+/// Points, series and rollups in SQLite, written with GRDB's cached statements. The writer's
+/// group commit appends one row to the point log (`PointLog`: per series the commit's points as
+/// a chunk); about once a second, or once the log holds `Fold.points`, a commit folds the whole
+/// log into chunks, rollups and the series' last values. A commit of a thousand series with a
+/// few samples each (Prometheus's remote write) then writes one row instead of four per series,
+/// and a fold writes each series' row once for many commits. Every read of chunks, rollups or
+/// last values folds first (`settle`), so a point is readable as soon as its commit returns.
 package final class SQLiteMetricsStore: MetricsStore {
     let engine: SQLiteEngine
     package var database: any PulseboardDatabase.Database { engine }
     /// Series ids by key. Filled only after a commit succeeds, so it never holds an id that a
     /// rolled-back transaction handed out.
     private let seriesIDs = Mutex<[SeriesKey: Int64]>([:])
+    /// What the point log holds. Changed only inside write transactions, which run one at a time.
+    private let unfolded = Mutex(Unfolded())
+    let fold: Fold
+
+    /// When a commit folds the log.
+    package struct Fold: Sendable {
+        /// Points in the log, counting the commit's own.
+        var points = 100_000
+        /// Time since the oldest row of the log was committed.
+        var age = Duration.seconds(1)
+    }
+
+    private struct Unfolded {
+        /// True at start (the log may hold rows of the last run) and after a failed transaction.
+        var unknown = true
+        var points = 0
+        var oldest: ContinuousClock.Instant?
+
+        var isEmpty: Bool { !unknown && points == 0 }
+
+        func mustFold(adding count: Int, _ fold: Fold) -> Bool {
+            unknown || points + count >= fold.points || oldest.map { $0.duration(to: .now) >= fold.age } ?? false
+        }
+    }
 
     /// One instance per database file: nobody reads a live log.
     package let liveLog: (any LiveLog)? = nil
 
-    package init(engine: SQLiteEngine) {
+    package init(engine: SQLiteEngine, fold: Fold = Fold()) {
         self.engine = engine
+        self.fold = fold
+    }
+
+    package func settle() async throws {
+        guard !unfolded.withLock({ $0.isEmpty }) else { return }
+        try await write { db in
+            if !self.unfolded.withLock({ $0.isEmpty }) { try self.foldLog(adding: [:], in: db) }
+        }
+    }
+
+    /// A write transaction; when it fails, what the log holds is no longer known.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (GRDB.Database) throws -> T) async throws -> T {
+        do {
+            return try await engine.pool.write(body)
+        } catch {
+            unfolded.withLock { $0.unknown = true }
+            throw error
+        }
+    }
+
+    /// Stores the log's points and `points` as chunks, rollups and last values, and empties the log.
+    private func foldLog(adding points: [Int64: [Chunk.Point]], in db: GRDB.Database) throws {
+        var points = points
+        let rows = try Data.fetchCursor(db, sql: "SELECT data FROM point_log")
+        while let data = try rows.next() {
+            for (id, logged) in try PointLog.decode(data) { points[id, default: []] += logged }
+        }
+        try db.execute(sql: "DELETE FROM point_log")
+        let sorted = Chunk.sorted(points)
+        try Self.executeInGroups(
+            Chunk.cut(sorted), in: db, statement: "INSERT INTO chunks (series_id, start_ts, end_ts, count, data) VALUES", row: "(?, ?, ?, ?, ?)"
+        ) { id, chunk in [id, chunk.startMs, chunk.endMs, chunk.count, Data(chunk.bytes)] }
+        try Self.apply(CommitAggregates(sorted), in: db)
+        unfolded.withLock { $0 = Unfolded(unknown: false) }
+    }
+
+    private func appendToLog(_ points: [Int64: [Chunk.Point]], count: Int, in db: GRDB.Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO point_log (count, data) VALUES (?, ?)").execute(arguments: [
+            count, Data(PointLog.encode(Chunk.sorted(points))),
+        ])
+        unfolded.withLock {
+            $0.points += count
+            if $0.oldest == nil { $0.oldest = .now }
+        }
     }
 
     package func commit(_ batches: [IngestBatch], now: Date) async throws -> [CommitOutcome] {
         let known = seriesIDs.withLock { $0 }
-        let (outcomes, created) = try await engine.pool.write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
+        let (outcomes, created) = try await write { db -> ([CommitOutcome], [SeriesKey: Int64]) in
             var created: [SeriesKey: Int64] = [:]
             var outcomes: [CommitOutcome] = []
             /// The batches' rows stored once, all in one go after the loop.
@@ -61,12 +134,12 @@ package final class SQLiteMetricsStore: MetricsStore {
                     outcomes[part.outcome] = .stored(points: part.points, newRows: new)
                 }
             }
-            let sorted = Chunk.sorted(points)
-            try Self.executeInGroups(
-                Chunk.cut(sorted), in: db, statement: "INSERT INTO chunks (series_id, start_ts, end_ts, count, data) VALUES",
-                row: "(?, ?, ?, ?, ?)"
-            ) { id, chunk in [id, chunk.startMs, chunk.endMs, chunk.count, Data(chunk.bytes)] }
-            try Self.apply(CommitAggregates(sorted), in: db)
+            let count = points.values.reduce(0) { $0 + $1.count }
+            if self.unfolded.withLock({ $0.mustFold(adding: count, self.fold) }) {
+                try self.foldLog(adding: points, in: db)
+            } else if count > 0 {
+                try self.appendToLog(points, count: count, in: db)
+            }
             return (outcomes, created)
         }
         if !created.isEmpty {

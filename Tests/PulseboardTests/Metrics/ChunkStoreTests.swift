@@ -4,6 +4,7 @@ import Testing
 @testable import PulseboardDatabase
 @testable import PulseboardKernel
 @testable import PulseboardMetrics
+@testable import PulseboardSQLite
 
 /// The chunk store against a plain computation over the same points: every history answer,
 /// raw and downsampled, before and after compaction, on both engines.
@@ -75,6 +76,7 @@ import Testing
             for commit in commits {
                 let batch = IngestBatch(points: commit.map { MetricPoint(series: Self.series, timestampMs: $0.timestampMs, value: $0.value) })
                 _ = try await metrics.commit([batch], now: Date())
+                try await metrics.settle()
             }
             let points = commits.flatMap { $0 }
             let query = HistoryQuery(store: metrics)
@@ -125,6 +127,7 @@ import Testing
             for commit in wide + narrow {
                 _ = try await metrics.commit(
                     [IngestBatch(points: commit.map { MetricPoint(series: Self.series, timestampMs: $0.timestampMs, value: $0.value) })], now: Date())
+                try await metrics.settle()
             }
             let id = try #require(try await metrics.seriesID(Self.series))
             let expected = (wide + narrow).flatMap { $0 }.sorted(by: Chunk.inOrder).prefix(100)
@@ -144,6 +147,7 @@ import Testing
             for commit in stride(from: 0, to: points.count, by: 30) {
                 let batch = points[commit..<commit + 30].map { MetricPoint(series: Self.series, timestampMs: $0.timestampMs, value: $0.value) }
                 _ = try await metrics.commit([IngestBatch(points: batch)], now: Date())
+                try await metrics.settle()
             }
             let closed = Date(millisecondsSince1970: Self.start + 4 * 3_600_000)
             let merged = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -173,6 +177,7 @@ import Testing
                         MetricPoint(series: Self.series, timestampMs: $0.timestampMs + Int64(round), value: $0.value)
                     }
                     _ = try await metrics.commit([IngestBatch(points: batch)], now: Date())
+                    try await metrics.settle()
                 }
                 let id = try #require(try await metrics.seriesID(Self.series))
                 let expected = (round + 1) * points.count
@@ -183,6 +188,65 @@ import Testing
                 }
                 #expect(try await merged > 0)
             }
+        }
+    }
+
+    /// SQLite's point log: commits under the fold's thresholds write a log row each and no chunk,
+    /// and every read sees their points at once (it folds first); the commit that reaches the
+    /// point threshold, or comes after the age threshold, folds the log; a store opened over the
+    /// log of an earlier run (a crash) folds it before its first read. What is folded is exactly
+    /// what was committed: points, rollups and last values.
+    @Test func theSQLitePointLogIsReadableAtOnceAndFoldedByCountAgeAndRestart() async throws {
+        try await StorageContractTests.withDatabase(.sqlite) { database, _ in
+            let engine = try #require(database as? SQLiteEngine)
+            let metrics = SQLiteMetricsStore(engine: engine, fold: .init(points: 100, age: .seconds(3_600)))
+            try await metrics.settle()
+            let series = [Self.series, SeriesKey(name: "sensor.humidity")]
+            var committed: [Point] = []
+            func commit(_ index: Int, to store: SQLiteMetricsStore) async throws {
+                // Five points of each series, the second one's values a tenth of the first's.
+                let points = (0..<5).map { (timestampMs: Self.start + Int64(index * 5 + $0) * 1_000, value: Double(index * 5 + $0)) }
+                committed += points
+                let batch = series.enumerated().flatMap { number, key in
+                    points.map { MetricPoint(series: key, timestampMs: $0.timestampMs, value: $0.value / Double(1 + 9 * number)) }
+                }
+                _ = try await store.commit([IngestBatch(points: batch)], now: Date())
+            }
+            /// Rows in the point log and in the chunks table.
+            func rows() async throws -> [Int64] {
+                [try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM point_log")), try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM chunks"))]
+            }
+            func expectStored(by store: SQLiteMetricsStore, _ stage: String) async throws {
+                let id = try #require(try await store.seriesID(Self.series))
+                let found = try await store.points(seriesID: id, fromMs: 0, toMs: .max, limit: 10_000)
+                #expect(found.map(\.timestampMs) == committed.map(\.timestampMs) && found.map(\.value) == committed.map(\.value), "\(stage)")
+                #expect(try await store.countRollup(.minute, seriesID: id, fromMs: 0, toMs: .max) == Int64(committed.count), "\(stage)")
+                let last = try #require(try await store.listSeries().first { $0.series == series[1] })
+                #expect(last.lastTimestampMs == committed.last?.timestampMs && last.lastValue == committed.last.map { $0.value / 10 }, "\(stage)")
+                #expect(try await rows()[0] == 0, "\(stage)")
+            }
+
+            for index in 0..<9 { try await commit(index, to: metrics) }
+            #expect(try await rows() == [9, 0])
+            try await expectStored(by: metrics, "read of nine logged commits")
+            #expect(try await rows() == [0, 2])
+
+            for index in 9..<18 { try await commit(index, to: metrics) }
+            #expect(try await rows()[0] == 9)
+            try await commit(18, to: metrics)  // the hundredth point
+            #expect(try await rows() == [0, 4])
+
+            let young = SQLiteMetricsStore(engine: engine, fold: .init(points: 1_000, age: .milliseconds(200)))
+            try await young.settle()
+            for index in 19..<21 { try await commit(index, to: young) }
+            #expect(try await rows()[0] == 2)
+            try await Task.sleep(for: .milliseconds(250))
+            try await commit(21, to: young)
+            #expect(try await rows()[0] == 0)
+
+            for index in 22..<25 { try await commit(index, to: metrics) }
+            #expect(try await rows()[0] == 3)
+            try await expectStored(by: SQLiteMetricsStore(engine: engine), "read after a restart")
         }
     }
 }
