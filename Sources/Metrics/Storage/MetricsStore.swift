@@ -135,8 +135,10 @@ extension MetricsStore {
     func seriesWithPoints(fromMs: Int64, toMs: Int64) async throws -> Set<Int64> {
         try await settle()
         return Set(
-            try await database.select(SQLStatement("SELECT DISTINCT series_id FROM chunks WHERE end_ts >= ? AND start_ts <= ?", .integer(fromMs), .integer(toMs)))
-                .compactMap { $0.first?.int })
+            try await database.select(
+                SQLStatement("SELECT DISTINCT series_id FROM chunks WHERE end_ts >= ? AND start_ts <= ?", .integer(fromMs), .integer(toMs))
+            )
+            .compactMap { $0.first?.int })
     }
 
     /// The chunks of a series that overlap [from, to], by first timestamp, with their bytes.

@@ -214,7 +214,10 @@ import Testing
             }
             /// Rows in the point log and in the chunks table.
             func rows() async throws -> [Int64] {
-                [try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM point_log")), try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM chunks"))]
+                [
+                    try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM point_log")),
+                    try await database.selectCount(SQLStatement("SELECT COUNT(*) FROM chunks")),
+                ]
             }
             func expectStored(by store: SQLiteMetricsStore, _ stage: String) async throws {
                 let id = try #require(try await store.seriesID(Self.series))
