@@ -3,7 +3,7 @@ import PackageDescription
 
 // Products used by several targets.
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
-let webSocket = Target.Dependency.product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
+let nioWebSocket = Target.Dependency.product(name: "NIOWebSocket", package: "swift-nio")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV.git", from: "0.10.0"),
@@ -77,14 +78,14 @@ let package = Package(
         .target(
             name: "PulseboardHTTP",
             dependencies: [
-                "PulseboardDatabase", "PulseboardKernel", "PulseboardTracing", hummingbird, webSocket, httpTypes, nioCore, logging,
+                "PulseboardDatabase", "PulseboardKernel", "PulseboardTracing", hummingbird, httpTypes, nioCore, logging,
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
             path: "Sources/HTTP"),
         // The hub, WebSocket sessions, channel rules that features register, the relay between instances.
         .target(
             name: "PulseboardLive",
-            dependencies: ["PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", hummingbird, webSocket, deque, lifecycle, logging],
+            dependencies: ["PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", hummingbird, nioCore, nioWebSocket, deque, lifecycle, logging],
             path: "Sources/Live"),
         // Features.
         .target(
@@ -99,7 +100,7 @@ let package = Package(
             name: "PulseboardMetrics",
             dependencies: [
                 "PulseboardDatabase", "PulseboardSQLite", "PulseboardPostgres", "PulseboardHTTP", "PulseboardLive", "PulseboardKernel",
-                "PulseboardPromQL", grdb, postgres, hummingbird, webSocket, lifecycle, logging, "CSnappy",
+                "PulseboardPromQL", grdb, postgres, hummingbird, lifecycle, logging, "CSnappy",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Sources/Metrics",
@@ -133,7 +134,9 @@ let package = Package(
             dependencies: [
                 "PulseboardAccounts", "PulseboardDatabase", "PulseboardHTTP", "PulseboardKernel", "PulseboardClassroom", "PulseboardCourses", "PulseboardLive",
                 "PulseboardMetrics", "PulseboardPostgres", "PulseboardPromQL", "PulseboardSQLite", "PulseboardTracing", "PulseboardWeb",
-                hummingbird, .product(name: "HummingbirdCore", package: "hummingbird"), webSocket, lifecycle, logging, nioCore, nioPosix,
+                hummingbird, .product(name: "HummingbirdCore", package: "hummingbird"), lifecycle, logging, nioCore, nioPosix, nioWebSocket,
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Sources/App",

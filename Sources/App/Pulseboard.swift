@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import Mustache
 import NIOCore
@@ -143,6 +142,8 @@ public struct Pulseboard: Sendable {
             if let log = metrics.liveLog { services.append(PointRelay(log: log, relay: relay, hub: hub, logger: logger)) }
         }
         services.append(FreedMemoryReturner(telemetry: telemetry, logger: logger))
+        let sockets = OpenSockets()
+        services.append(sockets)
         if config.hostMetrics {
             // With several instances on one database, each one's host series carry its name.
             let tags = config.databaseURL == nil ? [:] : ["instance": "\(ProcessInfo.processInfo.hostName):\(config.port)"]
@@ -177,6 +178,7 @@ public struct Pulseboard: Sendable {
             policy: ChannelPolicy([MetricsChannels.rule] + LearningChannels.rules(classes: classes)),
             accessChanges: accessChanges,
             telemetry: telemetry,
+            sockets: sockets,
             settings: .init(sendQueueCapacity: config.sendQueueMessages, authTimeout: .seconds(10))
         )
         let templates = try await WebController.loadTemplates()
@@ -256,14 +258,13 @@ public struct Pulseboard: Sendable {
         let idleTimeout = TimeAmount.nanoseconds(Int64(config.idleTimeout.seconds * 1e9))
         return HTTPServerBuilder { responder in
             GuardedChildChannel(
-                inner: HTTP1WebSocketUpgradeChannel(
+                inner: WebSocketUpgradeChannel(
                     responder: responder,
                     webSocketResponder: webSocketResponder,
-                    configuration: .init(
-                        http1: .init(
-                            additionalChannelHandlers: [RequestBodyPace(window: idleTimeout, minimumBytesPerSecond: minimumBodyBytesPerSecond)],
-                            idleTimeout: idleTimeout),
-                        ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+                    http1: .init(
+                        additionalChannelHandlers: [RequestBodyPace(window: idleTimeout, minimumBytesPerSecond: minimumBodyBytesPerSecond)],
+                        idleTimeout: idleTimeout),
+                    maxFrameSize: 1 << 16
                 ),
                 counter: connections,
                 headTimeout: idleTimeout

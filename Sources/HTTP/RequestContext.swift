@@ -1,15 +1,15 @@
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import NIOCore
 import PulseboardKernel
 import Synchronization
 
 /// The request context of every route: who is calling (set by `AuthMiddleware`), where from, and
 /// the WebSocket upgrade hook.
-public struct AppRequestContext: WebSocketRequestContext, RemoteAddressRequestContext {
+public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
-    public let webSocket: WebSocketHandlerReference<Self>
+    /// Set by a WebSocket route that agrees to an upgrade (`webSocket(_:takeover:)`).
+    package let webSocketTakeover = WebSocketTakeover()
     public let remoteAddress: SocketAddress?
     /// The connection, so that a WebSocket whose client stopped reading can be cut off.
     package let channel: any Channel
@@ -29,7 +29,6 @@ public struct AppRequestContext: WebSocketRequestContext, RemoteAddressRequestCo
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        webSocket = .init()
         channel = source.channel
         remoteAddress = source.channel.remoteAddress
         clientAddress = remoteAddress?.ipAddress ?? "unknown"

@@ -134,54 +134,62 @@ public final class Hub: Sendable {
     }
 }
 
-/// One WebSocket connection's side of the hub: a bounded queue of outgoing text. When the queue is
-/// full the client is too slow: its stream ends with a close reason, so the session closes it,
-/// and the publisher never waits for it.
-package final class LiveSubscriber: Sendable {
-    struct CloseReason: Sendable {
-        var code: WebSocketErrorCode
-        var reason: String
-    }
+/// Where a subscriber's messages go: its WebSocket (`LiveSocketHandler`), or a test's list.
+package protocol LiveOutlet: Sendable {
+    /// Writes one text message; `done` is called once it has left (or cannot leave any more).
+    func write(_ text: String, done: @escaping @Sendable () -> Void)
+    /// Sends a close frame after what was written, and cuts the connection if the client does
+    /// not take it in time (a client that stopped reading never does).
+    func close(code: WebSocketErrorCode, reason: String)
+}
 
+/// One WebSocket connection's side of the hub: its messages go straight to the connection, and
+/// at most `queueCapacity` of them may be on their way at once. A client that lets more pile up
+/// does not keep up: it is closed, and the publisher never waits for it.
+package final class LiveSubscriber: Sendable {
     private static let nextID = Atomic<UInt64>(0)
     let id: UInt64
-    let messages: AsyncStream<String>
-    private let continuation: AsyncStream<String>.Continuation
-    private let closeReason = Mutex<CloseReason?>(nil)
-    /// Called once, when the subscriber is first closed (the session then cuts the connection
-    /// if the client does not take the close frame).
-    private let onClose: @Sendable () -> Void
+    private let outlet: any LiveOutlet
+    private let queueCapacity: Int
+    private let state = Mutex(State())
     private let onOverflow: @Sendable () -> Void
 
-    init(queueCapacity: Int, onClose: @escaping @Sendable () -> Void = {}, onOverflow: @escaping @Sendable () -> Void) {
+    private struct State {
+        var inFlight = 0
+        var closed = false
+    }
+
+    package init(queueCapacity: Int, outlet: any LiveOutlet, onOverflow: @escaping @Sendable () -> Void) {
         id = Self.nextID.add(1, ordering: .relaxed).newValue
-        (messages, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(queueCapacity))
-        self.onClose = onClose
+        self.outlet = outlet
+        self.queueCapacity = queueCapacity
         self.onOverflow = onOverflow
     }
 
     func send(_ text: String) {
-        if case .dropped = continuation.yield(text), pendingClose == nil {
+        enum Verdict { case write, overflow, closed }
+        let verdict = state.withLock { state -> Verdict in
+            guard !state.closed else { return .closed }
+            guard state.inFlight < queueCapacity else { return .overflow }
+            state.inFlight += 1
+            return .write
+        }
+        switch verdict {
+        case .write: outlet.write(text) { self.state.withLock { $0.inFlight -= 1 } }
+        case .overflow:
             onOverflow()
             close(code: .policyViolation, reason: "send queue full: the client does not keep up")
+        case .closed: break
         }
     }
 
-    /// Ends the stream; the session sends what is queued, then a close frame with this reason.
+    /// Sends nothing more but a close frame with this reason (after what is on its way).
     func close(code: WebSocketErrorCode, reason: String) {
-        let first = closeReason.withLock { current -> Bool in
-            guard current == nil else { return false }
-            current = CloseReason(code: code, reason: reason)
-            return true
+        let first = state.withLock { state in
+            defer { state.closed = true }
+            return !state.closed
         }
-        continuation.finish()
-        if first { onClose() }
-    }
-
-    var pendingClose: CloseReason? { closeReason.withLock { $0 } }
-
-    func finish() {
-        continuation.finish()
+        if first { outlet.close(code: code, reason: reason) }
     }
 }
 

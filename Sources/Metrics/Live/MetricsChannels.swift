@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import PulseboardHTTP
 import PulseboardKernel
 import PulseboardLive
@@ -42,18 +41,12 @@ package struct MetricsSocketController {
 
     package var routes: RouteCollection<AppRequestContext> {
         let router = RouteCollection(context: AppRequestContext.self)
-        router.ws("/ws/metrics", shouldUpgrade: LiveController.requireUpgrade) { inbound, outbound, context in
-            let type = context.request.uri.queryParameters.get("type") ?? "host.cpu"
+        router.webSocket("/ws/metrics") { request, context in
+            let type = request.uri.queryParameters.get("type") ?? "host.cpu"
             let name = Self.shortNames[type] ?? type
-            await session.run(
-                inbound: inbound,
-                outbound: outbound,
-                principal: context.requestContext.principal,
-                credential: LiveController.credential(context.request),
-                initialChannel: MetricsChannels.prefix + name,
-                connection: context.requestContext.channel,
-                logger: context.logger
-            )
+            return session.takeover(
+                principal: context.principal, credential: LiveController.credential(request), initialChannel: MetricsChannels.prefix + name,
+                logger: context.logger)
         }
         return router
     }

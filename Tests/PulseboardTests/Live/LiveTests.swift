@@ -3,6 +3,8 @@ import HTTPTypes
 import HummingbirdTesting
 import HummingbirdWSClient
 import HummingbirdWSTesting
+import NIOWebSocket
+import Synchronization
 import Testing
 
 @testable import PulseboardKernel
@@ -141,27 +143,25 @@ struct LiveTests {
         }
     }
 
-    @Test func theRingOfRecentMessagesIsBoundedInBytes() async {
+    @Test func theRingOfRecentMessagesIsBoundedInBytes() {
         let hub = Hub(ringCapacity: 100, ringBytes: 10_000)
         let payload = String(repeating: "x", count: 3000)
         for _ in 1...10 { hub.publish(channel: "broadcast", data: ["pad": payload]) }
-        let subscriber = LiveSubscriber(queueCapacity: 100) {}
+        let (subscriber, outlet) = RecordingOutlet.subscriber()
         // Only the last few 3 KB messages fit in 10 KB: resuming from 5 needs a reset.
         hub.subscribe(subscriber, to: "broadcast", since: 5, epoch: hub.epoch)
         hub.subscribe(subscriber, to: "broadcast", since: 8, epoch: hub.epoch)
-        subscriber.finish()
         var types: [String] = []
-        for await text in subscriber.messages {
+        for text in outlet.texts {
             types.append(text.contains(#""type":"reset""#) ? "reset" : text.contains(#""type":"subscribed""#) ? "subscribed" : "data")
         }
         #expect(types == ["subscribed", "reset", "subscribed", "data", "data"])
     }
 
     @Test func aChannelNobodyFollowsIsCountedButNotKept() async {
-        func types(_ subscriber: LiveSubscriber) async -> [String] {
-            subscriber.finish()
+        func types(_ outlet: RecordingOutlet) -> [String] {
             var types: [String] = []
-            for await text in subscriber.messages {
+            for text in outlet.texts {
                 types.append(text.contains(#""type":"reset""#) ? "reset" : text.contains(#""type":"subscribed""#) ? "subscribed" : "data")
             }
             return types
@@ -170,31 +170,31 @@ struct LiveTests {
         // Never followed: the sequence advances, nothing is kept, so resuming needs a reset.
         for value in 1...3 { hub.publish(channel: "metrics:unseen", data: ["value": value]) }
         #expect(hub.sequence(of: "metrics:unseen") == 3)
-        let late = LiveSubscriber(queueCapacity: 100) {}
+        let (late, lateOutlet) = RecordingOutlet.subscriber()
         hub.subscribe(late, to: "metrics:unseen", since: 1, epoch: hub.epoch)
-        #expect(await types(late) == ["subscribed", "reset"])
+        #expect(types(lateOutlet) == ["subscribed", "reset"])
 
         // Followed, then left: within the window what was missed is replayed.
-        let reader = LiveSubscriber(queueCapacity: 100) {}
+        let (reader, readerOutlet) = RecordingOutlet.subscriber()
         hub.subscribe(reader, to: "metrics:seen", since: nil, epoch: nil)
         hub.unsubscribe(reader, from: "metrics:seen")
         for value in 1...2 { hub.publish(channel: "metrics:seen", data: ["value": value]) }
-        let back = LiveSubscriber(queueCapacity: 100) {}
+        let (back, backOutlet) = RecordingOutlet.subscriber()
         hub.subscribe(back, to: "metrics:seen", since: 0, epoch: hub.epoch)
-        #expect(await types(back) == ["subscribed", "data", "data"])
+        #expect(types(backOutlet) == ["subscribed", "data", "data"])
 
         // Past the window it is not kept any more; notices always are.
         let forgetful = Hub(ringCapacity: 100, resumeWindow: .zero)
-        let left = LiveSubscriber(queueCapacity: 100) {}
+        let (left, leftOutlet) = RecordingOutlet.subscriber()
         forgetful.subscribe(left, to: "metrics:gone", since: nil, epoch: nil)
         forgetful.unsubscribe(left, from: "metrics:gone")
         try? await Task.sleep(for: .milliseconds(5))
         forgetful.publish(channel: "metrics:gone", data: ["value": 1])
         forgetful.publish(channel: "notifications:7", data: ["value": 1])
-        let again = LiveSubscriber(queueCapacity: 100) {}
+        let (again, againOutlet) = RecordingOutlet.subscriber()
         forgetful.subscribe(again, to: "metrics:gone", since: 0, epoch: forgetful.epoch)
         forgetful.subscribe(again, to: "notifications:7", since: 0, epoch: forgetful.epoch)
-        #expect(await types(again) == ["subscribed", "reset", "subscribed", "data"])
+        #expect(types(againOutlet) == ["subscribed", "reset", "subscribed", "data"])
 
         // What decides whether messages are worth making (a class card is read from the
         // database only then); those not made still move the sequence on.
@@ -202,9 +202,9 @@ struct LiveTests {
         #expect(!forgetful.keepsMessages(on: "metrics:never") && !hub.keepsMessages(on: "class:9"))
         hub.passOver(channel: "class:9", count: 2)
         #expect(hub.sequence(of: "class:9") == 2)
-        let resuming = LiveSubscriber(queueCapacity: 100) {}
+        let (resuming, resumingOutlet) = RecordingOutlet.subscriber()
         hub.subscribe(resuming, to: "class:9", since: 1, epoch: hub.epoch)
-        #expect(await types(resuming) == ["subscribed", "reset"])
+        #expect(types(resumingOutlet) == ["subscribed", "reset"])
     }
 
     @Test(arguments: TestEngine.all) func subscribingNeedsAuthenticationAndTheRightRole(engine: TestEngine) async throws {
@@ -337,4 +337,23 @@ struct LiveTests {
             withExtendedLifetime(stalled) {}
         }
     }
+}
+
+/// Where a subscriber's messages go in tests of the hub alone: a list.
+final class RecordingOutlet: LiveOutlet {
+    private let written = Mutex<[String]>([])
+
+    var texts: [String] { written.withLock { $0 } }
+
+    static func subscriber() -> (LiveSubscriber, RecordingOutlet) {
+        let outlet = RecordingOutlet()
+        return (LiveSubscriber(queueCapacity: 100, outlet: outlet) {}, outlet)
+    }
+
+    func write(_ text: String, done: @escaping @Sendable () -> Void) {
+        written.withLock { $0.append(text) }
+        done()
+    }
+
+    func close(code: WebSocketErrorCode, reason: String) {}
 }
