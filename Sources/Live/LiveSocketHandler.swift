@@ -12,7 +12,7 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = WebSocketFrame
 
     let settings: LiveSession.Settings
-    /// Set once, before the handler is added.
+    /// Set before the handler is added; cleared when the socket closes.
     var connection: LiveConnection?
     private var closeSent = false
     private var awaitingPong = false
@@ -35,6 +35,8 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         pingTimer?.cancel()
         connection?.post(.closed)
+        // The connection's subscriber writes through this handler: let go of each other.
+        connection = nil
         context.fireChannelInactive()
     }
 
