@@ -173,8 +173,10 @@
     if (!document.getElementById("charts")) return;
     document.querySelectorAll("#ranges button").forEach((b) => b.addEventListener("click", () => selectRange(b)));
     live = pulseboardLive({ onData: receive, onReload: reload });
-    refreshSeries().catch((error) => console.warn(error));
-    setInterval(() => refreshSeries().catch(() => {}), 15000);
+    // New series are looked for every 15 s; until there is one, every second (a server that has
+    // just started commits its first host sample a second after it starts).
+    const poll = () => refreshSeries().catch((error) => console.warn(error)).finally(() => setTimeout(poll, charts.size ? 15000 : 1000));
+    poll();
     setInterval(() => { if (range.live) charts.forEach(draw); }, 1000);
     window.addEventListener("resize", () => charts.forEach(draw));
   });
