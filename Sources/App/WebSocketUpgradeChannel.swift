@@ -83,7 +83,8 @@ where WebSocketResponder.Context == AppRequestContext {
             configuration.decoderConfiguration.maxHeaderFieldSize = http1.httpDecoder.maxHeaderFieldSize
             configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
             configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
-            return Value(upgradeResult: try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration), channel: channel)
+            return Value(
+                upgradeResult: try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration), channel: channel)
         }
     }
 
@@ -104,7 +105,9 @@ where WebSocketResponder.Context == AppRequestContext {
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http):
                 try await http.executeThenClose { _, outbound in
-                    try await outbound.write(contentsOf: [.head(HTTPResponse(status: .badRequest, headerFields: [.connection: "close", .contentLength: "0"])), .end(nil)])
+                    try await outbound.write(contentsOf: [
+                        .head(HTTPResponse(status: .badRequest, headerFields: [.connection: "close", .contentLength: "0"])), .end(nil),
+                    ])
                 }
             }
         } catch {

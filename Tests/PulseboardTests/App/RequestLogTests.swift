@@ -71,7 +71,13 @@ struct RequestLogTests {
             let made = try await client.request(.post, "/api/v1/users", token: admin, json: #"{"email": 5}"#)
             let madeID = try #require(made.headers[HTTPField.Name("X-Request-Id")!])
             #expect(madeID.count == 32)
-            await parts.operationsLog?.flush()
+            // A request is recorded once its body is out, which the client may see first.
+            let expected: Set = ["4bf92f3577b34da6a3ce929d0e0e4736", "my-request-1", madeID]
+            try await waitUntil {
+                await parts.operationsLog?.flush()
+                let listed = try await client.request(.get, "/api/v1/logs/requests", token: admin).decodeDated(RequestList.self).requests
+                return expected.isSubset(of: listed.map(\.traceID))
+            }
 
             let all = try await client.request(.get, "/api/v1/logs/requests", token: admin)
             #expect(all.status == .ok)

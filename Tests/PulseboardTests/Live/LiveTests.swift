@@ -307,6 +307,21 @@ struct LiveTests {
 
     /// A client that stops reading is closed once its queue is full, while a client that keeps
     /// up receives every message.
+    /// No task waits on an upgraded socket, so the server closes them itself when it stops: the
+    /// client gets a close frame that says to come back later (1001).
+    @Test func stoppingTheServerTellsOpenSocketsToComeBackLater() async throws {
+        let socket = Mutex<StalledClient?>(nil)
+        try await TestApp.run(.live) { client, parts in
+            let session = try await WebTests.browserLogin(client)
+            socket.withLock { $0 = try? StalledClient(port: client.port ?? 0, path: "/ws", cookie: "pb_session=\(session)") }
+            try await waitUntil { parts.telemetry.currentWebSocketConnections == 1 }
+        }
+        let client = try #require(socket.withLock { $0 })
+        let received = await client.receivedUntilClosed(within: .seconds(10))
+        let goingAway: [UInt8] = [0x03, 0xE9] + Array("the server is restarting".utf8)
+        #expect(received.indices.contains { received[$0...].starts(with: goingAway) }, "\(String(decoding: received, as: UTF8.self))")
+    }
+
     @Test(arguments: TestEngine.all) func aSlowConsumerIsDroppedWithoutSlowingOthers(engine: TestEngine) async throws {
         try await TestApp.run(engine: engine, .live, configure: { $0.sendQueueMessages = 16 }) { client, parts in
             let token = try await client.login().accessToken

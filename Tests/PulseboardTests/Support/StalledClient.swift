@@ -70,6 +70,11 @@ final class StalledClient: @unchecked Sendable {  // one socket, used by one tes
         String(decoding: await read(within: timeout, keeping: true) { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") }.received, as: UTF8.self)
     }
 
+    /// Everything the server sends until it closes the connection or `timeout` passes.
+    func receivedUntilClosed(within timeout: Duration) async -> [UInt8] {
+        await read(within: timeout, keeping: true) { _ in false }.received
+    }
+
     /// Reads until `enough` says so of what was kept, the server closes, or `timeout` passes
     /// (what arrives is dropped unless `keeping`). Polls without
     /// blocking and sleeps in between, so as not to hold a thread of the concurrency pool that
