@@ -24,11 +24,11 @@ package enum EventLog {
     }
 
     /// Marks events applied (or, for `Stored.event()` failures, given up): one statement per class
-    /// and 2,000 events (far below both engines' limits on bound values).
-    static func markProcessed(_ events: [some StoredEventKey]) -> [SQLStatement] {
+    /// and `rowsPerStatement` events (`Database.rowsPerStatement`).
+    static func markProcessed(_ events: [some StoredEventKey], rowsPerStatement: Int) -> [SQLStatement] {
         Dictionary(grouping: events, by: \.classID).sorted { $0.key < $1.key }.flatMap { classID, events in
-            stride(from: 0, to: events.count, by: 2_000).map { start in
-                let ids = events[start..<min(start + 2_000, events.count)].map { SQLValue.text($0.eventID) }
+            stride(from: 0, to: events.count, by: rowsPerStatement).map { start in
+                let ids = events[start..<min(start + rowsPerStatement, events.count)].map { SQLValue.text($0.eventID) }
                 return SQLStatement(
                     "DELETE FROM events_unapplied WHERE class_id = ? AND event_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))",
                     arguments: [.integer(classID)] + ids)

@@ -110,7 +110,7 @@ package final class EventProcessor: Service {
                     }
                 }
                 // Given up on, so that the events after them are applied.
-                if !unreadable.isEmpty { try await store.transaction(EventLog.markProcessed(unreadable)) }
+                if !unreadable.isEmpty { try await store.transaction(EventLog.markProcessed(unreadable, rowsPerStatement: store.rowsPerStatement)) }
                 guard !stored.isEmpty, await apply(events) else { return }
             }
         } catch {
@@ -157,7 +157,9 @@ package final class EventProcessor: Service {
     /// errors of the failed tries (empty when the first succeeded, one more than `retries` when
     /// all failed).
     private func attempt(_ events: [LearningEvent], retries: [Duration]) async -> [any Error] {
-        let statements = router.statements(for: events) + EventLog.markProcessed(events)
+        let statements =
+            router.statements(for: events, rowsPerStatement: store.rowsPerStatement)
+            + EventLog.markProcessed(events, rowsPerStatement: store.rowsPerStatement)
         var errors: [any Error] = []
         for delay in [Duration.zero] + retries {
             if delay > .zero { try? await Task.sleep(for: delay) }

@@ -29,9 +29,13 @@ package struct EventRouter: Sendable {
     /// accesses; then each other event's handler. The tables each part writes are not read by the
     /// parts after it, except the positions, which the cell-run counts read in the same statement.
     /// Events without an email stay in the raw stream only.
-    func statements(for events: [LearningEvent]) -> [SQLStatement] {
+    /// Set statements hold at most `rowsPerStatement` rows (`Database.rowsPerStatement`):
+    /// cutting a batch into pieces keeps its meaning, each piece applying its events after the
+    /// piece before it, as one by one would.
+    func statements(for events: [LearningEvent], rowsPerStatement: Int) -> [SQLStatement] {
         let located = events.filter { $0.email != nil }
-        return Picture.seen(located) + Picture.positions(located) + Picture.executions(located) + Picture.notebookAccesses(located)
+        let picture = Picture(rowsPerStatement: rowsPerStatement)
+        return picture.seen(located) + picture.positions(located) + picture.executions(located) + picture.notebookAccesses(located)
             + Picture.helpSessions(located) + located.flatMap { (handlers[$0.type] ?? fallback)($0) }
     }
 
@@ -45,13 +49,15 @@ package struct EventRouter: Sendable {
 
 /// The statements of the handlers. A student is referred to by email through a subquery, so that
 /// no statement needs the result of another and every engine runs them alike.
-private enum Picture {
+private struct Picture {
+    let rowsPerStatement: Int
+
     static let student = "(SELECT id FROM students WHERE email = ?)"
 
     /// What the events of a batch say about who the students are: their names and teams, class
     /// memberships, sessions and notebooks, each with the first and latest time it was seen, as
     /// sets (each key once per batch, so no statement touches a row twice).
-    static func seen(_ events: [LearningEvent]) -> [SQLStatement] {
+    func seen(_ events: [LearningEvent]) -> [SQLStatement] {
         var students = Merged<String>()
         var members = Merged<Pair>()
         var sessions = Merged<Pair>()
@@ -116,14 +122,9 @@ private enum Picture {
     }
 
     /// A batch cut into pieces of at most `rowsPerStatement`, in order.
-    static func pieces<Item>(_ items: [Item]) -> [ArraySlice<Item>] {
+    func pieces<Item>(_ items: [Item]) -> [ArraySlice<Item>] {
         stride(from: 0, to: items.count, by: rowsPerStatement).map { items[$0..<min($0 + rowsPerStatement, items.count)] }
     }
-
-    /// Rows per set statement: 2,000 rows of at most 14 values stay below both engines' limits on
-    /// bound values. Cutting a batch into such pieces keeps its meaning: each piece applies its
-    /// events after the piece before it, as one by one would.
-    static let rowsPerStatement = 2_000
 
     /// Where each student is now and their cell runs. One by one, an event moves the student
     /// (time, type, and the notebook and cell when it names them) only if it is not older than
@@ -132,7 +133,7 @@ private enum Picture {
     /// position nor than an earlier event of the piece; the last such event sets each field (the
     /// last one that names it, for the notebook and cell). Every step is a join or a window over
     /// the piece, so the statement's cost grows with the piece, not with its square.
-    static func positions(_ events: [LearningEvent]) -> [SQLStatement] {
+    func positions(_ events: [LearningEvent]) -> [SQLStatement] {
         pieces(events).map { piece in
             let rows: [[SQLValue]] = piece.enumerated().map { index, event in
                 let isRun = event.type == "cell_executed"
@@ -225,7 +226,7 @@ private enum Picture {
     }
 
     /// The cell runs, each kept once per class and event id.
-    static func executions(_ events: [LearningEvent]) -> [SQLStatement] {
+    func executions(_ events: [LearningEvent]) -> [SQLStatement] {
         let runs = events.filter { $0.type == "cell_executed" }
         return pieces(runs).map { piece in
             let rows: [[SQLValue]] = piece.map { event in
@@ -257,7 +258,7 @@ private enum Picture {
     }
 
     /// Notebooks opened, saved and closed, each kept once per class and event id.
-    static func notebookAccesses(_ events: [LearningEvent]) -> [SQLStatement] {
+    func notebookAccesses(_ events: [LearningEvent]) -> [SQLStatement] {
         let accesses = events.filter { ["notebook_opened", "notebook_saved", "notebook_closed"].contains($0.type) }
         return pieces(accesses).map { piece in
             let rows: [[SQLValue]] = piece.map { event in

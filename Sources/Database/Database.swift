@@ -23,6 +23,11 @@ public protocol Database: Service {
     var notifications: (any InstanceNotifications)? { get }
     /// The connection pool now: nil for the embedded engine.
     func connectionUse() async throws -> ConnectionUse?
+    /// Rows a statement of many rows (a set-based insert or update) should hold at most on this
+    /// engine: SQLite keeps the statements it runs prepared, which is cheap to reuse and costly
+    /// to make, so its statements are small and of few sizes; each PostgreSQL statement is a
+    /// round trip, so its statements hold as many rows as fit.
+    var rowsPerStatement: Int { get }
 }
 
 /// A connection pool's connections: leased (`inUse`), open and waiting (`idle`), and the most it opens.

@@ -178,9 +178,10 @@ package struct RowsOnce: Sendable {
             + " ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING RETURNING \(key.joined(separator: ", "))"
     }
 
-    /// Statements of at most `maxArguments` bound values each (SQLite allows 32,766, PostgreSQL 65,535).
-    package func statements(maxArguments: Int = 30_000) -> [SQLStatement] {
-        let perStatement = max(1, maxArguments / columns.count)
+    /// Statements of at most `rowsPerStatement` rows (`Database.rowsPerStatement`) and 30,000
+    /// bound values each (SQLite allows 32,766, PostgreSQL 65,535).
+    package func statements(rowsPerStatement: Int) -> [SQLStatement] {
+        let perStatement = max(1, min(rowsPerStatement, 30_000 / columns.count))
         return stride(from: 0, to: rows.count, by: perStatement).map { start in
             let chunk = rows[start..<min(start + perStatement, rows.count)]
             return SQLStatement(insertSQL(rows: chunk.count), arguments: chunk.flatMap { $0 })
@@ -213,11 +214,12 @@ package struct RowsOnce: Sendable {
     }
 
     /// What writes the new rows' keys into `pendingTable` (nothing without one).
-    package func pendingStatements(newRows: [Int], maxArguments: Int = 30_000) -> [SQLStatement] {
+    package func pendingStatements(newRows: [Int], rowsPerStatement: Int) -> [SQLStatement] {
         guard let pendingTable else { return [] }
         let keys = newRows.map { Array(rows[$0].prefix(keyColumns)) }
-        return stride(from: 0, to: keys.count, by: maxArguments / keyColumns).compactMap { start in
-            SQLStatement.insert(into: pendingTable, columns: Array(key), rows: Array(keys[start..<min(start + maxArguments / keyColumns, keys.count)]))
+        let perStatement = max(1, min(rowsPerStatement, 30_000 / keyColumns))
+        return stride(from: 0, to: keys.count, by: perStatement).compactMap { start in
+            SQLStatement.insert(into: pendingTable, columns: Array(key), rows: Array(keys[start..<min(start + perStatement, keys.count)]))
         }
     }
 }

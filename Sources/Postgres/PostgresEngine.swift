@@ -15,6 +15,9 @@ public final class PostgresEngine: Database, InstanceNotifications {
     package let client: PostgresClient
     package let logger: Logger
     public var notifications: (any InstanceNotifications)? { self }
+    /// 2,000 rows of up to 16 values stay under PostgreSQL's 65,535 bound values.
+    public var rowsPerStatement: Int { Self.rowsPerStatement }
+    package static let rowsPerStatement = 2_000
 
     /// How long a request waits for a connection before the database counts as unavailable.
     let connectionWait: Duration

@@ -12,6 +12,10 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
     package let pool: DatabasePool
     /// One instance per database file: nobody to notify.
     public let notifications: (any InstanceNotifications)? = nil
+    /// Statements of 64 rows of up to 16 values stay under `prepared`'s 1,024 bound values, so
+    /// each size is prepared once and kept.
+    public var rowsPerStatement: Int { Self.rowsPerStatement }
+    package static let rowsPerStatement = 64
     public func connectionUse() async throws -> ConnectionUse? { nil }
 
     public init(path: String) throws {
@@ -91,14 +95,22 @@ public final class SQLiteEngine: PulseboardDatabase.Database {
 
     public func selectNamed(_ statement: SQLStatement) async throws -> [NamedRow] {
         try await pool.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: Self.arguments(statement)).map {
+            try Row.fetchAll(Self.prepared(statement, in: db), arguments: Self.arguments(statement)).map {
                 NamedRow(columns: Array($0.columnNames), values: Self.values($0))
             }
         }
     }
 
     package static func run(_ statement: SQLStatement, in db: GRDB.Database) throws -> [SQLRow] {
-        try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: arguments(statement)).map(values)
+        try Row.fetchAll(prepared(statement, in: db), arguments: arguments(statement)).map(values)
+    }
+
+    /// Kept for reuse when it binds few values (a fixed text, run again and again); made afresh
+    /// when it binds many: those are statements of many rows whose text changes with the number
+    /// of rows, and GRDB's cache, which never forgets one, kept each size prepared (a server
+    /// taking event batches of random sizes grew by 600 MB every 10 s).
+    private static func prepared(_ statement: SQLStatement, in db: GRDB.Database) throws -> Statement {
+        statement.arguments.count <= 1_024 ? try db.cachedStatement(sql: statement.sql) : try db.makeStatement(sql: statement.sql)
     }
 
     private static func arguments(_ statement: SQLStatement) -> StatementArguments {

@@ -73,11 +73,11 @@ package final class PostgresMetricsStore: MetricsStore, LiveLog {
             if !once.isEmpty {
                 let merged = RowsOnce(merging: once.map(\.rows))
                 var returned: [SQLRow] = []
-                for statement in merged.statements() {
+                for statement in merged.statements(rowsPerStatement: PostgresEngine.rowsPerStatement) {
                     returned += try await PostgresEngine.run(statement, on: connection, logger: logger)
                 }
                 let newRows = merged.newRows(returnedKeys: returned)
-                for statement in merged.pendingStatements(newRows: newRows) {
+                for statement in merged.pendingStatements(newRows: newRows, rowsPerStatement: PostgresEngine.rowsPerStatement) {
                     _ = try await PostgresEngine.run(statement, on: connection, logger: logger)
                 }
                 for (part, new) in zip(once, RowsOnce.split(newRows, into: once.map(\.rows))) {

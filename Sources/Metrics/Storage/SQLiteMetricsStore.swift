@@ -128,8 +128,9 @@ package final class SQLiteMetricsStore: MetricsStore {
             }
             if !once.isEmpty {
                 let merged = RowsOnce(merging: once.map(\.rows))
-                let newRows = merged.newRows(returnedKeys: try merged.statements().flatMap { try SQLiteEngine.run($0, in: db) })
-                for statement in merged.pendingStatements(newRows: newRows) { _ = try SQLiteEngine.run(statement, in: db) }
+                let size = SQLiteEngine.rowsPerStatement
+                let newRows = merged.newRows(returnedKeys: try merged.statements(rowsPerStatement: size).flatMap { try SQLiteEngine.run($0, in: db) })
+                for statement in merged.pendingStatements(newRows: newRows, rowsPerStatement: size) { _ = try SQLiteEngine.run(statement, in: db) }
                 for (part, new) in zip(once, RowsOnce.split(newRows, into: once.map(\.rows))) {
                     outcomes[part.outcome] = .stored(points: part.points, newRows: new)
                 }
@@ -183,14 +184,14 @@ package final class SQLiteMetricsStore: MetricsStore {
         }
     }
 
-    /// Runs `statement row, row, … suffix` for the rows, up to `groupSize` rows a statement: a
-    /// commit of many series, each with a few points (Prometheus's remote write), is a few
-    /// statements rather than several per series. The statements are prepared once per size.
+    /// Runs `statement row, row, … suffix` for the rows, `SQLiteEngine.rowsPerStatement` rows a
+    /// statement: a commit of many series, each with a few points (Prometheus's remote write), is
+    /// a few statements rather than several per series. The statements are prepared once per size.
     private static func executeInGroups<Row>(
         _ rows: [Row], in db: GRDB.Database, statement: String, row: String, suffix: String = "",
         values: (Row) -> [(any DatabaseValueConvertible)?]
     ) throws {
-        let groupSize = 200
+        let groupSize = SQLiteEngine.rowsPerStatement
         var start = 0
         while start < rows.count {
             let group = rows[start..<min(start + groupSize, rows.count)]

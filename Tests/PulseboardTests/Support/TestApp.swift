@@ -180,5 +180,5 @@ struct AnyCodable: Decodable {
 extension RowsOnce {
     /// What the writer runs for these rows when none of them is stored yet: the rows, and their
     /// keys in the pending table.
-    var statementsAsNew: [SQLStatement] { statements() + pendingStatements(newRows: Array(rows.indices)) }
+    var statementsAsNew: [SQLStatement] { statements(rowsPerStatement: 2_000) + pendingStatements(newRows: Array(rows.indices), rowsPerStatement: 2_000) }
 }
