@@ -4,13 +4,16 @@ uvicorn workers), in the same run, each on loopback with a fresh database, drive
 external load generator (wrk, its own process): --connections connections post batches of --batch
 extension-shaped events (cell executions, saves, help requests of --students students), every
 event with a new eventId. An answer means the events are committed (fsync on, as shipped).
+With --varied-sizes the batches hold 1 to 2 × --batch − 1 events in turn (--batch on average; the
+counts below take the average), as the batches of real clients vary.
 
 Printed per system: events/s acknowledged, the ratio to the seed stack, request p50/p99; for
 Pulseboard also how long after the load started every event was applied to the class picture
 (students, sessions, notebooks, positions, cell executions, help requests) and the rate that
-makes. The seed stack applies nothing (its seeds queue that for a worker).
+makes, and the server's peak resident memory. The seed stack applies nothing (its seeds queue
+that for a worker).
 
-    python3 scripts/bench_events.py [--seconds 10] [--connections 32] [--batch 100] [--students 200]
+    python3 scripts/bench_events.py [--seconds 10] [--connections 32] [--batch 100] [--students 200] [--varied-sizes]
                                     [--only pulseboard pulseboard-postgres seed-stack]
 
 Needs `wrk` and PostgreSQL (Debian packages, installed when missing and run as root), fastapi,
@@ -44,7 +47,9 @@ function request()
   counter = counter + 1
   local now = os.date("!%Y-%m-%dT%H:%M:%S.000Z")
   local parts = {}
-  for i = 0, BATCH - 1 do
+  -- VARIED: sizes cycle through 1 … 2 × BATCH − 1 (so BATCH on average), as real batches vary.
+  local size = VARIED and counter % (2 * BATCH - 1) + 1 or BATCH
+  for i = 0, size - 1 do
     local n = (counter * BATCH + i) * THREADS + id
     local student = n % STUDENTS
     local kind = n % 20
@@ -77,7 +82,8 @@ def install_missing():
 
 
 def run_wrk(url, path, args):
-    script = (f"BATCH = {args.batch}\nSTUDENTS = {args.students}\nTHREADS = {WRK_THREADS}\nPATH = \"{path}\"\n" + WRK_SCRIPT)
+    script = (f"BATCH = {args.batch}\nVARIED = {'true' if args.varied_sizes else 'false'}\nSTUDENTS = {args.students}\nTHREADS = {WRK_THREADS}\n"
+              f"PATH = \"{path}\"\n" + WRK_SCRIPT)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
         file.write(script)
     output = subprocess.run(["wrk", "-t", str(WRK_THREADS), "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency",
@@ -118,6 +124,8 @@ def pulseboard(args, postgres=None):
             def unapplied():
                 return database.execute(query).fetchone()[0]
         result["applied_after"] = wait_applied(unapplied, started)
+        with open(f"/proc/{server.process.pid}/status") as status:
+            result["peak_rss_mb"] = next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmHWM"))
     finally:
         server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
@@ -162,14 +170,17 @@ def main():
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--students", type=int, default=200)
+    parser.add_argument("--varied-sizes", action="store_true", help="batch sizes from 1 to 2 × --batch − 1 instead of all --batch")
     parser.add_argument("--only", nargs="*", default=list(SYSTEMS), help="systems to run, from " + ", ".join(SYSTEMS))
     args = parser.parse_args()
     install_missing()
     results = {key: (SYSTEMS[key][0], SYSTEMS[key][1](args)) for key in args.only}
-    print(f"\nLearning-event ingest, {args.connections} connections, batches of {args.batch} events of {args.students} students, "
+    sizes = f"batches of 1 to {2 * args.batch - 1} events ({args.batch} on average)" if args.varied_sizes else f"batches of {args.batch} events"
+    print(f"\nLearning-event ingest, {args.connections} connections, {sizes} of {args.students} students, "
           f"{args.seconds} s each, one after the other on this machine ({os.cpu_count()} cores)\n")
-    print("| system | events/s (acknowledged) | × seed stack | request p50 | p99 | failed requests | socket errors | all applied after | applied/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| system | events/s (acknowledged) | × seed stack | request p50 | p99 | failed requests | socket errors | all applied after | applied/s "
+          "| server peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     reference = results.get("seed-stack", (None, None))[1]
     for name, result in results.values():
         ratio = f"{result['rate'] / reference['rate']:.2f}" if reference and reference["rate"] else "–"
@@ -177,7 +188,7 @@ def main():
         after = "–" if "applied_after" not in result else (f"{applied:.1f} s" if applied else "not within 600 s")
         rate = f"{int(result['events'] / applied):,}" if applied else "–"
         print(f"| {name} | {int(result['rate']):,} | {ratio} | {result['p50']} | {result['p99']} | {result['failed']} | "
-              f"{result['socket_errors'] or 'none'} | {after} | {rate} |")
+              f"{result['socket_errors'] or 'none'} | {after} | {rate} | {result.get('peak_rss_mb', '–')} {'MB' if 'peak_rss_mb' in result else ''} |")
 
 
 if __name__ == "__main__":
