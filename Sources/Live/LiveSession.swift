@@ -156,8 +156,9 @@ final class LiveConnection: @unchecked Sendable {
                 return (false, false)
             }
             inbox.events.append(event)
-            defer { inbox.draining = true }
-            return (true, !inbox.draining)
+            let start = !inbox.draining
+            inbox.draining = true
+            return (true, start)
         }
         if start { Task { await drain() } }
         return accepted
