@@ -11,8 +11,6 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
     /// Set by a WebSocket route that agrees to an upgrade (`webSocket(_:takeover:)`).
     package let webSocketTakeover = WebSocketTakeover()
     public let remoteAddress: SocketAddress?
-    /// The connection, so that a WebSocket whose client stopped reading can be cut off.
-    package let channel: any Channel
     public var principal: Principal? {
         didSet { caller.userID = if case .user(let user) = principal { user.id } else { nil } }
     }
@@ -29,7 +27,6 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        channel = source.channel
         remoteAddress = source.channel.remoteAddress
         clientAddress = remoteAddress?.ipAddress ?? "unknown"
     }

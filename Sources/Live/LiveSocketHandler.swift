@@ -145,8 +145,6 @@ package final class OpenSockets: Service {
         _ = open.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
     }
 
-    package var count: Int { open.withLock { $0.count } }
-
     package func run() async throws {
         try? await gracefulShutdown()
         for connection in open.withLock({ Array($0.values) }) { connection.goingAway() }
