@@ -56,14 +56,21 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .pong:
             awaitingPong = false
         case .connectionClose:
-            if !closeSent {
-                // Answer with the client's status code, as the protocol asks.
-                var bytes = frame.unmaskedData
-                let code = bytes.readSlice(length: 2) ?? ByteBuffer()
-                closeSent = true
-                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)), promise: nil)
+            // The answer to our own close frame: the handshake is over.
+            guard !closeSent else { return context.close(promise: nil) }
+            // Answer with the client's status code, as the protocol asks, and end our side only:
+            // the client closes the connection once it has read the answer (as Hummingbird's
+            // server did; a client closed under it failed its last write). One that does not is
+            // cut off after the close grace.
+            var bytes = frame.unmaskedData
+            let code = bytes.readSlice(length: 2) ?? ByteBuffer()
+            closeSent = true
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: code)), promise: nil)
+            context.close(mode: .output, promise: nil)
+            let grace = TimeAmount.nanoseconds(Int64(settings.closeGrace.seconds * 1e9))
+            context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
+                if context.channel.isActive { context.close(promise: nil) }
             }
-            context.close(promise: nil)
         default:
             break
         }
